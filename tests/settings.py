@@ -1,0 +1,33 @@
+"""Test settings: the example site, with DEBUG off and fast password hashing.
+
+``DATABASE_URL`` chooses the database (SQLite in memory when unset), which is how
+the test command runs the suite once on SQLite and once on PostgreSQL.
+"""
+
+import os
+
+from example_site.settings import *  # noqa: F403
+from example_site.settings import env
+
+DEBUG = False
+SECRET_KEY = "tests-only-secret-key-not-used-anywhere-else"
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DATABASES = {
+    "default": env.db("DATABASE_URL", default="sqlite://:memory:")
+    if os.environ.get("DATABASE_URL")
+    else {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+}
+
+# A complete, production-shaped LiveKit configuration; tests override it to test the checks.
+VOICE_WIDGET = {
+    "LIVEKIT_URL": "wss://livekit.test.invalid",
+    "LIVEKIT_API_KEY": "APItestkey",
+    "LIVEKIT_API_SECRET": "test-secret-that-is-long-enough-for-livekit-0123456789",
+    "AGENT_NAME": "voice-widget-test",
+}
+MEDIA_ROOT = "/tmp/voice-widget-test-media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

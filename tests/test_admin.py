@@ -1,0 +1,196 @@
+import csv
+import io
+import json
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import make_conversation, make_heartbeat, make_persona, make_turn
+from voice_widget.models import Persona
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("model", ["persona", "conversation", "workerheartbeat"])
+def test_changelist_renders_for_superuser(admin_client, model):
+    persona = make_persona(name="Paula", slug="paula")
+    conversation = make_conversation(persona)
+    make_turn(conversation, 1, "user", "Wann habt ihr offen?")
+    make_heartbeat()
+    response = admin_client.get(reverse(f"admin:voice_widget_{model}_changelist"))
+    assert response.status_code == 200
+    if model != "workerheartbeat":
+        assert "Paula" in response.content.decode()
+
+
+def test_persona_add_page_shows_fieldsets_in_editor_order(admin_client):
+    response = admin_client.get(reverse("admin:voice_widget_persona_add"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    headings = [
+        "Identity",
+        "Conversation",
+        "Voice pipeline",
+        "Turn-taking",
+        "Avatar &amp; preview",
+        "Widget look",
+        "Access &amp; limits",
+        "Tools",
+    ]
+    positions = [html.index(f">{heading}<") for heading in headings]
+    assert positions == sorted(positions)
+    assert 'name="instructions"' in html
+    assert "end_conversation" in html  # the built-in tool is offered as a choice
+
+
+def test_persona_change_page_shows_embed_snippet(admin_client):
+    persona = make_persona(slug="paula")
+    response = admin_client.get(reverse("admin:voice_widget_persona_change", args=[persona.pk]))
+    assert response.status_code == 200
+    assert "{% voice_widget &quot;paula&quot; %}" in response.content.decode()
+
+
+def test_persona_add_through_admin_validates_with_clean(admin_client):
+    url = reverse("admin:voice_widget_persona_add")
+    data = {
+        "name": "Nora",
+        "slug": "nora",
+        "is_active": "on",
+        "instructions": "Be kind.",
+        "greeting": "",
+        "greeting_mode": "say",
+        "start_mode": "click",
+        "language": "en",
+        "pipeline_kind": "pipeline",
+        "stt_provider": "deepgram",
+        "stt_model": "nova-3",
+        "llm_provider": "openai",
+        "llm_model": "gpt-4o-mini",
+        "tts_provider": "cartesia",
+        "tts_model": "sonic-2",
+        "tts_voice": "v1",
+        "azure_api_version": "2024-10-01-preview",
+        "realtime_provider": "openai",
+        "realtime_model": "gpt-realtime",
+        "realtime_turn_detection": "server_vad",
+        "realtime_eagerness": "auto",
+        "turn_detection": "multilingual",
+        "vad_threshold": "0.5",
+        "min_endpointing_delay": "0.5",
+        "max_endpointing_delay": "3",
+        "allow_interruptions": "on",
+        "min_interruption_duration": "0.5",
+        "min_interruption_words": "0",
+        "false_interruption_timeout": "2",
+        "noise_cancellation": "off",
+        "avatar_provider": "none",
+        "preview_mode": "none",
+        "theme": "auto",
+        "accent_color": "#2563eb",
+        "position": "floating",
+        "max_duration_seconds": "600",
+        "preview_idle_seconds": "120",
+        "enabled_tools": ["end_conversation"],
+    }
+    response = admin_client.post(url, data)
+    assert response.status_code == 200  # re-shown with the error, nothing saved
+    assert "word for word" in response.content.decode()
+    assert not Persona.objects.filter(slug="nora").exists()
+
+    data["greeting"] = "Hi, I am Nora."
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    nora = Persona.objects.get(slug="nora")
+    assert nora.enabled_tools == ["end_conversation"]
+
+
+def test_duplicate_action_creates_inactive_copy_with_unique_slug(admin_client):
+    persona = make_persona(name="Paula", slug="paula", instructions="Sei freundlich.")
+    url = reverse("admin:voice_widget_persona_changelist")
+    for _ in range(2):
+        response = admin_client.post(
+            url, {"action": "duplicate", "_selected_action": [persona.pk]}, follow=True
+        )
+        assert response.status_code == 200
+    copies = Persona.objects.exclude(pk=persona.pk).order_by("pk")
+    assert [c.slug for c in copies] == ["paula-copy", "paula-copy-2"]
+    assert all(not c.is_active and c.instructions == "Sei freundlich." for c in copies)
+    assert copies[0].name == "Paula (copy)"
+
+
+def test_conversation_change_page_is_read_only_with_ordered_transcript(admin_client):
+    conversation = make_conversation()
+    make_turn(conversation, 2, "agent", "Second line")
+    make_turn(conversation, 1, "user", "First line")
+    url = reverse("admin:voice_widget_conversation_change", args=[conversation.pk])
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.index("First line") < html.index("Second line")
+    assert 'name="_save"' not in html
+    assert admin_client.get(reverse("admin:voice_widget_conversation_add")).status_code == 403
+
+
+def test_conversation_search_finds_transcript_text(admin_client):
+    found = make_conversation(room_name="vw-found")
+    make_turn(found, 1, "user", "Do you repair cargo bikes?")
+    other = make_conversation(room_name="vw-other")
+    make_turn(other, 1, "user", "When are you open?")
+    response = admin_client.get(
+        reverse("admin:voice_widget_conversation_changelist"), {"q": "cargo"}
+    )
+    html = response.content.decode()
+    assert "vw-found" in html and "vw-other" not in html
+
+
+def _export(admin_client, action, conversations):
+    return admin_client.post(
+        reverse("admin:voice_widget_conversation_changelist"),
+        {"action": action, "_selected_action": [str(c.pk) for c in conversations]},
+    )
+
+
+def test_export_csv_has_every_line_in_order(admin_client):
+    conversation = make_conversation()
+    make_turn(conversation, 1, "agent", "Hello, how can I help?")
+    make_turn(conversation, 2, "user", "Ein Lastenrad, bitte — mit Motor.", interrupted=True)
+    response = _export(admin_client, "export_csv", [conversation])
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:3] == ["conversation", "persona", "started"]
+    assert [(r[3], r[5], r[6], r[7]) for r in rows[1:]] == [
+        ("1", "agent", "Hello, how can I help?", "no"),
+        ("2", "user", "Ein Lastenrad, bitte — mit Motor.", "yes"),
+    ]
+
+
+def test_export_json_groups_turns_by_conversation(admin_client):
+    first = make_conversation()
+    make_turn(first, 1, "user", "Hi")
+    second = make_conversation()
+    response = _export(admin_client, "export_json", [first, second])
+    assert response.status_code == 200
+    data = json.loads(response.content)
+    by_id = {item["conversation"]: item for item in data}
+    assert [t["text"] for t in by_id[str(first.pk)]["turns"]] == ["Hi"]
+    assert by_id[str(second.pk)]["turns"] == []
+    assert by_id[str(first.pk)]["persona"] == first.persona.slug
+
+
+def test_duration_filter_and_sorting(admin_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    short = make_conversation(
+        room_name="vw-short", started_at=now - timedelta(seconds=20), ended_at=now
+    )
+    make_conversation(room_name="vw-long", started_at=now - timedelta(minutes=8), ended_at=now)
+    url = reverse("admin:voice_widget_conversation_changelist")
+    html = admin_client.get(url, {"duration": "lt1"}).content.decode()
+    assert "vw-short" in html and "vw-long" not in html
+    assert short.duration == timedelta(seconds=20)
+    assert admin_client.get(url, {"o": "5"}).status_code == 200

@@ -1,0 +1,128 @@
+import pytest
+
+from voice_widget.checks import check_livekit_settings, check_voice_widget_values
+
+GOOD = {
+    "LIVEKIT_URL": "wss://example.livekit.cloud",
+    "LIVEKIT_API_KEY": "APIabc",
+    "LIVEKIT_API_SECRET": "x" * 40,
+}
+
+
+def ids(messages):
+    return sorted(message.id for message in messages)
+
+
+@pytest.fixture
+def production(settings, livekit_env_clear):
+    settings.DEBUG = False
+    return settings
+
+
+def test_good_configuration_has_no_messages(production):
+    production.VOICE_WIDGET = dict(GOOD)
+    assert check_livekit_settings() == []
+    assert check_voice_widget_values() == []
+
+
+def test_e001_missing_credentials_outside_debug(production):
+    production.VOICE_WIDGET = {"LIVEKIT_URL": GOOD["LIVEKIT_URL"]}
+    messages = check_livekit_settings()
+    assert ids(messages) == ["voice_widget.E001"]
+    assert "LIVEKIT_API_KEY" in messages[0].msg and "LIVEKIT_API_SECRET" in messages[0].msg
+    assert messages[0].hint
+
+
+def test_e001_not_raised_in_debug_thanks_to_dev_defaults(settings, livekit_env_clear):
+    settings.DEBUG = True
+    settings.VOICE_WIDGET = {}
+    assert check_livekit_settings() == []
+
+
+def test_e001_satisfied_by_environment(production, monkeypatch):
+    production.VOICE_WIDGET = {}
+    monkeypatch.setenv("LIVEKIT_URL", GOOD["LIVEKIT_URL"])
+    monkeypatch.setenv("LIVEKIT_API_KEY", GOOD["LIVEKIT_API_KEY"])
+    monkeypatch.setenv("LIVEKIT_API_SECRET", GOOD["LIVEKIT_API_SECRET"])
+    assert check_livekit_settings() == []
+
+
+@pytest.mark.parametrize("url", ["ftp://livekit.example", "livekit.example:7880", "wss://"])
+def test_e002_bad_url_scheme(production, url):
+    production.VOICE_WIDGET = {**GOOD, "LIVEKIT_URL": url}
+    assert ids(check_livekit_settings()) == ["voice_widget.E002"]
+
+
+@pytest.mark.parametrize("url", ["ws://a:7880", "wss://a", "http://a", "https://a.b"])
+def test_e002_accepts_every_livekit_scheme(production, url):
+    production.VOICE_WIDGET = {**GOOD, "LIVEKIT_URL": url}
+    assert check_livekit_settings() == []
+
+
+def test_e003_dev_credentials_outside_debug(production):
+    production.VOICE_WIDGET = {**GOOD, "LIVEKIT_API_KEY": "devkey", "LIVEKIT_API_SECRET": "secret"}
+    assert ids(check_livekit_settings()) == ["voice_widget.E003"]
+
+
+def test_e003_not_raised_in_debug(settings):
+    settings.DEBUG = True
+    settings.VOICE_WIDGET = {**GOOD, "LIVEKIT_API_KEY": "devkey", "LIVEKIT_API_SECRET": "secret"}
+    assert check_livekit_settings() == []
+
+
+def test_e004_short_secret_outside_debug(production):
+    production.VOICE_WIDGET = {**GOOD, "LIVEKIT_API_SECRET": "x" * 31}
+    assert ids(check_livekit_settings()) == ["voice_widget.E004"]
+
+
+def test_e005_setting_must_be_a_dict(settings):
+    settings.VOICE_WIDGET = ["AGENT_NAME"]
+    assert ids(check_voice_widget_values()) == ["voice_widget.E005"]
+
+
+def test_w001_unknown_key(settings):
+    settings.VOICE_WIDGET = {**GOOD, "AGENT_NAM": "typo"}
+    messages = check_voice_widget_values()
+    assert ids(messages) == ["voice_widget.W001"]
+    assert "AGENT_NAM" in messages[0].msg
+
+
+@pytest.mark.parametrize("name", ["", "has space", None, "-leading"])
+def test_e006_bad_agent_name(settings, name):
+    settings.VOICE_WIDGET = {**GOOD, "AGENT_NAME": name}
+    assert ids(check_voice_widget_values()) == ["voice_widget.E006"]
+
+
+@pytest.mark.parametrize("value", [0, -5, "600", 1.5, True])
+def test_e007_numbers_must_be_positive_integers(settings, value):
+    settings.VOICE_WIDGET = {**GOOD, "TOKEN_TTL": value}
+    messages = check_voice_widget_values()
+    assert ids(messages) == ["voice_widget.E007"]
+    assert "TOKEN_TTL" in messages[0].msg
+
+
+def test_e008_bad_throttle_rate(settings):
+    settings.VOICE_WIDGET = {**GOOD, "THROTTLE_RATES": {"anon": "ten per minute"}}
+    assert ids(check_voice_widget_values()) == ["voice_widget.E008"]
+
+
+def test_e008_accepts_drf_rates_and_none(settings):
+    settings.VOICE_WIDGET = {**GOOD, "THROTTLE_RATES": {"anon": "5/min", "user": None}}
+    assert check_voice_widget_values() == []
+
+
+@pytest.mark.parametrize(
+    "origins", [["https://ok.example/path"], "https://ok.example", ["not an origin"]]
+)
+def test_e009_bad_allowed_origins(settings, origins):
+    settings.VOICE_WIDGET = {**GOOD, "ALLOWED_ORIGINS": origins}
+    assert ids(check_voice_widget_values()) == ["voice_widget.E009"]
+
+
+def test_checks_run_through_manage_py_check(production):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    production.VOICE_WIDGET = {}
+    with pytest.raises(SystemCheckError, match="voice_widget.E001"):
+        call_command("check")

@@ -1,0 +1,446 @@
+"""Admin for editors (personas) and reviewers (conversations and their transcripts)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import DurationField, ExpressionWrapper, F, QuerySet
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.text import slugify
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .models import Conversation, Persona, Turn, WorkerHeartbeat
+from .tools import registry
+
+
+def _https_urls(field: models.Field, **kwargs: Any) -> forms.Field | None:
+    # Editors paste host names without a scheme; https is the right guess.
+    if isinstance(field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return field.formfield(**kwargs)
+
+
+class PersonaAdminForm(forms.ModelForm):
+    enabled_tools = forms.MultipleChoiceField(
+        label=_("Tools"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Functions the agent may call. Developers register more in code."),
+    )
+
+    class Meta:
+        model = Persona
+        fields = "__all__"
+        formfield_callback = _https_urls
+        widgets = {
+            "instructions": forms.Textarea(attrs={"rows": 12}),
+            "greeting": forms.Textarea(attrs={"rows": 2}),
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "stt_keyterms": forms.Textarea(attrs={"rows": 3}),
+            "tts_instructions": forms.Textarea(attrs={"rows": 2}),
+            "allowed_origins": forms.Textarea(attrs={"rows": 3}),
+            "accent_color": forms.TextInput(attrs={"type": "color"}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Choices are read per form so tools registered after import still show up.
+        self.fields["enabled_tools"].choices = registry.choices()
+
+
+@admin.register(Persona)
+class PersonaAdmin(admin.ModelAdmin):
+    form = PersonaAdminForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    list_display = [
+        "name",
+        "slug",
+        "is_active",
+        "language",
+        "pipeline_summary",
+        "avatar_provider",
+        "preview_mode",
+        "updated_at",
+    ]
+    list_filter = ["is_active", "pipeline_kind", "language", "avatar_provider", "preview_mode"]
+    search_fields = ["name", "slug", "description", "instructions"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["embed_snippet", "created_at", "updated_at"]
+    actions = ["duplicate"]
+    save_on_top = True
+    fieldsets = [
+        (
+            _("Identity"),
+            {"fields": ["name", "slug", "is_active", "description", "embed_snippet"]},
+        ),
+        (
+            _("Conversation"),
+            {
+                "fields": [
+                    "instructions",
+                    "greeting",
+                    "greeting_mode",
+                    "start_mode",
+                    "language",
+                    "closing_message",
+                ]
+            },
+        ),
+        (
+            _("Voice pipeline"),
+            {
+                "description": _(
+                    "API keys never go here: they come from the worker's environment "
+                    "(DEEPGRAM_API_KEY, OPENAI_API_KEY, CARTESIA_API_KEY, …)."
+                ),
+                "fields": [
+                    "pipeline_kind",
+                    ("stt_provider", "stt_model"),
+                    "stt_keyterms",
+                    ("llm_provider", "llm_model"),
+                    "llm_temperature",
+                    "llm_base_url",
+                    ("azure_endpoint", "azure_deployment", "azure_api_version"),
+                    ("tts_provider", "tts_model"),
+                    ("tts_voice", "tts_speed"),
+                    "tts_instructions",
+                    ("realtime_provider", "realtime_model", "realtime_voice"),
+                    "realtime_use_tts",
+                    "realtime_turn_detection",
+                    (
+                        "realtime_vad_threshold",
+                        "realtime_prefix_padding_ms",
+                        "realtime_silence_duration_ms",
+                    ),
+                    "realtime_eagerness",
+                ],
+            },
+        ),
+        (
+            _("Fallbacks"),
+            {
+                "classes": ["collapse"],
+                "description": _("Used when the primary provider of a stage fails."),
+                "fields": [
+                    ("stt_fallback_provider", "stt_fallback_model"),
+                    ("llm_fallback_provider", "llm_fallback_model"),
+                    ("tts_fallback_provider", "tts_fallback_model", "tts_fallback_voice"),
+                ],
+            },
+        ),
+        (
+            _("Turn-taking"),
+            {
+                "fields": [
+                    "turn_detection",
+                    "vad_threshold",
+                    ("min_endpointing_delay", "max_endpointing_delay"),
+                    "allow_interruptions",
+                    ("min_interruption_duration", "min_interruption_words"),
+                    "false_interruption_timeout",
+                    "preemptive_generation",
+                    "noise_cancellation",
+                ]
+            },
+        ),
+        (
+            _("Avatar & preview"),
+            {
+                "fields": [
+                    ("avatar_provider", "avatar_id"),
+                    "preview_mode",
+                    ("preview_image", "preview_image_url"),
+                    ("preview_video", "preview_video_url"),
+                ]
+            },
+        ),
+        (
+            _("Widget look"),
+            {"fields": ["theme", "accent_color", "position", "button_label", "welcome_text"]},
+        ),
+        (
+            _("Access & limits"),
+            {
+                "fields": [
+                    "allowed_origins",
+                    "login_required",
+                    "max_duration_seconds",
+                    "preview_idle_seconds",
+                    "max_concurrent_conversations",
+                ]
+            },
+        ),
+        (_("Tools"), {"fields": ["enabled_tools"]}),
+        (_("History"), {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description=_("Pipeline"))
+    def pipeline_summary(self, obj: Persona) -> str:
+        if obj.is_realtime:
+            return f"{obj.get_realtime_provider_display()} · {obj.realtime_model}"
+        return f"{obj.stt_model} → {obj.llm_model} → {obj.tts_model}"
+
+    @admin.display(description=_("Embed snippet"))
+    def embed_snippet(self, obj: Persona) -> str:
+        if not obj.pk:
+            return _("Save the persona to get its snippet.")
+        return format_html(
+            '<code style="user-select:all">{}</code><br><span class="help">{}</span>',
+            obj.embed_snippet,
+            _("Paste this into any template of your site."),
+        )
+
+    @admin.action(description=_("Duplicate selected personas (copies start inactive)"))
+    def duplicate(self, request: HttpRequest, queryset: QuerySet[Persona]) -> None:
+        created = []
+        for persona in queryset:
+            copy = Persona.objects.get(pk=persona.pk)
+            copy.pk = None
+            copy._state.adding = True
+            copy.name = f"{persona.name} (copy)"[:100]
+            copy.slug = _unique_slug(persona.slug)
+            copy.is_active = False
+            copy.save()
+            created.append(copy.name)
+        self.message_user(
+            request,
+            ngettext(
+                "Created %(count)d copy: %(names)s. It is inactive until you activate it.",
+                "Created %(count)d copies: %(names)s. They are inactive until you activate them.",
+                len(created),
+            )
+            % {"count": len(created), "names": ", ".join(created)},
+            messages.SUCCESS,
+        )
+
+
+def _unique_slug(base: str) -> str:
+    stem = slugify(f"{base}-copy")[:54]
+    slug, n = stem, 2
+    while Persona.objects.filter(slug=slug).exists():
+        slug = f"{stem}-{n}"
+        n += 1
+    return slug
+
+
+class TurnInline(admin.TabularInline):
+    model = Turn
+    fields = ["sequence", "created_at", "role", "text", "interrupted"]
+    readonly_fields = fields
+    ordering = ["sequence"]
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DurationFilter(admin.SimpleListFilter):
+    title = _("duration")
+    parameter_name = "duration"
+    BUCKETS = {
+        "lt1": (None, timedelta(minutes=1)),
+        "1to5": (timedelta(minutes=1), timedelta(minutes=5)),
+        "gt5": (timedelta(minutes=5), None),
+    }
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("lt1", _("under 1 minute")),
+            ("1to5", _("1 to 5 minutes")),
+            ("gt5", _("over 5 minutes")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        bounds = self.BUCKETS.get(self.value() or "")
+        if not bounds:
+            return queryset
+        low, high = bounds
+        if low is not None:
+            queryset = queryset.filter(duration_value__gte=low)
+        if high is not None:
+            queryset = queryset.filter(duration_value__lt=high)
+        return queryset
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "persona",
+        "status",
+        "end_reason",
+        "duration_display",
+        "turn_count",
+        "user",
+    ]
+    list_filter = ["status", "end_reason", "persona", DurationFilter, "created_at"]
+    search_fields = ["=id", "room_name", "identity", "page_url", "turns__text"]
+    date_hierarchy = "created_at"
+    inlines = [TurnInline]
+    actions = ["export_csv", "export_json"]
+    list_select_related = ["persona", "user"]
+    fieldsets = [
+        (None, {"fields": ["id", "persona", "status", "end_reason", "end_detail"]}),
+        (
+            _("When"),
+            {"fields": ["created_at", "agent_joined_at", "started_at", "ended_at"]},
+        ),
+        (
+            _("Who and where"),
+            {"fields": ["user", "identity", "room_name", "page_url"]},
+        ),
+        (
+            _("Context and usage"),
+            {"fields": ["signed_context", "page_context", "usage", "persona_snapshot"]},
+        ),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in Conversation._meta.fields if field.name != "end_key_hash"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        from django.db.models import Count
+
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                duration_value=ExpressionWrapper(
+                    F("ended_at") - Coalesce("started_at", "created_at"),
+                    output_field=DurationField(),
+                ),
+                turn_total=Count("turns", distinct=True),
+            )
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("duration"), ordering="duration_value")
+    def duration_display(self, obj: Conversation) -> str:
+        value = obj.duration
+        if value is None:
+            return "–" if obj.is_open else ""
+        seconds = int(value.total_seconds())
+        return f"{seconds // 60}:{seconds % 60:02d}"
+
+    @admin.display(description=_("lines"), ordering="turn_total")
+    def turn_count(self, obj: Conversation) -> int:
+        return getattr(obj, "turn_total", None) or obj.turns.count()
+
+    @admin.action(description=_("Export transcripts as CSV"))
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{_export_name()}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(
+            [
+                "conversation",
+                "persona",
+                "started",
+                "sequence",
+                "time",
+                "role",
+                "text",
+                "interrupted",
+            ]
+        )
+        for conversation in _with_turns(queryset):
+            for turn in conversation.turns.all():
+                writer.writerow(
+                    [
+                        conversation.pk,
+                        conversation.persona.slug,
+                        conversation.created_at.isoformat(),
+                        turn.sequence,
+                        turn.created_at.isoformat(),
+                        turn.role,
+                        turn.text,
+                        "yes" if turn.interrupted else "no",
+                    ]
+                )
+        return response
+
+    @admin.action(description=_("Export transcripts as JSON"))
+    def export_json(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse:
+        data = [
+            {
+                "conversation": str(conversation.pk),
+                "persona": conversation.persona.slug,
+                "status": conversation.status,
+                "created_at": conversation.created_at,
+                "started_at": conversation.started_at,
+                "ended_at": conversation.ended_at,
+                "end_reason": conversation.end_reason,
+                "page_url": conversation.page_url,
+                "usage": conversation.usage,
+                "turns": [
+                    {
+                        "sequence": turn.sequence,
+                        "time": turn.created_at,
+                        "role": turn.role,
+                        "text": turn.text,
+                        "interrupted": turn.interrupted,
+                    }
+                    for turn in conversation.turns.all()
+                ],
+            }
+            for conversation in _with_turns(queryset)
+        ]
+        response = HttpResponse(
+            json.dumps(data, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2),
+            content_type="application/json; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="{_export_name()}.json"'
+        return response
+
+
+def _with_turns(queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    return queryset.select_related("persona").prefetch_related("turns").order_by("created_at")
+
+
+def _export_name() -> str:
+    return f"transcripts-{timezone.now():%Y%m%d-%H%M%S}"
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ["agent_name", "host", "pid", "active_jobs", "started_at", "last_seen", "alive"]
+    list_filter = ["agent_name", "host"]
+    search_fields = ["agent_name", "host", "worker_id"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in WorkerHeartbeat._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(boolean=True, description=_("alive"))
+    def alive(self, obj: WorkerHeartbeat) -> bool:
+        from .conf import vw_settings
+
+        if obj.stopped_at:
+            return False
+        return obj.last_seen >= timezone.now() - timedelta(seconds=vw_settings.HEARTBEAT_TIMEOUT)

@@ -1,0 +1,113 @@
+"""Settings for django-voice-widget, read lazily from ``settings.VOICE_WIDGET``.
+
+Every key has a documented default here. Nothing is read at import time, so
+``override_settings`` works in tests and the same settings serve both the web
+process and the worker. This module imports no models.
+
+LiveKit credentials fall back to the environment variables LiveKit's own tools
+use (``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``), and, only
+when ``DEBUG`` is on, to the defaults of ``livekit-server --dev``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+SETTING_NAME = "VOICE_WIDGET"
+
+#: The credentials ``livekit-server --dev`` starts with.
+DEV_LIVEKIT_URL = "ws://127.0.0.1:7880"
+DEV_LIVEKIT_API_KEY = "devkey"
+DEV_LIVEKIT_API_SECRET = "secret"
+
+LIVEKIT_KEYS = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
+
+DEFAULTS: dict[str, Any] = {
+    # Where the LiveKit server is and how to sign tokens for it. ``None`` means
+    # "use the environment variable of the same name, or the dev default in DEBUG".
+    "LIVEKIT_URL": None,
+    "LIVEKIT_API_KEY": None,
+    "LIVEKIT_API_SECRET": None,
+    # The agent name the worker registers and every token dispatches.
+    "AGENT_NAME": "voice-widget",
+    # Lifetime of a participant token in seconds (it only needs to last until joining).
+    "TOKEN_TTL": 600,
+    # DRF throttle rates for the session endpoint: per IP for anonymous visitors,
+    # per user for logged-in ones.
+    "THROTTLE_RATES": {"anon": "10/minute", "user": "30/minute"},
+    # Page context a browser may send (bytes of JSON, nesting depth).
+    "MAX_CONTEXT_BYTES": 8 * 1024,
+    "MAX_CONTEXT_DEPTH": 4,
+    # How long a signed context produced by the template tag stays valid (seconds).
+    "SIGNED_CONTEXT_MAX_AGE": 60 * 60 * 12,
+    # Origins allowed for every persona, in addition to each persona's own list.
+    "ALLOWED_ORIGINS": [],
+    # Room limits written into each token's RoomConfiguration.
+    "ROOM_EMPTY_TIMEOUT": 60,
+    "ROOM_DEPARTURE_TIMEOUT": 10,
+    "ROOM_MAX_PARTICIPANTS": 4,
+    # Worker heartbeats: how often the worker writes one, and how old one may be
+    # before the health endpoint stops counting that worker.
+    "HEARTBEAT_INTERVAL": 5,
+    "HEARTBEAT_TIMEOUT": 20,
+}
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+class VoiceWidgetSettings:
+    """Attribute access to the merged ``VOICE_WIDGET`` settings, e.g. ``vw_settings.AGENT_NAME``."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid {SETTING_NAME} setting: {name!r}")
+        if name in LIVEKIT_KEYS:
+            return self._livekit_value(name)
+        return _user_settings().get(name, DEFAULTS[name])
+
+    def _livekit_value(self, name: str) -> str | None:
+        value = _user_settings().get(name) or _env(name)
+        if value:
+            return str(value).strip()
+        if settings.DEBUG:
+            return {
+                "LIVEKIT_URL": DEV_LIVEKIT_URL,
+                "LIVEKIT_API_KEY": DEV_LIVEKIT_API_KEY,
+                "LIVEKIT_API_SECRET": DEV_LIVEKIT_API_SECRET,
+            }[name]
+        return None
+
+    @property
+    def livekit_configured(self) -> bool:
+        """True when URL, key and secret all have a value (set or DEBUG default)."""
+        return all(getattr(self, key) for key in LIVEKIT_KEYS)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in DEFAULTS}
+
+    @property
+    def unknown_keys(self) -> list[str]:
+        return sorted(set(_user_settings()) - set(DEFAULTS))
+
+
+@cache
+def _user_settings() -> dict[str, Any]:
+    return dict(getattr(settings, SETTING_NAME, None) or {})
+
+
+@receiver(setting_changed)
+def _reset_cache(*, setting: str, **kwargs: Any) -> None:
+    if setting in (SETTING_NAME, "DEBUG"):
+        _user_settings.cache_clear()
+
+
+vw_settings = VoiceWidgetSettings()

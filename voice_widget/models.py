@@ -1,0 +1,898 @@
+"""Personas editors shape in admin, and the record of each conversation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from .tools import registry
+from .validators import (
+    split_origins,
+    validate_hex_color,
+    validate_language_tag,
+    validate_origins_text,
+)
+
+IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "webp", "gif", "avif"]
+VIDEO_EXTENSIONS = ["mp4", "webm"]
+
+
+class PipelineKind(models.TextChoices):
+    PIPELINE = "pipeline", _("Speech-to-text → language model → text-to-speech")
+    REALTIME = "realtime", _("Realtime speech-to-speech model")
+
+
+class GreetingMode(models.TextChoices):
+    SAY = "say", _("Say the greeting word for word")
+    GENERATE = "generate", _("Let the model greet (the greeting is a hint)")
+
+
+class StartMode(models.TextChoices):
+    CLICK = "click", _("Wait for the visitor's click (click-to-talk)")
+    IMMEDIATE = "immediate", _("Start as soon as the visitor joins")
+
+
+class STTProvider(models.TextChoices):
+    DEEPGRAM = "deepgram", _("Deepgram")
+    OPENAI = "openai", _("OpenAI")
+    LIVEKIT = "livekit", _("LiveKit Inference")
+
+
+class LLMProvider(models.TextChoices):
+    OPENAI = "openai", _("OpenAI")
+    OPENAI_COMPATIBLE = "openai_compatible", _("OpenAI-compatible server (Ollama, vLLM, Groq…)")
+    AZURE_OPENAI = "azure_openai", _("Azure OpenAI")
+    LIVEKIT = "livekit", _("LiveKit Inference")
+
+
+class TTSProvider(models.TextChoices):
+    CARTESIA = "cartesia", _("Cartesia")
+    OPENAI = "openai", _("OpenAI")
+    LIVEKIT = "livekit", _("LiveKit Inference")
+
+
+class RealtimeProvider(models.TextChoices):
+    OPENAI = "openai", _("OpenAI Realtime")
+    AZURE_OPENAI = "azure_openai", _("Azure OpenAI Realtime")
+
+
+class RealtimeTurnDetection(models.TextChoices):
+    SERVER_VAD = "server_vad", _("Server VAD (silence based)")
+    SEMANTIC_VAD = "semantic_vad", _("Semantic VAD (meaning based)")
+
+
+class SemanticEagerness(models.TextChoices):
+    AUTO = "auto", _("Auto")
+    LOW = "low", _("Low (patient)")
+    MEDIUM = "medium", _("Medium")
+    HIGH = "high", _("High (quick)")
+
+
+class TurnDetection(models.TextChoices):
+    MULTILINGUAL = "multilingual", _("Turn-detector model, multilingual")
+    ENGLISH = "english", _("Turn-detector model, English only")
+    VAD = "vad", _("Voice activity only (silence ends the turn)")
+    STT = "stt", _("Speech-to-text endpointing")
+    REALTIME = "realtime_llm", _("Realtime model decides")
+
+
+class NoiseCancellation(models.TextChoices):
+    OFF = "off", _("Off")
+    BVC = "bvc", _("Background voice cancellation (BVC)")
+    BVC_TELEPHONY = "bvc_telephony", _("BVC, with the telephony model for phone callers")
+
+
+class AvatarProvider(models.TextChoices):
+    NONE = "none", _("No avatar (voice only)")
+    BEY = "bey", _("Beyond Presence")
+
+
+class PreviewMode(models.TextChoices):
+    LIVE = "live", _("Live avatar, muted, until the visitor clicks")
+    POSTER = "poster", _("Idle clip or poster image")
+    NONE = "none", _("Button only")
+
+
+class Theme(models.TextChoices):
+    AUTO = "auto", _("Follow the visitor's system")
+    LIGHT = "light", _("Light")
+    DARK = "dark", _("Dark")
+
+
+class Position(models.TextChoices):
+    FLOATING = "floating", _("Floating button in the corner")
+    INLINE = "inline", _("Inline, where the tag is placed")
+
+
+class PersonaQuerySet(models.QuerySet):
+    def active(self) -> PersonaQuerySet:
+        return self.filter(is_active=True)
+
+
+def _preview_upload_to(instance: Persona, filename: str) -> str:
+    return f"voice_widget/previews/{instance.slug or 'persona'}/{filename}"
+
+
+class Persona(models.Model):
+    """Everything a content editor may change about an agent. No API key is ever stored here."""
+
+    # Identity
+    name = models.CharField(_("name"), max_length=100, help_text=_("Shown to visitors."))
+    slug = models.SlugField(
+        _("slug"),
+        max_length=60,
+        unique=True,
+        help_text=_('Used in the template tag: {% voice_widget "slug" %}.'),
+    )
+    is_active = models.BooleanField(
+        _("active"),
+        default=True,
+        help_text=_("Inactive personas render nothing and start no conversations."),
+    )
+    description = models.TextField(
+        _("description"), blank=True, help_text=_("Internal notes for editors; never sent.")
+    )
+
+    # Conversation
+    instructions = models.TextField(
+        _("instructions"),
+        help_text=_("The system prompt: who the agent is, what it knows, how it speaks."),
+    )
+    greeting = models.TextField(
+        _("greeting"),
+        blank=True,
+        help_text=_("The first thing the agent says after the visitor clicks start."),
+    )
+    greeting_mode = models.CharField(
+        _("greeting mode"), max_length=20, choices=GreetingMode, default=GreetingMode.SAY
+    )
+    start_mode = models.CharField(
+        _("start"),
+        max_length=20,
+        choices=StartMode,
+        default=StartMode.CLICK,
+        help_text=_("Start immediately only on pages without a preview."),
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=35,
+        default="en",
+        validators=[validate_language_tag],
+        help_text=_("BCP-47 tag, e.g. en, en-US, de-DE. Sets speech recognition and labels."),
+    )
+    closing_message = models.CharField(
+        _("closing line"),
+        max_length=300,
+        blank=True,
+        default="We are out of time for today. Thank you for talking with me, goodbye!",
+        help_text=_("Said when the conversation reaches its maximum length."),
+    )
+
+    # Voice pipeline
+    pipeline_kind = models.CharField(
+        _("pipeline"), max_length=20, choices=PipelineKind, default=PipelineKind.PIPELINE
+    )
+    stt_provider = models.CharField(
+        _("speech-to-text provider"),
+        max_length=20,
+        choices=STTProvider,
+        default=STTProvider.DEEPGRAM,
+        blank=True,
+    )
+    stt_model = models.CharField(
+        _("speech-to-text model"),
+        max_length=100,
+        default="nova-3",
+        blank=True,
+        help_text=_(
+            "e.g. nova-3 (Deepgram), gpt-4o-transcribe (OpenAI), deepgram/nova-3 "
+            "(LiveKit Inference)."
+        ),
+    )
+    stt_keyterms = models.TextField(
+        _("key terms"),
+        blank=True,
+        help_text=_(
+            "Words the recogniser should expect (product names…), one per line. Deepgram only."
+        ),
+    )
+    llm_provider = models.CharField(
+        _("language model provider"),
+        max_length=30,
+        choices=LLMProvider,
+        default=LLMProvider.OPENAI,
+        blank=True,
+    )
+    llm_model = models.CharField(
+        _("language model"),
+        max_length=100,
+        default="gpt-4o-mini",
+        blank=True,
+        help_text=_(
+            "e.g. gpt-4o-mini, llama3.1 (Ollama), openai/gpt-4.1-mini (LiveKit "
+            "Inference). For Azure, the deployment name."
+        ),
+    )
+    llm_temperature = models.FloatField(
+        _("temperature"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
+        help_text=_("0 is focused, 1 is creative. Empty: the provider's default."),
+    )
+    llm_base_url = models.URLField(
+        _("OpenAI-compatible base URL"),
+        blank=True,
+        help_text=_("For an OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 for Ollama."),
+    )
+    azure_endpoint = models.URLField(
+        _("Azure endpoint"),
+        blank=True,
+        help_text=_(
+            "e.g. https://my-resource.openai.azure.com. The key comes from AZURE_OPENAI_API_KEY."
+        ),
+    )
+    azure_deployment = models.CharField(_("Azure deployment"), max_length=100, blank=True)
+    azure_api_version = models.CharField(
+        _("Azure API version"), max_length=40, blank=True, default="2024-10-01-preview"
+    )
+    tts_provider = models.CharField(
+        _("text-to-speech provider"),
+        max_length=20,
+        choices=TTSProvider,
+        default=TTSProvider.CARTESIA,
+        blank=True,
+    )
+    tts_model = models.CharField(
+        _("text-to-speech model"),
+        max_length=100,
+        default="sonic-2",
+        blank=True,
+        help_text=_(
+            "e.g. sonic-2 (Cartesia), gpt-4o-mini-tts (OpenAI), "
+            "cartesia/sonic-2 (LiveKit Inference)."
+        ),
+    )
+    tts_voice = models.CharField(
+        _("voice"),
+        max_length=100,
+        blank=True,
+        help_text=_("Cartesia voice id, or an OpenAI voice name such as alloy or coral."),
+    )
+    tts_speed = models.FloatField(
+        _("speaking speed"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.5), MaxValueValidator(2.0)],
+        help_text=_("1.0 is normal. Empty: the provider's default."),
+    )
+    tts_instructions = models.TextField(
+        _("voice instructions"),
+        blank=True,
+        help_text=_("How the voice should sound (OpenAI gpt-4o-mini-tts only)."),
+    )
+    realtime_provider = models.CharField(
+        _("realtime provider"),
+        max_length=20,
+        choices=RealtimeProvider,
+        default=RealtimeProvider.OPENAI,
+        blank=True,
+    )
+    realtime_model = models.CharField(
+        _("realtime model"),
+        max_length=100,
+        blank=True,
+        default="gpt-realtime",
+        help_text=_("e.g. gpt-realtime. For Azure, the deployment name."),
+    )
+    realtime_voice = models.CharField(_("realtime voice"), max_length=50, blank=True)
+    realtime_use_tts = models.BooleanField(
+        _("speak with the text-to-speech voice"),
+        default=False,
+        help_text=_("The realtime model answers in text and the TTS settings above speak it."),
+    )
+    realtime_turn_detection = models.CharField(
+        _("realtime turn detection"),
+        max_length=20,
+        choices=RealtimeTurnDetection,
+        default=RealtimeTurnDetection.SERVER_VAD,
+        blank=True,
+    )
+    realtime_vad_threshold = models.FloatField(
+        _("server VAD threshold"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=_("Higher needs louder speech (noisy rooms). Default 0.5."),
+    )
+    realtime_prefix_padding_ms = models.PositiveIntegerField(
+        _("server VAD prefix padding (ms)"), null=True, blank=True
+    )
+    realtime_silence_duration_ms = models.PositiveIntegerField(
+        _("server VAD silence duration (ms)"),
+        null=True,
+        blank=True,
+        help_text=_("How long a pause ends the visitor's turn. Longer is more patient."),
+    )
+    realtime_eagerness = models.CharField(
+        _("semantic VAD eagerness"),
+        max_length=10,
+        choices=SemanticEagerness,
+        default=SemanticEagerness.AUTO,
+        blank=True,
+    )
+    stt_fallback_provider = models.CharField(
+        _("fallback speech-to-text provider"), max_length=20, choices=STTProvider, blank=True
+    )
+    stt_fallback_model = models.CharField(_("fallback STT model"), max_length=100, blank=True)
+    llm_fallback_provider = models.CharField(
+        _("fallback language model provider"), max_length=30, choices=LLMProvider, blank=True
+    )
+    llm_fallback_model = models.CharField(_("fallback LLM model"), max_length=100, blank=True)
+    tts_fallback_provider = models.CharField(
+        _("fallback text-to-speech provider"), max_length=20, choices=TTSProvider, blank=True
+    )
+    tts_fallback_model = models.CharField(_("fallback TTS model"), max_length=100, blank=True)
+    tts_fallback_voice = models.CharField(_("fallback voice"), max_length=100, blank=True)
+
+    # Turn-taking
+    turn_detection = models.CharField(
+        _("turn detection"),
+        max_length=20,
+        choices=TurnDetection,
+        default=TurnDetection.MULTILINGUAL,
+        help_text=_("How the agent decides the visitor has finished speaking."),
+    )
+    vad_threshold = models.FloatField(
+        _("voice activity threshold"),
+        default=0.5,
+        validators=[MinValueValidator(0.05), MaxValueValidator(0.95)],
+        help_text=_("How sure the voice detector must be that someone speaks (0.05–0.95)."),
+    )
+    min_endpointing_delay = models.FloatField(
+        _("minimum pause before answering (s)"),
+        default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(10.0)],
+    )
+    max_endpointing_delay = models.FloatField(
+        _("maximum wait before answering (s)"),
+        default=3.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(30.0)],
+        help_text=_("Upper bound when the visitor seems not finished yet."),
+    )
+    allow_interruptions = models.BooleanField(_("visitor may interrupt"), default=True)
+    min_interruption_duration = models.FloatField(
+        _("minimum interruption (s)"),
+        default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(5.0)],
+    )
+    min_interruption_words = models.PositiveSmallIntegerField(
+        _("minimum interruption words"),
+        default=0,
+        help_text=_("Words the visitor must say to interrupt; 0 means any speech."),
+    )
+    false_interruption_timeout = models.FloatField(
+        _("false interruption timeout (s)"),
+        null=True,
+        blank=True,
+        default=2.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(10.0)],
+        help_text=_(
+            "If an interruption has no words within this time, the agent resumes. "
+            "Empty: never resume."
+        ),
+    )
+    preemptive_generation = models.BooleanField(
+        _("preemptive generation"),
+        default=False,
+        help_text=_("Start answering while the visitor is still finishing: faster, costs more."),
+    )
+    noise_cancellation = models.CharField(
+        _("noise cancellation"),
+        max_length=20,
+        choices=NoiseCancellation,
+        default=NoiseCancellation.OFF,
+        help_text=_("Removes background voices and noise. Needs LiveKit Cloud."),
+    )
+
+    # Avatar & preview
+    avatar_provider = models.CharField(
+        _("avatar"), max_length=20, choices=AvatarProvider, default=AvatarProvider.NONE
+    )
+    avatar_id = models.CharField(
+        _("avatar id"),
+        max_length=100,
+        blank=True,
+        help_text=_("The avatar's id at Beyond Presence. The key comes from BEY_API_KEY."),
+    )
+    preview_mode = models.CharField(
+        _("preview"),
+        max_length=20,
+        choices=PreviewMode,
+        default=PreviewMode.NONE,
+        help_text=_(
+            "A live preview spends avatar minutes while the page is open; a poster or "
+            "idle clip costs nothing until the visitor clicks."
+        ),
+    )
+    preview_image = models.FileField(
+        _("poster image"),
+        upload_to=_preview_upload_to,
+        blank=True,
+        validators=[FileExtensionValidator(IMAGE_EXTENSIONS)],
+    )
+    preview_image_url = models.URLField(_("poster image URL"), blank=True)
+    preview_video = models.FileField(
+        _("idle clip"),
+        upload_to=_preview_upload_to,
+        blank=True,
+        validators=[FileExtensionValidator(VIDEO_EXTENSIONS)],
+        help_text=_("A short looping video (mp4 or webm), played muted."),
+    )
+    preview_video_url = models.URLField(_("idle clip URL"), blank=True)
+
+    # Widget look
+    theme = models.CharField(_("theme"), max_length=10, choices=Theme, default=Theme.AUTO)
+    accent_color = models.CharField(
+        _("accent colour"),
+        max_length=7,
+        default="#2563eb",
+        validators=[validate_hex_color],
+        help_text=_("Six hex digits, e.g. #2563eb."),
+    )
+    position = models.CharField(
+        _("position"), max_length=10, choices=Position, default=Position.FLOATING
+    )
+    button_label = models.CharField(
+        _("button label"),
+        max_length=60,
+        blank=True,
+        help_text=_("Empty: “Start conversation” in the persona's language."),
+    )
+    welcome_text = models.CharField(
+        _("welcome text"),
+        max_length=200,
+        blank=True,
+        help_text=_("A line shown above the button, e.g. “Questions? Ask Paula.”"),
+    )
+
+    # Access & limits
+    allowed_origins = models.TextField(
+        _("allowed origins"),
+        blank=True,
+        validators=[validate_origins_text],
+        help_text=_(
+            "Other sites that may embed this persona, one per line, e.g. "
+            "https://shop.example.com. This site itself is always allowed."
+        ),
+    )
+    login_required = models.BooleanField(
+        _("login required"), default=False, help_text=_("Only logged-in users may talk.")
+    )
+    max_duration_seconds = models.PositiveIntegerField(
+        _("maximum conversation length (s)"),
+        default=600,
+        validators=[MinValueValidator(30), MaxValueValidator(4 * 60 * 60)],
+    )
+    preview_idle_seconds = models.PositiveIntegerField(
+        _("preview idle timeout (s)"),
+        default=120,
+        validators=[MinValueValidator(10), MaxValueValidator(60 * 60)],
+        help_text=_("If nobody clicks start within this time, the agent (and avatar) leave."),
+    )
+    max_concurrent_conversations = models.PositiveIntegerField(
+        _("maximum concurrent conversations"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: no limit."),
+    )
+
+    # Tools
+    enabled_tools = models.JSONField(
+        _("tools"),
+        default=list,
+        blank=True,
+        help_text=_("Functions the agent may call. Host projects register more in code."),
+    )
+
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = PersonaQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("persona")
+        verbose_name_plural = _("personas")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def embed_snippet(self) -> str:
+        return f'{{% load voice_widget %}}{{% voice_widget "{self.slug}" %}}'
+
+    @property
+    def allowed_origin_list(self) -> list[str]:
+        return split_origins(self.allowed_origins)
+
+    @property
+    def poster_url(self) -> str:
+        if self.preview_image:
+            return self.preview_image.url
+        return self.preview_image_url
+
+    @property
+    def idle_clip_url(self) -> str:
+        if self.preview_video:
+            return self.preview_video.url
+        return self.preview_video_url
+
+    @property
+    def is_realtime(self) -> bool:
+        return self.pipeline_kind == PipelineKind.REALTIME
+
+    @property
+    def has_avatar(self) -> bool:
+        return self.avatar_provider != AvatarProvider.NONE
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+
+        def add(field: str, message: Any) -> None:
+            errors.setdefault(field, []).append(message)
+
+        self._clean_conversation(add)
+        if self.is_realtime:
+            self._clean_realtime(add)
+        else:
+            self._clean_pipeline(add)
+        self._clean_turn_taking(add)
+        self._clean_avatar_and_preview(add)
+
+        unknown = [name for name in self.enabled_tools or [] if name not in registry]
+        if not isinstance(self.enabled_tools, list):
+            add("enabled_tools", _("Tools must be a list of tool names."))
+        elif unknown:
+            add(
+                "enabled_tools",
+                _("These tools are not registered in this site's code: %(names)s.")
+                % {"names": ", ".join(map(str, unknown))},
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    def _clean_conversation(self, add: Any) -> None:
+        if self.greeting_mode == GreetingMode.SAY and not self.greeting.strip():
+            add(
+                "greeting",
+                _("Write the greeting to say word for word, or choose “Let the model greet”."),
+            )
+        if self.start_mode == StartMode.IMMEDIATE and self.preview_mode == PreviewMode.LIVE:
+            add(
+                "start_mode",
+                _("A live preview waits for the visitor's click; it cannot start immediately."),
+            )
+
+    def _clean_pipeline(self, add: Any) -> None:
+        for prefix, label in (
+            ("stt", _("speech-to-text")),
+            ("llm", _("language model")),
+            ("tts", _("text-to-speech")),
+        ):
+            if not getattr(self, f"{prefix}_provider"):
+                add(f"{prefix}_provider", _("Choose a %(stage)s provider.") % {"stage": label})
+            if not getattr(self, f"{prefix}_model").strip():
+                add(f"{prefix}_model", _("Name the %(stage)s model.") % {"stage": label})
+        self._clean_llm_provider(add, self.llm_provider)
+        self._clean_tts_voice(add)
+        if self.stt_keyterms.strip() and self.stt_provider != STTProvider.DEEPGRAM:
+            add("stt_keyterms", _("Key terms work with Deepgram only."))
+        if self.turn_detection == TurnDetection.REALTIME:
+            add(
+                "turn_detection",
+                _("“Realtime model decides” needs the realtime pipeline; pick another mode."),
+            )
+        if self.turn_detection == TurnDetection.STT and self.stt_provider == STTProvider.OPENAI:
+            add(
+                "turn_detection",
+                _(
+                    "OpenAI speech-to-text does not detect the end of a turn; use the "
+                    "turn-detector model or voice activity instead."
+                ),
+            )
+        for stage in ("stt", "llm", "tts"):
+            fallback = getattr(self, f"{stage}_fallback_provider")
+            fallback_model = getattr(self, f"{stage}_fallback_model").strip()
+            if fallback and not fallback_model:
+                add(f"{stage}_fallback_model", _("Name the fallback model."))
+            if fallback_model and not fallback:
+                add(f"{stage}_fallback_provider", _("Choose the fallback provider."))
+            if (
+                fallback
+                and fallback == getattr(self, f"{stage}_provider")
+                and fallback_model == getattr(self, f"{stage}_model").strip()
+            ):
+                add(
+                    f"{stage}_fallback_model",
+                    _("The fallback is the same as the primary; choose a different one."),
+                )
+        if self.llm_fallback_provider:
+            self._clean_llm_provider(add, self.llm_fallback_provider, fallback=True)
+
+    def _clean_llm_provider(self, add: Any, provider: str, fallback: bool = False) -> None:
+        field = "llm_fallback_provider" if fallback else "llm_provider"
+        if provider == LLMProvider.OPENAI_COMPATIBLE and not self.llm_base_url:
+            add(
+                "llm_base_url" if not fallback else field,
+                _(
+                    "An OpenAI-compatible server needs its base URL, e.g. "
+                    "http://127.0.0.1:11434/v1."
+                ),
+            )
+        if provider == LLMProvider.AZURE_OPENAI and not self.azure_endpoint:
+            add("azure_endpoint", _("Azure OpenAI needs the endpoint of your resource."))
+        if (
+            not fallback
+            and self.llm_base_url
+            and LLMProvider.OPENAI_COMPATIBLE not in (self.llm_provider, self.llm_fallback_provider)
+        ):
+            add(
+                "llm_base_url",
+                _(
+                    "A base URL is only used with “OpenAI-compatible server”; clear it or "
+                    "switch the provider."
+                ),
+            )
+
+    def _clean_tts_voice(self, add: Any) -> None:
+        if self.tts_provider in (TTSProvider.CARTESIA, TTSProvider.OPENAI) and not (
+            self.tts_voice.strip()
+        ):
+            add("tts_voice", _("Choose the voice the agent speaks with."))
+        if self.tts_instructions.strip() and self.tts_provider != TTSProvider.OPENAI:
+            add("tts_instructions", _("Voice instructions work with OpenAI text-to-speech only."))
+
+    def _clean_realtime(self, add: Any) -> None:
+        if not self.realtime_provider:
+            add("realtime_provider", _("Choose the realtime provider."))
+        if not self.realtime_model.strip():
+            add("realtime_model", _("Name the realtime model (or Azure deployment)."))
+        if self.realtime_provider == RealtimeProvider.AZURE_OPENAI and not self.azure_endpoint:
+            add("azure_endpoint", _("Azure OpenAI Realtime needs the endpoint of your resource."))
+        if self.realtime_use_tts:
+            if not self.tts_provider:
+                add("tts_provider", _("Choose a text-to-speech provider for the voice."))
+            if not self.tts_model.strip():
+                add("tts_model", _("Name the text-to-speech model."))
+            self._clean_tts_voice(add)
+        if self.turn_detection not in (TurnDetection.REALTIME, TurnDetection.VAD):
+            add(
+                "turn_detection",
+                _(
+                    "With a realtime model, let the realtime model decide or use voice "
+                    "activity only."
+                ),
+            )
+        if (
+            self.realtime_turn_detection == RealtimeTurnDetection.SEMANTIC_VAD
+            and self.realtime_vad_threshold is not None
+        ):
+            add(
+                "realtime_vad_threshold",
+                _("The VAD threshold applies to server VAD only; semantic VAD uses eagerness."),
+            )
+
+    def _clean_turn_taking(self, add: Any) -> None:
+        if self.min_endpointing_delay > self.max_endpointing_delay:
+            add(
+                "max_endpointing_delay",
+                _("The maximum wait must be at least the minimum pause."),
+            )
+        if self.turn_detection == TurnDetection.ENGLISH and not self.language.lower().startswith(
+            "en"
+        ):
+            add(
+                "turn_detection",
+                _(
+                    "The English turn-detector model cannot follow %(language)s; use the "
+                    "multilingual one."
+                )
+                % {"language": self.language},
+            )
+
+    def _clean_avatar_and_preview(self, add: Any) -> None:
+        if self.has_avatar and not self.avatar_id.strip():
+            add("avatar_id", _("Enter the avatar id from Beyond Presence."))
+        if not self.has_avatar and self.avatar_id.strip():
+            add("avatar_provider", _("Choose the avatar provider for this avatar id."))
+        if self.preview_mode == PreviewMode.LIVE and not self.has_avatar:
+            add(
+                "preview_mode",
+                _("A live preview shows the avatar; choose an avatar or a poster preview."),
+            )
+        if self.preview_image and self.preview_image_url:
+            add("preview_image_url", _("Upload a poster image or give its URL, not both."))
+        if self.preview_video and self.preview_video_url:
+            add("preview_video_url", _("Upload an idle clip or give its URL, not both."))
+        if self.preview_mode == PreviewMode.POSTER and not (self.poster_url or self.idle_clip_url):
+            add(
+                "preview_mode",
+                _("A poster preview needs a poster image or an idle clip (upload or URL)."),
+            )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The persona's settings as plain JSON, stored on each conversation."""
+        data: dict[str, Any] = {}
+        for field in self._meta.concrete_fields:
+            value = field.value_from_object(self)
+            if isinstance(field, models.FileField):
+                value = value.url if value else ""
+            elif hasattr(value, "isoformat"):
+                value = value.isoformat()
+            data[field.attname] = value
+        return data
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:voice_widget_persona_change", args=[self.pk])
+
+
+class ConversationStatus(models.TextChoices):
+    CREATED = "created", _("Waiting for the agent")
+    READY = "ready", _("Agent joined, waiting for start")
+    ACTIVE = "active", _("Talking")
+    ENDED = "ended", _("Ended")
+    FAILED = "failed", _("Failed")
+
+
+class EndReason(models.TextChoices):
+    CLIENT_END = "client_end", _("Visitor ended it")
+    AGENT_END = "agent_end", _("Agent ended it")
+    PARTICIPANT_LEFT = "participant_left", _("Visitor left")
+    MAX_DURATION = "max_duration", _("Reached the maximum length")
+    IDLE_TIMEOUT = "idle_timeout", _("Nobody clicked start")
+    ROOM_FINISHED = "room_finished", _("Room closed")
+    ERROR = "error", _("Error")
+    WORKER_SHUTDOWN = "worker_shutdown", _("Worker shut down")
+
+
+class ConversationQuerySet(models.QuerySet):
+    def open(self) -> ConversationQuerySet:
+        return self.exclude(status__in=[ConversationStatus.ENDED, ConversationStatus.FAILED])
+
+
+class Conversation(models.Model):
+    """One per token request: who talked to which persona, where, and how it ended."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    persona = models.ForeignKey(
+        Persona, on_delete=models.PROTECT, related_name="conversations", verbose_name=_("persona")
+    )
+    persona_snapshot = models.JSONField(_("persona settings used"), default=dict, blank=True)
+    room_name = models.CharField(_("room"), max_length=100, unique=True)
+    identity = models.CharField(_("participant identity"), max_length=100)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="voice_conversations",
+        verbose_name=_("user"),
+    )
+    page_url = models.URLField(_("page URL"), max_length=2000, blank=True)
+    page_context = models.JSONField(
+        _("page context (from the browser, unverified)"), default=dict, blank=True
+    )
+    signed_context = models.JSONField(
+        _("page context (signed by the server)"), default=dict, blank=True
+    )
+    end_key_hash = models.CharField(max_length=64, blank=True, editable=False)
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=ConversationStatus,
+        default=ConversationStatus.CREATED,
+        db_index=True,
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    agent_joined_at = models.DateTimeField(_("agent joined"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started talking"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    end_reason = models.CharField(
+        _("end reason"), max_length=30, choices=EndReason, blank=True, db_index=True
+    )
+    end_detail = models.CharField(_("end detail"), max_length=500, blank=True)
+    usage = models.JSONField(_("usage"), default=dict, blank=True)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+
+    def __str__(self) -> str:
+        return f"{self.persona_snapshot.get('name') or self.persona_id} · {self.room_name}"
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Talking time: from the visitor's start (or creation) to the end."""
+        if not self.ended_at:
+            return None
+        return self.ended_at - (self.started_at or self.created_at)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in (ConversationStatus.ENDED, ConversationStatus.FAILED)
+
+
+class TurnRole(models.TextChoices):
+    USER = "user", _("Visitor")
+    AGENT = "agent", _("Agent")
+    SYSTEM = "system", _("System")
+
+
+class Turn(models.Model):
+    """One line of a conversation's transcript."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="turns", verbose_name=_("conversation")
+    )
+    sequence = models.PositiveIntegerField(_("#"))
+    role = models.CharField(_("role"), max_length=10, choices=TurnRole)
+    text = models.TextField(_("text"))
+    interrupted = models.BooleanField(_("interrupted"), default=False)
+    created_at = models.DateTimeField(_("time"), db_index=True)
+
+    class Meta:
+        ordering = ["conversation", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "sequence"], name="voice_widget_turn_unique_sequence"
+            )
+        ]
+        verbose_name = _("transcript line")
+        verbose_name_plural = _("transcript")
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()}: {self.text[:60]}"
+
+
+class WorkerHeartbeatQuerySet(models.QuerySet):
+    def alive(self, agent_name: str, within: timedelta) -> WorkerHeartbeatQuerySet:
+        from django.utils import timezone
+
+        return self.filter(
+            agent_name=agent_name, stopped_at__isnull=True, last_seen__gte=timezone.now() - within
+        )
+
+
+class WorkerHeartbeat(models.Model):
+    """A worker process that is (or was) running, so the API can tell if any agent is up."""
+
+    worker_id = models.CharField(_("worker id"), max_length=100, unique=True)
+    agent_name = models.CharField(_("agent name"), max_length=100, db_index=True)
+    host = models.CharField(_("host"), max_length=255)
+    pid = models.PositiveIntegerField(_("process id"))
+    started_at = models.DateTimeField(_("started"))
+    last_seen = models.DateTimeField(_("last seen"), db_index=True)
+    stopped_at = models.DateTimeField(_("stopped"), null=True, blank=True)
+    active_jobs = models.PositiveIntegerField(_("active conversations"), default=0)
+
+    objects = WorkerHeartbeatQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_seen"]
+        verbose_name = _("worker heartbeat")
+        verbose_name_plural = _("worker heartbeats")
+
+    def __str__(self) -> str:
+        return f"{self.agent_name} on {self.host} (pid {self.pid})"
