@@ -41,7 +41,7 @@ class PersonaAdminForm(forms.ModelForm):
 
     class Meta:
         model = Persona
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 (the admin fieldsets choose what is shown)
         formfield_callback = _https_urls
         widgets = {
             "instructions": forms.Textarea(attrs={"rows": 12}),

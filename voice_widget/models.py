@@ -10,7 +10,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
 from django.db import models
-from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from .tools import registry
@@ -740,9 +739,6 @@ class Persona(models.Model):
                 value = value.isoformat()
             data[field.attname] = value
         return data
-
-    def get_absolute_url(self) -> str:
-        return reverse("admin:voice_widget_persona_change", args=[self.pk])
 
 
 class ConversationStatus(models.TextChoices):

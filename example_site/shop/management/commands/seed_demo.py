@@ -22,7 +22,7 @@ DEMO_PERSONAS: list[dict[str, Any]] = [
     {
         "slug": "ben",
         "name": "Ben",
-        "description": "English shop assistant on the default pipeline (Deepgram, OpenAI, Cartesia).",
+        "description": "English shop assistant; default pipeline: Deepgram, OpenAI, Cartesia.",
         "language": "en",
         "instructions": (
             "You are Ben, the friendly shop assistant of Linden Bikes. Answer questions about "
