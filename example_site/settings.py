@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "voice_widget",
+    # The worker's app: safe in every process, it imports livekit.agents only when it runs.
+    "agent_runner",
     "example_site.shop",
 ]
 

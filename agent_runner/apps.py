@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AgentRunnerConfig(AppConfig):
+    name = "agent_runner"
+    verbose_name = "Voice agent worker"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,49 @@
+"""State changes of a conversation that both the web process and the worker make."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Conversation, ConversationStatus, EndReason
+from .signals import conversation_ended
+
+logger = logging.getLogger(__name__)
+
+OPEN_STATUSES = [ConversationStatus.CREATED, ConversationStatus.READY, ConversationStatus.ACTIVE]
+
+
+def end_conversation(
+    conversation_id: uuid.UUID | str,
+    reason: EndReason | str,
+    *,
+    detail: str = "",
+    failed: bool = False,
+) -> bool:
+    """Mark an open conversation ended (or failed) with ``reason``; True if this call ended it.
+
+    The update is conditional on the conversation still being open, so the web process and
+    the worker may both try: exactly one succeeds, and only that one sends
+    ``conversation_ended``.
+    """
+    reason = EndReason(reason)
+    status = ConversationStatus.FAILED if failed else ConversationStatus.ENDED
+    with transaction.atomic():
+        updated = Conversation.objects.filter(pk=conversation_id, status__in=OPEN_STATUSES).update(
+            status=status, end_reason=reason, end_detail=detail[:500], ended_at=timezone.now()
+        )
+    if not updated:
+        return False
+    conversation = Conversation.objects.select_related("persona").get(pk=conversation_id)
+    logger.info(
+        "conversation %s ended: %s (persona %s)", conversation.pk, reason, conversation.persona.slug
+    )
+    conversation_ended.send(sender=Conversation, conversation=conversation, reason=reason)
+    return True
+
+
+aend_conversation = sync_to_async(end_conversation, thread_sensitive=False)
