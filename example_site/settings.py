@@ -73,7 +73,10 @@ ASGI_APPLICATION = "example_site.asgi.application"
 WSGI_APPLICATION = "example_site.wsgi.application"
 
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+    # An empty DATABASE_URL means "not set": the SQLite file beside manage.py.
+    "default": environ.Env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+    ),
 }
 
 AUTH_PASSWORD_VALIDATORS = [

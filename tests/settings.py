@@ -6,15 +6,16 @@ the test command runs the suite once on SQLite and once on PostgreSQL.
 
 import os
 
+import environ
+
 from example_site.settings import *  # noqa: F403
-from example_site.settings import env
 
 DEBUG = False
 SECRET_KEY = "tests-only-secret-key-not-used-anywhere-else"
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASES = {
-    "default": env.db("DATABASE_URL", default="sqlite://:memory:")
+    "default": environ.Env.db_url_config(os.environ["DATABASE_URL"])
     if os.environ.get("DATABASE_URL")
     else {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
 }

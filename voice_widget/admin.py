@@ -44,7 +44,7 @@ class PersonaAdminForm(forms.ModelForm):
         fields = "__all__"  # noqa: DJ007 (the admin fieldsets choose what is shown)
         formfield_callback = _https_urls
         widgets = {
-            "instructions": forms.Textarea(attrs={"rows": 12}),
+            "instructions": forms.Textarea(attrs={"rows": 14, "class": "vLargeTextField"}),
             "greeting": forms.Textarea(attrs={"rows": 2}),
             "description": forms.Textarea(attrs={"rows": 2}),
             "stt_keyterms": forms.Textarea(attrs={"rows": 3}),
