@@ -194,3 +194,28 @@ def test_duration_filter_and_sorting(admin_client):
     assert "vw-short" in html and "vw-long" not in html
     assert short.duration == timedelta(seconds=20)
     assert admin_client.get(url, {"o": "5"}).status_code == 200
+
+
+def test_heartbeat_change_page_is_read_only(admin_client):
+    heartbeat = make_heartbeat(host="worker-7")
+    url = reverse("admin:voice_widget_workerheartbeat_change", args=[heartbeat.pk])
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "worker-7" in html
+    assert 'name="_save"' not in html
+
+
+def test_heartbeat_list_shows_stale_worker_as_not_alive(admin_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    make_heartbeat(host="fresh-host")
+    make_heartbeat(host="stale-host", last_seen=timezone.now() - timedelta(minutes=5))
+    html = admin_client.get(reverse("admin:voice_widget_workerheartbeat_changelist")).content
+    html = html.decode()
+    fresh_row = html[html.index("fresh-host") :].split("</tr>")[0]
+    stale_row = html[html.index("stale-host") :].split("</tr>")[0]
+    assert "icon-yes" in fresh_row
+    assert "icon-no" in stale_row
