@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from rest_framework import serializers
 
 from ..conf import vw_settings
@@ -57,20 +58,37 @@ def check_page_context(value: Any) -> dict[str, Any]:
     return value
 
 
+class _StrictString:
+    """DRF's string fields turn 42 into "42"; a JSON API should say the type is wrong."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_StrictString, serializers.CharField):
+    default_error_messages = {"invalid": _lazy("Not a valid string.")}
+
+
+class StrictSlugField(_StrictString, serializers.SlugField):
+    pass
+
+
 class SessionRequestSerializer(serializers.Serializer):
-    persona = serializers.SlugField(max_length=60, help_text="The persona's slug.")
+    persona = StrictSlugField(max_length=60, help_text="The persona's slug.")
     context = serializers.JSONField(
         required=False,
         allow_null=True,
         help_text="Page context set by browser script: a JSON object, unverified visitor data.",
     )
-    signed_context = serializers.CharField(
+    signed_context = StrictCharField(
         required=False,
         allow_blank=True,
         trim_whitespace=True,
         help_text="The signed context the template tag rendered (voice_widget.signing).",
     )
-    page_url = serializers.CharField(
+    page_url = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=PAGE_URL_MAX_LENGTH,
@@ -101,7 +119,7 @@ class SessionResponseSerializer(serializers.Serializer):
 
 
 class SessionEndRequestSerializer(serializers.Serializer):
-    end_key = serializers.CharField(max_length=200)
+    end_key = StrictCharField(max_length=200)
 
 
 class SessionEndResponseSerializer(serializers.Serializer):
