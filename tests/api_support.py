@@ -56,7 +56,11 @@ class FakeLiveKitServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 fake.requests.append(
-                    RecordedRequest(self.path, dict(self.headers.items()), self.rfile.read(length))
+                    RecordedRequest(
+                        self.path,
+                        {key.lower(): value for key, value in self.headers.items()},
+                        self.rfile.read(length),
+                    )
                 )
                 self.send_response(fake.status)
                 self.send_header("Content-Type", fake.content_type)
@@ -73,7 +77,9 @@ class FakeLiveKitServer:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
