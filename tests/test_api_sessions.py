@@ -398,7 +398,9 @@ def test_login_required_persona_accepts_a_logged_in_user(client, django_user_mod
     assert conversation.user == user
     assert conversation.persona == persona
     assert conversation.identity.startswith(f"user-{user.pk}-")
-    assert verifier().verify(response.json()["participant_token"]).name == "Ann"
+    claims = verifier().verify(response.json()["participant_token"])
+    assert claims.identity == conversation.identity
+    assert "Ann" not in claims.name and "ann" not in claims.identity  # no personal data
 
 
 def test_logged_in_request_without_csrf_token_is_refused(django_user_model, persona):
