@@ -108,9 +108,10 @@ class SessionCreateView(VoiceWidgetAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
 
-        persona = Persona.objects.active().filter(slug=data["persona"]).first()
-        if persona is None:
-            raise errors.PersonaNotFound()
+        try:
+            persona = Persona.objects.active().get(slug=data["persona"])
+        except Persona.DoesNotExist as exc:
+            raise errors.PersonaNotFound() from exc
         if not request_allowed_for_persona(request, persona):
             raise errors.OriginNotAllowed()
         user = request.user if request.user and request.user.is_authenticated else None
