@@ -133,7 +133,7 @@ def test_false_interruption_timeout_resumes_speech(keys, vad):
     assert interruption["resume_false_interruption"] is True
 
 
-def test_agent_session_accepts_the_plan_without_deprecated_options(keys, vad, recwarn):
+async def test_agent_session_accepts_the_plan_without_deprecated_options(keys, vad, recwarn):
     plan = plan_for(vad, min_endpointing_delay=0.7, allow_interruptions=False)
     session = AgentSession(**plan.session_kwargs)
     options = session.options.turn_handling
