@@ -8,7 +8,17 @@ connect lazily, on first use.
 
 Each stage is a small dispatch table (provider → builder), so a new provider is one function
 and one table entry. Importing this module registers the plugins, which LiveKit requires to
-happen on the main thread: the worker imports it before it starts serving jobs.
+happen on the main thread: the worker imports it before it starts serving jobs (that is also
+what lets ``download-files`` fetch the turn-detector models).
+
+In the job entrypoint::
+
+    plan = build_session_plan(conversation.persona_snapshot, vad=ctx.proc.userdata["vad"])
+    session = AgentSession(**plan.session_kwargs)
+    avatar_failure = await start_avatar(plan, session, ctx.room)  # before session.start
+    await session.start(
+        agent, room=ctx.room, room_options=RoomOptions(audio_input=plan.audio_input_options())
+    )
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from livekit.agents import NOT_GIVEN, inference
 from livekit.agents import llm as lk_llm
 from livekit.agents import stt as lk_stt
 from livekit.agents import tts as lk_tts
-from livekit.agents.voice.room_io.types import NoiseCancellationParams
+from livekit.agents.voice.room_io.types import AudioInputOptions, NoiseCancellationParams
 from livekit.plugins import (
     bey,  # noqa: F401 (registers the plugin; used by agent_runner.avatar)
     cartesia,
@@ -89,6 +99,15 @@ class SessionPlan:
     session_kwargs: dict[str, Any]
     noise_cancellation: Any | None
     avatar: AvatarPlan | None
+
+    def audio_input_options(self) -> AudioInputOptions:
+        """The room's audio input with this plan's noise cancellation (per participant kind)."""
+        if self.noise_cancellation is None:
+            return AudioInputOptions()
+        # With a selector LiveKit wants the gain control set explicitly; BVC does its own.
+        return AudioInputOptions(
+            noise_cancellation=self.noise_cancellation, auto_gain_control=False
+        )
 
 
 class _Persona:

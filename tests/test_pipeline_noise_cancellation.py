@@ -68,7 +68,16 @@ def test_realtime_personas_get_noise_cancellation_too(keys, vad):
     assert isinstance(plan.noise_cancellation, NoiseCancellationSelector)
 
 
-def test_the_selector_is_what_room_audio_input_accepts(keys, vad):
-    selector = build_session_plan(snapshot(noise_cancellation="bvc"), vad=vad).noise_cancellation
-    options = AudioInputOptions(noise_cancellation=selector)
-    assert callable(options.noise_cancellation)
+def test_plan_gives_the_room_audio_input_options(keys, vad):
+    plan = build_session_plan(snapshot(noise_cancellation="bvc_telephony"), vad=vad)
+    options = plan.audio_input_options()
+    assert isinstance(options, AudioInputOptions)
+    assert options.noise_cancellation is plan.noise_cancellation
+    assert options.auto_gain_control is False
+    assert selected_model(options.noise_cancellation, SIP) == TELEPHONY_MODEL
+
+
+def test_plan_without_noise_cancellation_gives_default_audio_input(keys, vad):
+    options = build_session_plan(snapshot(), vad=vad).audio_input_options()
+    assert options.noise_cancellation is None
+    assert options == AudioInputOptions()
