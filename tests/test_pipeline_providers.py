@@ -411,3 +411,82 @@ def test_audio_turn_detector_runs_on_the_worker(keys, vad):
     ]["turn_detection"]
     assert isinstance(detector, inference.TurnDetector)
     assert detector.model == "turn-detector-v1-mini"
+
+
+# --- matrices: realtime variants and one fallback per provider ------------------------------
+
+REALTIME_TURNS = {
+    "server_vad": {"turn_detection": "realtime_llm", "realtime_turn_detection": "server_vad"},
+    "semantic_vad": {"turn_detection": "realtime_llm", "realtime_turn_detection": "semantic_vad"},
+    "livekit_vad": {"turn_detection": "vad"},
+}
+REALTIME_VOICES = {
+    "model": {},
+    **{name: {"realtime_use_tts": True, **s} for name, s in TTS_SETTINGS.items()},
+}
+TURN_TYPES = {"server_vad": ServerVad, "semantic_vad": SemanticVad, "livekit_vad": type(None)}
+
+
+@pytest.mark.parametrize(
+    ("provider", "turns", "voice"),
+    list(itertools.product(["openai", "azure_openai"], REALTIME_TURNS, REALTIME_VOICES)),
+)
+def test_every_realtime_combination_builds(keys, vad, provider, turns, voice):
+    fields = {
+        **REALTIME,
+        "realtime_provider": provider,
+        **(AZURE if provider == "azure_openai" else {}),
+        **REALTIME_TURNS[turns],
+        **REALTIME_VOICES[voice],
+    }
+    kwargs = build_session_plan(snapshot(**fields), vad=vad).session_kwargs
+    model = kwargs["llm"]
+    assert type(model) is RealtimeModel
+    assert model._opts.is_azure is (provider == "azure_openai")
+    assert type(model._opts.turn_detection) is TURN_TYPES[turns]
+    assert kwargs["turn_handling"]["turn_detection"] == REALTIME_TURNS[turns]["turn_detection"]
+    if voice == "model":
+        assert "tts" not in kwargs
+        assert model._opts.modalities == ["audio"]
+    else:
+        assert type(kwargs["tts"]) is TTS_CLASSES[voice]
+        assert model._opts.modalities == ["text"]
+
+
+FALLBACKS = [
+    ("stt", "deepgram", "nova-2"),
+    ("stt", "openai", "whisper-1"),
+    ("stt", "livekit", "deepgram/nova-3"),
+    ("llm", "openai", "gpt-4o"),
+    ("llm", "openai_compatible", "llama3.1"),
+    ("llm", "azure_openai", "gpt-4o-mini"),
+    ("llm", "livekit", "openai/gpt-4.1-mini"),
+    ("tts", "cartesia", "sonic-english"),
+    ("tts", "openai", "tts-1"),
+    ("tts", "livekit", "cartesia/sonic-2"),
+]
+ADAPTERS = {
+    "stt": (lk_stt.FallbackAdapter, "_stt_instances", STT_CLASSES),
+    "llm": (lk_llm.FallbackAdapter, "_llm_instances", LLM_CLASSES),
+    "tts": (lk_tts.FallbackAdapter, "_tts_instances", TTS_CLASSES),
+}
+
+
+@pytest.mark.parametrize(("stage", "provider", "model"), FALLBACKS)
+def test_every_provider_can_be_a_fallback(keys, vad, stage, provider, model):
+    fields = {f"{stage}_fallback_provider": provider, f"{stage}_fallback_model": model}
+    if stage == "tts":
+        fields["tts_fallback_voice"] = "alloy"
+    if provider == "openai_compatible":
+        fields["llm_base_url"] = OLLAMA
+    if provider == "azure_openai":
+        fields.update(AZURE)
+    adapter_class, attribute, classes = ADAPTERS[stage]
+    adapter = build_session_plan(snapshot(**fields), vad=vad).session_kwargs[stage]
+    assert isinstance(adapter, adapter_class)
+    primary, fallback = getattr(adapter, attribute)
+    if isinstance(fallback, lk_stt.StreamAdapter):  # OpenAI STT does not stream
+        fallback = fallback.wrapped_stt
+    assert type(fallback) is classes[provider]
+    assert fallback.model == model
+    assert primary.model == {"stt": "nova-3", "llm": "gpt-4o-mini", "tts": "sonic-2"}[stage]
