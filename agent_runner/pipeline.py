@@ -24,6 +24,7 @@ In the job entrypoint::
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,8 @@ from .credentials import (
     livekit_inference_credentials,
     missing_credentials,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "AvatarPlan",
@@ -358,6 +361,7 @@ class TextTurnDetector:
             raise ValueError(f"unknown turn-detector model {kind!r}")
         self.kind = str(kind)
         self._model: Any = None
+        self._load_failed = False
 
     def __repr__(self) -> str:
         return f"TextTurnDetector({self.kind!r})"
@@ -390,7 +394,16 @@ class TextTurnDetector:
         return await self.load().unlikely_threshold(language)
 
     async def supports_language(self, language: Any) -> bool:
-        return await self.load().supports_language(language)
+        # Asked before every prediction. If the model cannot load, say "unsupported": the
+        # session then ends turns on the endpointing delays and the conversation goes on.
+        try:
+            model = self.load()
+        except Exception as exc:
+            if not self._load_failed:
+                self._load_failed = True
+                logger.error("turn-detector model unavailable, using pauses only: %s", exc)
+            return False
+        return await model.supports_language(language)
 
     async def predict_end_of_turn(self, chat_ctx: Any, *, timeout: float | None = 3) -> float:
         return await self.load().predict_end_of_turn(chat_ctx, timeout=timeout)

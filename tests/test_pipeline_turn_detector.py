@@ -79,7 +79,15 @@ def test_modes_without_text_models_need_no_files(hub_cache, persona):
 async def test_text_detector_without_files_fails_with_the_download_hint(hub_cache):
     detector = TextTurnDetector("multilingual")
     with pytest.raises(RuntimeError, match="download-files"):
-        await detector.supports_language(LanguageCode("en"))
+        detector.load()
+
+
+async def test_without_files_the_session_falls_back_to_pauses(hub_cache, caplog):
+    detector = TextTurnDetector("english")
+    assert await detector.supports_language(LanguageCode("en")) is False
+    assert await detector.supports_language(LanguageCode("en")) is False
+    [record] = [r for r in caplog.records if "turn-detector model unavailable" in r.message]
+    assert "download-files" in record.getMessage()
 
 
 class InferenceExecutorDouble:
