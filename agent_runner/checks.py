@@ -17,13 +17,23 @@ from .credentials import missing_credentials
 
 PROVIDER_KEYS_HINT = (
     "Set them in the worker's environment (or as Django settings of the same names); keys are "
-    "never stored in the database. LIVEKIT_API_KEY / LIVEKIT_API_SECRET for LiveKit Inference "
-    "are those of your LiveKit Cloud project."
+    "never stored in the database."
+)
+LIVEKIT_INFERENCE_HINT = (
+    " LiveKit Inference needs the LIVEKIT_API_KEY / LIVEKIT_API_SECRET of a LiveKit Cloud "
+    "project (not the livekit-server --dev pair)."
 )
 
 
 def _persona_label(persona: Persona) -> str:
-    return f"Persona {persona.slug!r} ({persona.name})"
+    # Django prints the persona's name (the check's obj) in front of the message.
+    return f"Persona {persona.slug!r}"
+
+
+def _hint(names: list[str]) -> str:
+    if "LIVEKIT_API_KEY" in names or "LIVEKIT_API_SECRET" in names:
+        return PROVIDER_KEYS_HINT + LIVEKIT_INFERENCE_HINT
+    return PROVIDER_KEYS_HINT
 
 
 @register("agent_runner")
@@ -42,7 +52,7 @@ def check_persona_credentials(app_configs: Any = None, **kwargs: Any) -> list[Wa
                 Warning(
                     f"{_persona_label(persona)} cannot talk: {', '.join(voice)} "
                     f"{'is' if len(voice) == 1 else 'are'} not set.",
-                    hint=PROVIDER_KEYS_HINT,
+                    hint=_hint(voice),
                     obj=persona,
                     id="agent_runner.W001",
                 )
@@ -53,7 +63,7 @@ def check_persona_credentials(app_configs: Any = None, **kwargs: Any) -> list[Wa
                 Warning(
                     f"{_persona_label(persona)} will talk without its avatar: "
                     f"{', '.join(avatar)} is not set.",
-                    hint=PROVIDER_KEYS_HINT,
+                    hint=_hint(avatar),
                     obj=persona,
                     id="agent_runner.W002",
                 )

@@ -32,9 +32,10 @@ def test_names_the_missing_variables_of_each_persona(env):
     assert message.id == "agent_runner.W001"
     assert message.obj == ben
     assert message.msg == (
-        "Persona 'ben' (Ben) cannot talk: DEEPGRAM_API_KEY, CARTESIA_API_KEY are not set."
+        "Persona 'ben' cannot talk: DEEPGRAM_API_KEY, CARTESIA_API_KEY are not set."
     )
     assert "environment" in message.hint
+    assert "LiveKit Cloud" not in message.hint
 
 
 def test_azure_realtime_persona_names_the_azure_key(env):
@@ -73,6 +74,7 @@ def test_livekit_inference_names_the_livekit_variables(env, settings, livekit_en
     make_persona(slug="cloud", stt_provider="livekit", stt_model="deepgram/nova-3")
     [message] = check_persona_credentials()
     assert "LIVEKIT_API_KEY, LIVEKIT_API_SECRET are not set" in message.msg
+    assert "LiveKit Cloud project" in message.hint
 
 
 def test_shows_in_manage_py_check(env, capsys):
