@@ -112,6 +112,10 @@ class Position(models.TextChoices):
     INLINE = "inline", _("Inline, where the tag is placed")
 
 
+#: Languages LiveKit's audio turn-detector model (turn-detector-v1-mini) was tuned for.
+AUDIO_TURN_DETECTOR_LANGUAGES = frozenset(
+    ["ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ko", "nl", "pt", "tr", "zh"]
+)
 LIVEKIT_INFERENCE = "livekit"
 LIVEKIT_MODEL_FORMAT = _(
     "LiveKit Inference models are written provider/model, e.g. deepgram/nova-3, "
@@ -788,6 +792,19 @@ class Persona(models.Model):
                 _(
                     "The English turn-detector model cannot follow %(language)s; use the "
                     "multilingual one."
+                )
+                % {"language": self.language},
+            )
+        base_language = self.language.lower().split("-")[0]
+        if (
+            self.turn_detection == TurnDetection.AUDIO
+            and base_language not in AUDIO_TURN_DETECTOR_LANGUAGES
+        ):
+            add(
+                "turn_detection",
+                _(
+                    "The audio turn-detector model does not know %(language)s; use the "
+                    "multilingual text model or voice activity."
                 )
                 % {"language": self.language},
             )
