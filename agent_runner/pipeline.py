@@ -89,6 +89,8 @@ class AvatarPlan:
     provider: str
     avatar_id: str
     api_url: str | None = None
+    #: Seconds for the provider's API to accept the session (all retries included).
+    start_timeout: float = 30.0
     #: Seconds to wait for the avatar to join the room and publish video.
     join_timeout: float = 20.0
     #: Retries of the provider's API call (connection errors and 5xx answers).
