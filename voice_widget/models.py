@@ -229,7 +229,7 @@ class Persona(models.Model):
         blank=True,
         help_text=_(
             "e.g. gpt-4o-mini, llama3.1 (Ollama), openai/gpt-4.1-mini (LiveKit "
-            "Inference). For Azure, the deployment name."
+            "Inference). For Azure, the deployment below is used (empty: this name)."
         ),
     )
     llm_temperature = models.FloatField(
@@ -317,7 +317,9 @@ class Persona(models.Model):
         max_length=100,
         blank=True,
         default="gpt-realtime",
-        help_text=_("e.g. gpt-realtime. For Azure, the deployment name."),
+        help_text=_(
+            "e.g. gpt-realtime. For Azure, the deployment below is used (empty: this name)."
+        ),
     )
     realtime_voice = models.CharField(
         _("realtime voice"),
