@@ -156,6 +156,7 @@ def test_clean_rejects_combinations_that_cannot_work(overrides, field, fragment)
         ),
         ({"turn_detection": "audio"}, "turn_detection", "realtime model decide"),
         ({"llm_temperature": 0.7}, "llm_temperature", "take no temperature"),
+        ({"allow_interruptions": False}, "allow_interruptions", "can always interrupt"),
         (
             {"stt_fallback_provider": "deepgram", "stt_fallback_model": "nova-3"},
             "stt_fallback_provider",
@@ -191,6 +192,10 @@ def test_clean_rejects_realtime_combinations_that_cannot_work(overrides, field, 
     errors = errors_for(**{**REALTIME, **overrides})
     assert field in errors, errors
     assert any(fragment.lower() in message.lower() for message in errors[field]), errors[field]
+
+
+def test_realtime_with_livekit_vad_may_forbid_interruptions():
+    make_persona(**{**REALTIME, "turn_detection": "vad"}, allow_interruptions=False)
 
 
 def test_realtime_persona_does_not_need_pipeline_stages():

@@ -750,6 +750,14 @@ class Persona(models.Model):
                 )
         if self.llm_temperature is not None:
             add("llm_temperature", _("Realtime models take no temperature; clear it."))
+        if self.turn_detection == TurnDetection.REALTIME and not self.allow_interruptions:
+            add(
+                "allow_interruptions",
+                _(
+                    "When the realtime model decides the turns, the visitor can always "
+                    "interrupt; choose “Voice activity only” to turn interruptions off."
+                ),
+            )
         if self.turn_detection not in (TurnDetection.REALTIME, TurnDetection.VAD):
             add(
                 "turn_detection",
