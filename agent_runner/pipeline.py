@@ -105,6 +105,12 @@ class SessionPlan:
     noise_cancellation: Any | None
     avatar: AvatarPlan | None
 
+    @property
+    def can_say(self) -> bool:
+        """Whether ``session.say(text)`` works: it needs a TTS. A realtime model speaking with
+        its own voice cannot read a text verbatim; ask it with ``generate_reply`` instead."""
+        return self.session_kwargs.get("tts") is not None
+
     def audio_input_options(self) -> AudioInputOptions:
         """The room's audio input with this plan's noise cancellation (per participant kind)."""
         if self.noise_cancellation is None:

@@ -77,6 +77,7 @@ def test_default_pipeline_is_deepgram_openai_cartesia(keys, vad):
     assert kwargs["vad"] is vad
     assert plan.noise_cancellation is None
     assert plan.avatar is None
+    assert plan.can_say is True
 
 
 def test_default_turn_detection_is_the_multilingual_turn_detector(keys, vad):

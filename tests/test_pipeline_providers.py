@@ -442,7 +442,8 @@ def test_every_realtime_combination_builds(keys, vad, provider, turns, voice):
         **REALTIME_TURNS[turns],
         **REALTIME_VOICES[voice],
     }
-    kwargs = build_session_plan(snapshot(**fields), vad=vad).session_kwargs
+    plan = build_session_plan(snapshot(**fields), vad=vad)
+    kwargs = plan.session_kwargs
     model = kwargs["llm"]
     assert type(model) is RealtimeModel
     assert model._opts.is_azure is (provider == "azure_openai")
@@ -451,9 +452,12 @@ def test_every_realtime_combination_builds(keys, vad, provider, turns, voice):
     if voice == "model":
         assert "tts" not in kwargs
         assert model._opts.modalities == ["audio"]
+        # livekit-agents' say() needs a TTS or a realtime model that supports it
+        assert plan.can_say is model.capabilities.supports_say is False
     else:
         assert type(kwargs["tts"]) is TTS_CLASSES[voice]
         assert model._opts.modalities == ["text"]
+        assert plan.can_say is True
 
 
 FALLBACKS = [
