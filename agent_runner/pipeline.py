@@ -1,0 +1,532 @@
+"""Persona → ``AgentSession``: one pure mapping from a persona snapshot to session arguments.
+
+``build_session_plan(persona, vad=...)`` reads a ``Conversation.persona_snapshot`` (a dict of
+``Persona`` field values) and returns the real plugin objects the worker hands to
+``AgentSession(**plan.session_kwargs)``, the noise-cancellation selector for the room's audio
+input, and the avatar to start. It touches no database and no network: plugin clients
+connect lazily, on first use.
+
+Each stage is a small dispatch table (provider → builder), so a new provider is one function
+and one table entry. Importing this module registers the plugins, which LiveKit requires to
+happen on the main thread: the worker imports it before it starts serving jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import NOT_GIVEN, inference
+from livekit.agents import llm as lk_llm
+from livekit.agents import stt as lk_stt
+from livekit.agents import tts as lk_tts
+from livekit.agents.voice.room_io.types import NoiseCancellationParams
+from livekit.plugins import (
+    bey,  # noqa: F401 (registers the plugin; used by agent_runner.avatar)
+    cartesia,
+    deepgram,
+    noise_cancellation,
+    openai,
+    silero,
+    turn_detector,  # noqa: F401 (registers the text turn-detector models and download-files)
+)
+from livekit.plugins.openai.realtime import RealtimeModel
+from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
+
+from voice_widget.models import Persona
+
+from .credentials import (
+    OPENAI_COMPATIBLE_KEY_VAR,
+    credential,
+    livekit_inference_credentials,
+    missing_credentials,
+)
+
+__all__ = [
+    "AvatarPlan",
+    "MissingCredentials",
+    "NoiseCancellationSelector",
+    "SessionPlan",
+    "TextTurnDetector",
+    "build_session_plan",
+    "missing_credentials",
+    "turn_detector_files_missing",
+]
+
+DOWNLOAD_FILES_HINT = "run `python manage.py run_voice_agent download-files`"
+#: Placeholder key for OpenAI-compatible servers that want none (Ollama): the client needs one.
+NO_KEY = "no-key-needed"
+
+
+class MissingCredentials(RuntimeError):
+    """The persona's providers need keys this worker does not have."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(f"missing provider credentials: {', '.join(names)}")
+
+
+@dataclass
+class AvatarPlan:
+    """Which avatar to start for a conversation; keys are read when it starts."""
+
+    provider: str
+    avatar_id: str
+    api_url: str | None = None
+    #: Seconds to wait for the avatar to join the room and publish video.
+    join_timeout: float = 20.0
+    #: Retries of the provider's API call (connection errors and 5xx answers).
+    max_retry: int = 1
+    retry_interval: float = 1.0
+    timeout: float = 10.0
+
+
+@dataclass
+class SessionPlan:
+    session_kwargs: dict[str, Any]
+    noise_cancellation: Any | None
+    avatar: AvatarPlan | None
+
+
+class _Persona:
+    """Attribute access to a snapshot; fields missing from older snapshots get today's default."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._data:
+            return self._data[name]
+        return Persona._meta.get_field(name).get_default()
+
+    @property
+    def base_language(self) -> str:
+        return (self.language or "en").split("-")[0].lower()
+
+    @property
+    def keyterms(self) -> list[str]:
+        return [line.strip() for line in (self.stt_keyterms or "").splitlines() if line.strip()]
+
+    def given(self, name: str) -> Any:
+        """The field's value, or NOT_GIVEN when empty (so the provider's default applies)."""
+        value = getattr(self, name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return NOT_GIVEN
+        return value.strip() if isinstance(value, str) else value
+
+
+def _key(name: str) -> str | None:
+    return credential(name)
+
+
+# --- speech-to-text -----------------------------------------------------------------------
+
+
+def _deepgram_stt(p: _Persona, model: str) -> lk_stt.STT:
+    return deepgram.STT(
+        model=model,
+        language=p.language,
+        keyterm=p.keyterms or NOT_GIVEN,
+        api_key=_key("DEEPGRAM_API_KEY"),
+    )
+
+
+def _openai_stt(p: _Persona, model: str) -> lk_stt.STT:
+    return openai.STT(model=model, language=p.base_language, api_key=_key("OPENAI_API_KEY"))
+
+
+def _livekit_stt(p: _Persona, model: str) -> lk_stt.STT:
+    api_key, api_secret = livekit_inference_credentials()
+    return inference.STT(model=model, language=p.language, api_key=api_key, api_secret=api_secret)
+
+
+STT_BUILDERS: dict[str, Callable[[_Persona, str], lk_stt.STT]] = {
+    "deepgram": _deepgram_stt,
+    "openai": _openai_stt,
+    "livekit": _livekit_stt,
+}
+
+
+# --- language model -----------------------------------------------------------------------
+
+
+def _openai_llm(p: _Persona, model: str) -> lk_llm.LLM:
+    return openai.LLM(
+        model=model, temperature=p.given("llm_temperature"), api_key=_key("OPENAI_API_KEY")
+    )
+
+
+def _openai_compatible_llm(p: _Persona, model: str) -> lk_llm.LLM:
+    return openai.LLM(
+        model=model,
+        base_url=p.llm_base_url,
+        api_key=_key(OPENAI_COMPATIBLE_KEY_VAR) or NO_KEY,
+        temperature=p.given("llm_temperature"),
+    )
+
+
+def _azure_llm(p: _Persona, model: str) -> lk_llm.LLM:
+    return openai.LLM.with_azure(
+        model=model,
+        azure_endpoint=p.azure_endpoint,
+        azure_deployment=(p.azure_deployment or "").strip() or model,
+        api_version=(p.azure_api_version or "").strip() or None,
+        api_key=_key("AZURE_OPENAI_API_KEY"),
+        temperature=p.given("llm_temperature"),
+    )
+
+
+def _livekit_llm(p: _Persona, model: str) -> lk_llm.LLM:
+    api_key, api_secret = livekit_inference_credentials()
+    extra = {} if p.llm_temperature is None else {"temperature": p.llm_temperature}
+    return inference.LLM(model=model, api_key=api_key, api_secret=api_secret, extra_kwargs=extra)
+
+
+LLM_BUILDERS: dict[str, Callable[[_Persona, str], lk_llm.LLM]] = {
+    "openai": _openai_llm,
+    "openai_compatible": _openai_compatible_llm,
+    "azure_openai": _azure_llm,
+    "livekit": _livekit_llm,
+}
+
+
+# --- text-to-speech -----------------------------------------------------------------------
+
+
+def _cartesia_tts(p: _Persona, model: str, voice: str) -> lk_tts.TTS:
+    return cartesia.TTS(
+        model=model,
+        voice=voice,
+        language=p.base_language,
+        speed=p.tts_speed,
+        api_key=_key("CARTESIA_API_KEY"),
+    )
+
+
+def _openai_tts(p: _Persona, model: str, voice: str) -> lk_tts.TTS:
+    return openai.TTS(
+        model=model,
+        voice=voice,
+        speed=p.tts_speed or 1.0,
+        instructions=p.given("tts_instructions"),
+        api_key=_key("OPENAI_API_KEY"),
+    )
+
+
+def _livekit_tts(p: _Persona, model: str, voice: str) -> lk_tts.TTS:
+    api_key, api_secret = livekit_inference_credentials()
+    return inference.TTS(
+        model=model,
+        voice=voice or NOT_GIVEN,
+        language=p.base_language,
+        api_key=api_key,
+        api_secret=api_secret,
+    )
+
+
+TTS_BUILDERS: dict[str, Callable[[_Persona, str, str], lk_tts.TTS]] = {
+    "cartesia": _cartesia_tts,
+    "openai": _openai_tts,
+    "livekit": _livekit_tts,
+}
+
+
+def _build_stt(p: _Persona, vad: Any) -> lk_stt.STT:
+    primary = STT_BUILDERS[p.stt_provider](p, p.stt_model.strip())
+    if not p.stt_fallback_provider:
+        return primary
+    fallback = STT_BUILDERS[p.stt_fallback_provider](p, p.stt_fallback_model.strip())
+    # A VAD lets the adapter wrap non-streaming recognisers (OpenAI) in a StreamAdapter.
+    return lk_stt.FallbackAdapter([primary, fallback], vad=vad)
+
+
+def _build_llm(p: _Persona) -> lk_llm.LLM:
+    primary = LLM_BUILDERS[p.llm_provider](p, p.llm_model.strip())
+    if not p.llm_fallback_provider:
+        return primary
+    fallback = LLM_BUILDERS[p.llm_fallback_provider](p, p.llm_fallback_model.strip())
+    return lk_llm.FallbackAdapter([primary, fallback])
+
+
+def _build_tts(p: _Persona) -> lk_tts.TTS:
+    primary = TTS_BUILDERS[p.tts_provider](p, p.tts_model.strip(), (p.tts_voice or "").strip())
+    if not p.tts_fallback_provider:
+        return primary
+    fallback = TTS_BUILDERS[p.tts_fallback_provider](
+        p, p.tts_fallback_model.strip(), (p.tts_fallback_voice or "").strip()
+    )
+    return lk_tts.FallbackAdapter([primary, fallback])
+
+
+# --- realtime speech-to-speech ------------------------------------------------------------
+
+
+def _realtime_turn_detection(p: _Persona) -> ServerVad | SemanticVad | None:
+    """The realtime model's own turn detection, or None when LiveKit's VAD decides turns."""
+    if p.turn_detection != "realtime_llm":
+        return None
+    if p.realtime_turn_detection == "semantic_vad":
+        return SemanticVad(
+            type="semantic_vad",
+            eagerness=p.realtime_eagerness or "auto",
+            create_response=True,
+            interrupt_response=bool(p.allow_interruptions),
+        )
+    options: dict[str, Any] = {}
+    if p.realtime_vad_threshold is not None:
+        options["threshold"] = p.realtime_vad_threshold
+    if p.realtime_prefix_padding_ms is not None:
+        options["prefix_padding_ms"] = p.realtime_prefix_padding_ms
+    if p.realtime_silence_duration_ms is not None:
+        options["silence_duration_ms"] = p.realtime_silence_duration_ms
+    return ServerVad(
+        type="server_vad",
+        create_response=True,
+        interrupt_response=bool(p.allow_interruptions),
+        **options,
+    )
+
+
+def _realtime_options(p: _Persona) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        # Text only when the TTS voice speaks the answers.
+        "modalities": ["text"] if p.realtime_use_tts else ["audio"],
+        "turn_detection": _realtime_turn_detection(p),
+    }
+    if (p.realtime_voice or "").strip():
+        options["voice"] = p.realtime_voice.strip()
+    return options
+
+
+def _openai_realtime(p: _Persona) -> lk_llm.RealtimeModel:
+    return RealtimeModel(
+        model=p.realtime_model.strip(), api_key=_key("OPENAI_API_KEY"), **_realtime_options(p)
+    )
+
+
+def _azure_realtime(p: _Persona) -> lk_llm.RealtimeModel:
+    return RealtimeModel.with_azure(
+        azure_deployment=(p.azure_deployment or "").strip() or p.realtime_model.strip(),
+        azure_endpoint=p.azure_endpoint,
+        api_key=_key("AZURE_OPENAI_API_KEY"),
+        **_realtime_options(p),
+    )
+
+
+REALTIME_BUILDERS: dict[str, Callable[[_Persona], lk_llm.RealtimeModel]] = {
+    "openai": _openai_realtime,
+    "azure_openai": _azure_realtime,
+}
+
+
+# --- turn-taking --------------------------------------------------------------------------
+
+
+class TextTurnDetector:
+    """The turn-detector plugin's text model (``multilingual`` or ``english``), made on first use.
+
+    The plugin's model objects need the job's inference executor and the model files on disk
+    as soon as they are constructed; this stand-in keeps ``build_session_plan`` pure and
+    builds the real model inside the job, when the session first asks it something. The
+    worker should call ``turn_detector_files_missing`` at startup to report missing files.
+    """
+
+    def __init__(self, kind: str) -> None:
+        if kind not in ("multilingual", "english"):
+            raise ValueError(f"unknown turn-detector model {kind!r}")
+        self.kind = str(kind)
+        self._model: Any = None
+
+    def __repr__(self) -> str:
+        return f"TextTurnDetector({self.kind!r})"
+
+    @property
+    def model(self) -> str:
+        return "multilingual" if self.kind == "multilingual" else "en"
+
+    @property
+    def provider(self) -> str:
+        return "livekit"
+
+    def load(self) -> Any:
+        """The plugin's model object (needs a job context and the downloaded files)."""
+        if self._model is None:
+            problem = turn_detector_files_missing({"turn_detection": self.kind})
+            if problem:
+                raise RuntimeError(problem)
+            if self.kind == "multilingual":
+                from livekit.plugins.turn_detector.multilingual import MultilingualModel
+
+                self._model = MultilingualModel()
+            else:
+                from livekit.plugins.turn_detector.english import EnglishModel
+
+                self._model = EnglishModel()
+        return self._model
+
+    async def unlikely_threshold(self, language: Any) -> float | None:
+        return await self.load().unlikely_threshold(language)
+
+    async def supports_language(self, language: Any) -> bool:
+        return await self.load().supports_language(language)
+
+    async def predict_end_of_turn(self, chat_ctx: Any, *, timeout: float | None = 3) -> float:
+        return await self.load().predict_end_of_turn(chat_ctx, timeout=timeout)
+
+
+_TEXT_MODEL_TYPES = {"multilingual": "multilingual", "english": "en"}
+
+
+def turn_detector_files_missing(
+    persona: Mapping[str, Any], *, cache_dir: str | None = None
+) -> str | None:
+    """Why the persona's turn-detector model cannot load on this machine, or None if it can.
+
+    The plugin's text models come from the Hugging Face hub and are fetched by
+    ``run_voice_agent download-files``; without them every conversation would fail.
+    """
+    kind = persona.get("turn_detection") or "multilingual"
+    if kind not in _TEXT_MODEL_TYPES or persona.get("pipeline_kind") == "realtime":
+        return None
+    from huggingface_hub import hf_hub_download
+    from livekit.plugins.turn_detector.models import HG_MODEL, MODEL_REVISIONS, ONNX_FILENAME
+
+    revision = MODEL_REVISIONS[_TEXT_MODEL_TYPES[kind]]  # type: ignore[index]
+    for filename in (f"onnx/{ONNX_FILENAME}", "languages.json", "tokenizer_config.json"):
+        try:
+            hf_hub_download(
+                HG_MODEL,
+                filename,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=True,
+            )
+        except Exception:
+            return (
+                f"The {kind} turn-detector model ({HG_MODEL} {revision}) is not downloaded on "
+                f"this machine: {DOWNLOAD_FILES_HINT}."
+            )
+    return None
+
+
+def _turn_detection(p: _Persona) -> Any:
+    kind = p.turn_detection
+    if kind in _TEXT_MODEL_TYPES:
+        return TextTurnDetector(kind)
+    if kind == "audio":
+        # LiveKit's audio end-of-turn model, run on the worker (no download, no LiveKit Cloud).
+        return inference.TurnDetector(version="v1-mini")
+    return kind  # "vad", "stt" or "realtime_llm"
+
+
+def _turn_handling(p: _Persona) -> dict[str, Any]:
+    timeout = p.false_interruption_timeout
+    return {
+        "turn_detection": _turn_detection(p),
+        "endpointing": {
+            "mode": "fixed",
+            "min_delay": p.min_endpointing_delay,
+            "max_delay": p.max_endpointing_delay,
+        },
+        "interruption": {
+            "enabled": bool(p.allow_interruptions),
+            # Voice activity decides interruptions: works on any LiveKit server.
+            "mode": "vad",
+            "min_duration": p.min_interruption_duration,
+            "min_words": p.min_interruption_words,
+            "false_interruption_timeout": timeout,
+            "resume_false_interruption": timeout is not None,
+        },
+        "preemptive_generation": {"enabled": bool(p.preemptive_generation)},
+    }
+
+
+def _vad_for(p: _Persona, vad: Any) -> Any:
+    """The process's Silero VAD with the persona's threshold, sharing the loaded model."""
+    if not isinstance(vad, silero.VAD):
+        return vad
+    threshold = p.vad_threshold
+    if threshold is None or threshold == vad._opts.activation_threshold:
+        return vad
+    opts = dataclasses.replace(
+        vad._opts,
+        activation_threshold=threshold,
+        deactivation_threshold=max(threshold - 0.15, 0.01),
+    )
+    return silero.VAD(session=vad._onnx_session, opts=opts)
+
+
+# --- noise cancellation and avatar --------------------------------------------------------
+
+
+class NoiseCancellationSelector:
+    """Chooses the noise-cancellation model per participant (``AudioInputOptions`` selector).
+
+    ``bvc``: background voice cancellation for everyone. ``bvc_telephony``: the same, but the
+    model trained on phone audio for SIP callers. Both need LiveKit Cloud.
+    """
+
+    def __init__(self, mode: str) -> None:
+        if mode not in ("bvc", "bvc_telephony"):
+            raise ValueError(f"unknown noise cancellation mode {mode!r}")
+        self.mode = str(mode)
+
+    def __repr__(self) -> str:
+        return f"NoiseCancellationSelector({self.mode!r})"
+
+    def __call__(self, params: NoiseCancellationParams) -> rtc.NoiseCancellationOptions:
+        if (
+            self.mode == "bvc_telephony"
+            and params.participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
+        ):
+            return noise_cancellation.BVCTelephony()
+        return noise_cancellation.BVC()
+
+
+def _noise_cancellation(p: _Persona) -> NoiseCancellationSelector | None:
+    mode = p.noise_cancellation or "off"
+    return None if mode == "off" else NoiseCancellationSelector(mode)
+
+
+def _avatar(p: _Persona) -> AvatarPlan | None:
+    if (p.avatar_provider or "none") == "none":
+        return None
+    return AvatarPlan(
+        provider=p.avatar_provider,
+        avatar_id=p.avatar_id.strip(),
+        api_url=credential("BEY_API_URL"),
+    )
+
+
+# --- the plan -----------------------------------------------------------------------------
+
+
+def build_session_plan(persona: Mapping[str, Any], *, vad: Any) -> SessionPlan:
+    """Map a persona snapshot to ``AgentSession`` kwargs, noise cancellation and avatar.
+
+    ``vad`` is the Silero VAD the worker loaded once per process. Raises ``MissingCredentials``
+    when a provider's key is absent (the avatar's is checked when it starts).
+    """
+    missing = missing_credentials(persona, include_avatar=False)
+    if missing:
+        raise MissingCredentials(missing)
+    p = _Persona(persona)
+    kwargs: dict[str, Any] = {}
+    if p.pipeline_kind == "realtime":
+        kwargs["llm"] = REALTIME_BUILDERS[p.realtime_provider](p)
+        if p.realtime_use_tts:
+            kwargs["tts"] = _build_tts(p)
+    else:
+        kwargs["stt"] = _build_stt(p, vad)
+        kwargs["llm"] = _build_llm(p)
+        kwargs["tts"] = _build_tts(p)
+    kwargs["vad"] = _vad_for(p, vad)
+    kwargs["turn_handling"] = _turn_handling(p)
+    return SessionPlan(
+        session_kwargs=kwargs,
+        noise_cancellation=_noise_cancellation(p),
+        avatar=_avatar(p),
+    )

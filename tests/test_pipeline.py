@@ -1,0 +1,180 @@
+"""Persona → AgentSession plan: the default pipeline and the turn-taking settings."""
+
+import pytest
+
+pytest.importorskip("livekit.agents")
+
+from livekit.agents import AgentSession  # noqa: E402
+from livekit.plugins import cartesia, deepgram, openai, silero  # noqa: E402
+
+from agent_runner.pipeline import (  # noqa: E402
+    MissingCredentials,
+    TextTurnDetector,
+    build_session_plan,
+)
+from tests.factories import persona_fields  # noqa: E402
+from voice_widget.models import Persona  # noqa: E402
+
+pytestmark = pytest.mark.agent
+
+PLACEHOLDER_KEYS = {
+    "DEEPGRAM_API_KEY": "dg-placeholder",
+    "OPENAI_API_KEY": "sk-placeholder",
+    "CARTESIA_API_KEY": "ca-placeholder",
+    "AZURE_OPENAI_API_KEY": "az-placeholder",
+    "BEY_API_KEY": "bey-placeholder",
+}
+
+
+@pytest.fixture(scope="module")
+def vad():
+    return silero.VAD.load()
+
+
+@pytest.fixture
+def keys(monkeypatch):
+    for name, value in PLACEHOLDER_KEYS.items():
+        monkeypatch.setenv(name, value)
+    for name in ("OPENAI_COMPATIBLE_API_KEY", "BEY_API_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return PLACEHOLDER_KEYS
+
+
+def snapshot(**overrides):
+    """A persona's snapshot exactly as a conversation stores it, after full_clean()."""
+    persona = Persona(**persona_fields(**overrides))
+    persona.full_clean(validate_unique=False, validate_constraints=False)
+    return persona.snapshot()
+
+
+def plan_for(vad, **overrides):
+    return build_session_plan(snapshot(**overrides), vad=vad)
+
+
+def test_default_pipeline_is_deepgram_openai_cartesia(keys, vad):
+    plan = plan_for(vad, language="en-US", tts_voice="voice-123")
+    kwargs = plan.session_kwargs
+
+    stt = kwargs["stt"]
+    assert isinstance(stt, deepgram.STT)
+    assert stt.model == "nova-3"
+    assert stt._opts.language == "en-US"
+    assert stt._api_key == "dg-placeholder"
+
+    llm = kwargs["llm"]
+    assert isinstance(llm, openai.LLM)
+    assert llm.model == "gpt-4o-mini"
+    assert llm._client.api_key == "sk-placeholder"
+    assert llm._client.base_url.host == "api.openai.com"
+
+    tts = kwargs["tts"]
+    assert isinstance(tts, cartesia.TTS)
+    assert tts.model == "sonic-2"
+    assert tts._opts.voice == "voice-123"
+    assert tts._opts.language == "en"
+    assert tts._opts.api_key == "ca-placeholder"
+
+    assert kwargs["vad"] is vad
+    assert plan.noise_cancellation is None
+    assert plan.avatar is None
+
+
+def test_default_turn_detection_is_the_multilingual_turn_detector(keys, vad):
+    detector = plan_for(vad).session_kwargs["turn_handling"]["turn_detection"]
+    assert isinstance(detector, TextTurnDetector)
+    assert detector.kind == "multilingual"
+    assert detector.model == "multilingual"
+
+
+def test_english_turn_detector(keys, vad):
+    detector = plan_for(vad, turn_detection="english").session_kwargs["turn_handling"][
+        "turn_detection"
+    ]
+    assert isinstance(detector, TextTurnDetector)
+    assert detector.model == "en"
+
+
+@pytest.mark.parametrize("mode", ["vad", "stt"])
+def test_string_turn_detection_modes(keys, vad, mode):
+    assert plan_for(vad, turn_detection=mode).session_kwargs["turn_handling"]["turn_detection"] == (
+        mode
+    )
+
+
+def test_turn_taking_settings_map_to_turn_handling(keys, vad):
+    plan = plan_for(
+        vad,
+        min_endpointing_delay=0.8,
+        max_endpointing_delay=6.0,
+        allow_interruptions=False,
+        min_interruption_duration=1.2,
+        min_interruption_words=2,
+        false_interruption_timeout=None,
+        preemptive_generation=True,
+    )
+    handling = plan.session_kwargs["turn_handling"]
+    assert handling["endpointing"] == {"mode": "fixed", "min_delay": 0.8, "max_delay": 6.0}
+    assert handling["interruption"] == {
+        "enabled": False,
+        "mode": "vad",
+        "min_duration": 1.2,
+        "min_words": 2,
+        "false_interruption_timeout": None,
+        "resume_false_interruption": False,
+    }
+    assert handling["preemptive_generation"] == {"enabled": True}
+
+
+def test_false_interruption_timeout_resumes_speech(keys, vad):
+    interruption = plan_for(vad, false_interruption_timeout=1.5).session_kwargs["turn_handling"][
+        "interruption"
+    ]
+    assert interruption["false_interruption_timeout"] == 1.5
+    assert interruption["resume_false_interruption"] is True
+
+
+async def test_agent_session_accepts_the_plan_without_deprecated_options(keys, vad, recwarn):
+    plan = plan_for(vad, min_endpointing_delay=0.7, allow_interruptions=False)
+    session = AgentSession(**plan.session_kwargs)
+    options = session.options.turn_handling
+    assert options["endpointing"]["min_delay"] == 0.7
+    assert options["interruption"]["enabled"] is False
+    assert options["turn_detection"] is plan.session_kwargs["turn_handling"]["turn_detection"]
+    assert session.stt is plan.session_kwargs["stt"]
+    assert not [
+        w
+        for w in recwarn.list
+        if "deprecated" in str(w.message).lower() and "turn_handling" in str(w.message)
+    ]
+
+
+def test_vad_threshold_gives_a_tuned_copy_sharing_the_loaded_model(keys, vad):
+    original = vad._opts.activation_threshold
+    tuned = plan_for(vad, vad_threshold=0.8).session_kwargs["vad"]
+    assert isinstance(tuned, silero.VAD)
+    assert tuned is not vad
+    assert tuned._opts.activation_threshold == 0.8
+    assert tuned._opts.deactivation_threshold == pytest.approx(0.65)
+    assert tuned._onnx_session is vad._onnx_session
+    assert vad._opts.activation_threshold == original
+
+
+def test_keyterms_go_to_deepgram(keys, vad):
+    stt = plan_for(vad, stt_keyterms="Linden Cargo\n\n  Rohloff \n").session_kwargs["stt"]
+    assert stt._opts.keyterm == ["Linden Cargo", "Rohloff"]
+
+
+def test_missing_keys_refuse_to_build(monkeypatch, vad):
+    for name in PLACEHOLDER_KEYS:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(MissingCredentials) as excinfo:
+        plan_for(vad)
+    assert excinfo.value.names == ["DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY"]
+
+
+def test_snapshot_of_an_older_persona_gets_todays_defaults(keys, vad):
+    data = snapshot()
+    del data["preemptive_generation"], data["min_interruption_words"]
+    handling = build_session_plan(data, vad=vad).session_kwargs["turn_handling"]
+    assert handling["preemptive_generation"] == {"enabled": False}
+    assert handling["interruption"]["min_words"] == 0
