@@ -16,10 +16,9 @@ from typing import Any
 from livekit.agents import AgentServer
 
 from .heartbeat import Heartbeat
+from .worker import DOWNLOAD_FILES_COMMAND
 
 logger = logging.getLogger("agent_runner")
-
-DOWNLOAD_FILES_COMMAND = "python manage.py run_voice_agent download-files"
 
 
 class _ConnectionFailureReporter(logging.Filter):

@@ -55,15 +55,21 @@ def prewarm(proc: JobProcess) -> None:
 
 
 def _default_plan_factory(persona: dict[str, Any], *, vad: Any) -> Any:
-    from .pipeline import build_session_plan
+    from .pipeline import build_session_plan, turn_detector_files_missing
 
+    # Checked before the conversation starts: the turn detector would otherwise fail
+    # mid-conversation, at the visitor's first pause.
+    problem = turn_detector_files_missing(persona)
+    if problem:
+        raise RuntimeError(problem)
     return build_session_plan(persona, vad=vad)
 
 
 def _default_missing_credentials(persona: dict[str, Any]) -> list[str]:
     from .pipeline import missing_credentials
 
-    return missing_credentials(persona)
+    # The avatar's key is left out: without it the conversation continues voice-only.
+    return missing_credentials(persona, include_avatar=False)
 
 
 async def _default_start_avatar(plan: Any, session: Any, room: Any) -> str | None:
@@ -160,7 +166,10 @@ def describe_setup_error(exc: BaseException) -> str:
     """A one-line reason for a session that could not be built, with the fix if we know it."""
     text = f"{type(exc).__name__}: {exc}".strip()
     lowered = text.lower()
-    if "download" in lowered or "could not find" in lowered or "turn-detector" in lowered:
+    names_missing_files = any(
+        word in lowered for word in ("download", "could not find", "turn-detector")
+    )
+    if names_missing_files and DOWNLOAD_FILES_COMMAND not in text:
         text += f" Model files are missing: run `{DOWNLOAD_FILES_COMMAND}` on the worker."
     return f"The voice session could not be built: {text}"[:500]
 
@@ -279,6 +288,9 @@ def server_options(
 
 def build_server(*, agent_name: str, heartbeat: bool = True, **options: Any) -> Any:
     """The ``AgentServer`` running our entrypoint under ``agent_name`` (explicit dispatch)."""
+    # Imported here, on the main thread, before serving: importing the pipeline registers
+    # the plugins (and the turn detector's inference runners) as LiveKit requires.
+    from . import pipeline  # noqa: F401
     from .server import VoiceWidgetServer
 
     server = VoiceWidgetServer(heartbeat=heartbeat, **server_options(**options))
