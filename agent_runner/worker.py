@@ -108,10 +108,12 @@ def configure_jobs(**changes: Any) -> JobSettings:
 class JobRefused(Exception):
     """The job cannot run this conversation; ``detail`` says why (no personal data)."""
 
-    def __init__(self, detail: str, *, mark_failed: bool = True) -> None:
+    def __init__(self, detail: str, *, mark_failed: bool = True, conversation: Any = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.mark_failed = mark_failed
+        #: The conversation, when it exists: it is marked failed with ``detail``.
+        self.conversation = conversation
 
 
 def conversation_id_from_metadata(metadata: str) -> str | None:
@@ -148,16 +150,19 @@ async def load_conversation(
     if conversation is None:
         raise JobRefused(f"Unknown conversation {conversation_id}.", mark_failed=False)
     if not conversation.is_open:
-        raise JobRefused("The conversation has already ended.", mark_failed=False)
+        raise JobRefused(
+            "The conversation has already ended.", mark_failed=False, conversation=conversation
+        )
     persona = conversation.persona
     if not persona.is_active:
-        raise JobRefused(f"Persona {persona.slug!r} is inactive.")
+        raise JobRefused(f"Persona {persona.slug!r} is inactive.", conversation=conversation)
     snapshot = conversation.persona_snapshot or persona.snapshot()
     missing = missing_credentials(snapshot)
     if missing:
         raise JobRefused(
             f"Missing provider credentials for persona {persona.slug!r}: "
-            f"{', '.join(missing)} (set them in the worker's environment)."
+            f"{', '.join(missing)} (set them in the worker's environment).",
+            conversation=conversation,
         )
     return conversation
 
@@ -174,9 +179,11 @@ def describe_setup_error(exc: BaseException) -> str:
     return f"The voice session could not be built: {text}"[:500]
 
 
-async def refuse(ctx: JobContext, signals: Any, conversation: Any, refusal: JobRefused) -> None:
+async def refuse(ctx: JobContext, signals: Any, refusal: JobRefused) -> None:
+    """Log why, mark the conversation failed, tell the visitor, and end the job."""
     from voice_widget.lifecycle import aend_conversation
 
+    conversation = refusal.conversation
     conversation_id = getattr(conversation, "pk", None)
     logger.warning("job %s refused: %s", ctx.job.id, refusal.detail)
     if conversation_id is not None and refusal.mark_failed:
@@ -206,7 +213,6 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
     await ctx.connect()
     signals = RoomSignals(ctx.room)
 
-    conversation = None
     try:
         conversation = await load_conversation(
             conversation_id, missing_credentials=settings.missing_credentials
@@ -217,9 +223,9 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
             session = AgentSession(**plan.session_kwargs)
         except Exception as exc:
             logger.exception("job %s: the session could not be built", ctx.job.id)
-            raise JobRefused(describe_setup_error(exc)) from exc
+            raise JobRefused(describe_setup_error(exc), conversation=conversation) from exc
     except JobRefused as refusal:
-        await refuse(ctx, signals, conversation, refusal)
+        await refuse(ctx, signals, refusal)
         return None
 
     runner = ConversationRunner(
