@@ -37,6 +37,16 @@ def require_agent_extra() -> None:
         raise CommandError(INSTALL_HINT) from exc
 
 
+def console_problem(persona: dict[str, Any]) -> str | None:
+    """Why the console could not talk to this persona here (checked before it starts)."""
+    from agent_runner.pipeline import missing_credentials, turn_detector_files_missing
+
+    missing = missing_credentials(persona, include_avatar=False)
+    if missing:
+        return f"Set {', '.join(missing)} in this terminal's environment first."
+    return turn_detector_files_missing(persona)
+
+
 def avoid_duplicate_log_lines() -> None:
     """LiveKit's CLI logs through a root handler; our loggers that have their own handlers
     (the host's LOGGING) stop propagating to it, so each line is printed once."""
@@ -192,11 +202,21 @@ class Command(BaseCommand):
         from voice_widget.models import Conversation, Persona
 
         try:
+            import sounddevice  # noqa: F401  (LiveKit's console opens the terminal's audio)
+        except (ImportError, OSError):
+            raise CommandError(
+                "Console mode needs the PortAudio library, also with --text "
+                "(e.g. apt install libportaudio2, or brew install portaudio)."
+            ) from None
+        try:
             persona = Persona.objects.get(slug=options["persona"])
         except Persona.DoesNotExist:
             raise CommandError(f"No persona with the slug {options['persona']!r}.") from None
         if not persona.is_active:
             self.stderr.write(f"Note: persona {persona.slug!r} is inactive; talking to it anyway.")
+        problem = console_problem(persona.snapshot())
+        if problem:
+            raise CommandError(problem)
         conversation = Conversation.objects.create(
             persona=persona,
             persona_snapshot=persona.snapshot(),
@@ -210,6 +230,7 @@ class Command(BaseCommand):
         )
         configure_jobs(conversation_id=str(conversation.pk), start_immediately=True)
         server = build_server(agent_name=agent_name, heartbeat=False)
+        avoid_duplicate_log_lines()
         _legacy._run_console(
             server=server,
             input_device=None,
