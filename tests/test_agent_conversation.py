@@ -332,3 +332,14 @@ async def test_signal_receivers_see_the_usage_when_the_worker_ends_it():
     finally:
         conversation_ended.disconnect(receiver)
     assert received == [("participant_left", 10)]
+
+
+async def test_an_avatar_failure_is_recorded_as_a_system_line_before_the_talk():
+    conversation = await new_conversation(greeting=GREETING)
+    runner, _room = build_runner(conversation, DoubleLLM(), start_immediately=True)
+    note = "Avatar unavailable: Beyond Presence answered 401; continued voice-only."
+    await runner.start(system_notes=[note])
+    await settle(runner.session)
+    await runner.request_end("client_end")
+
+    assert await transcript(conversation) == [(1, "system", note), (2, "agent", GREETING)]

@@ -202,13 +202,6 @@ class Command(BaseCommand):
         from voice_widget.models import Conversation, Persona
 
         try:
-            import sounddevice  # noqa: F401  (LiveKit's console opens the terminal's audio)
-        except (ImportError, OSError):
-            raise CommandError(
-                "Console mode needs the PortAudio library, also with --text "
-                "(e.g. apt install libportaudio2, or brew install portaudio)."
-            ) from None
-        try:
             persona = Persona.objects.get(slug=options["persona"])
         except Persona.DoesNotExist:
             raise CommandError(f"No persona with the slug {options['persona']!r}.") from None
@@ -217,6 +210,13 @@ class Command(BaseCommand):
         problem = console_problem(persona.snapshot())
         if problem:
             raise CommandError(problem)
+        try:
+            import sounddevice  # noqa: F401  (LiveKit's console opens the terminal's audio)
+        except (ImportError, OSError):
+            raise CommandError(
+                "Console mode needs the PortAudio library, also with --text "
+                "(e.g. apt install libportaudio2, or brew install portaudio)."
+            ) from None
         conversation = Conversation.objects.create(
             persona=persona,
             persona_snapshot=persona.snapshot(),
