@@ -8,12 +8,23 @@ connect lazily, on first use.
 
 Each stage is a small dispatch table (provider → builder), so a new provider is one function
 and one table entry. Importing this module registers the plugins, which LiveKit requires to
-happen on the main thread: the worker imports it before it starts serving jobs.
+happen on the main thread: the worker imports it before it starts serving jobs (that is also
+what lets ``download-files`` fetch the turn-detector models).
+
+In the job entrypoint::
+
+    plan = build_session_plan(conversation.persona_snapshot, vad=ctx.proc.userdata["vad"])
+    session = AgentSession(**plan.session_kwargs)
+    avatar_failure = await start_avatar(plan, session, ctx.room)  # before session.start
+    await session.start(
+        agent, room=ctx.room, room_options=RoomOptions(audio_input=plan.audio_input_options())
+    )
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +34,7 @@ from livekit.agents import NOT_GIVEN, inference
 from livekit.agents import llm as lk_llm
 from livekit.agents import stt as lk_stt
 from livekit.agents import tts as lk_tts
-from livekit.agents.voice.room_io.types import NoiseCancellationParams
+from livekit.agents.voice.room_io.types import AudioInputOptions, NoiseCancellationParams
 from livekit.plugins import (
     bey,  # noqa: F401 (registers the plugin; used by agent_runner.avatar)
     cartesia,
@@ -44,6 +55,8 @@ from .credentials import (
     livekit_inference_credentials,
     missing_credentials,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "AvatarPlan",
@@ -89,6 +102,15 @@ class SessionPlan:
     session_kwargs: dict[str, Any]
     noise_cancellation: Any | None
     avatar: AvatarPlan | None
+
+    def audio_input_options(self) -> AudioInputOptions:
+        """The room's audio input with this plan's noise cancellation (per participant kind)."""
+        if self.noise_cancellation is None:
+            return AudioInputOptions()
+        # With a selector LiveKit wants the gain control set explicitly; BVC does its own.
+        return AudioInputOptions(
+            noise_cancellation=self.noise_cancellation, auto_gain_control=False
+        )
 
 
 class _Persona:
@@ -339,6 +361,7 @@ class TextTurnDetector:
             raise ValueError(f"unknown turn-detector model {kind!r}")
         self.kind = str(kind)
         self._model: Any = None
+        self._load_failed = False
 
     def __repr__(self) -> str:
         return f"TextTurnDetector({self.kind!r})"
@@ -371,7 +394,16 @@ class TextTurnDetector:
         return await self.load().unlikely_threshold(language)
 
     async def supports_language(self, language: Any) -> bool:
-        return await self.load().supports_language(language)
+        # Asked before every prediction. If the model cannot load, say "unsupported": the
+        # session then ends turns on the endpointing delays and the conversation goes on.
+        try:
+            model = self.load()
+        except Exception as exc:
+            if not self._load_failed:
+                self._load_failed = True
+                logger.error("turn-detector model unavailable, using pauses only: %s", exc)
+            return False
+        return await model.supports_language(language)
 
     async def predict_end_of_turn(self, chat_ctx: Any, *, timeout: float | None = 3) -> float:
         return await self.load().predict_end_of_turn(chat_ctx, timeout=timeout)

@@ -100,6 +100,19 @@ def test_realtime_persona_is_valid():
             "allowed_origins",
             "https://bad.example/path",
         ),
+        ({"stt_provider": "livekit", "stt_model": "nova-3"}, "stt_model", "provider/model"),
+        ({"llm_provider": "livekit", "llm_model": "gpt-4.1-mini"}, "llm_model", "provider/model"),
+        ({"tts_provider": "livekit", "tts_model": "sonic-2"}, "tts_model", "provider/model"),
+        (
+            {"stt_fallback_provider": "livekit", "stt_fallback_model": "nova-3"},
+            "stt_fallback_model",
+            "provider/model",
+        ),
+        (
+            {"tts_fallback_provider": "openai", "tts_fallback_model": "gpt-4o-mini-tts"},
+            "tts_fallback_voice",
+            "voice the fallback speaks",
+        ),
         ({"llm_temperature": 3.0}, "llm_temperature", "less than or equal"),
         ({"vad_threshold": 1.0}, "vad_threshold", "less than or equal"),
     ],
@@ -124,6 +137,52 @@ def test_clean_rejects_combinations_that_cannot_work(overrides, field, fragment)
             {"realtime_turn_detection": "semantic_vad", "realtime_vad_threshold": 0.6},
             "realtime_vad_threshold",
             "server VAD only",
+        ),
+        (
+            {"realtime_turn_detection": "semantic_vad", "realtime_silence_duration_ms": 900},
+            "realtime_silence_duration_ms",
+            "server VAD only",
+        ),
+        (
+            {"realtime_turn_detection": "semantic_vad", "realtime_prefix_padding_ms": 300},
+            "realtime_prefix_padding_ms",
+            "server VAD only",
+        ),
+        (
+            {"turn_detection": "vad", "realtime_silence_duration_ms": 900},
+            "realtime_silence_duration_ms",
+            "only when the realtime model decides",
+        ),
+        ({"turn_detection": "audio"}, "turn_detection", "realtime model decide"),
+        ({"llm_temperature": 0.7}, "llm_temperature", "take no temperature"),
+        (
+            {"stt_fallback_provider": "deepgram", "stt_fallback_model": "nova-3"},
+            "stt_fallback_provider",
+            "realtime model replaces",
+        ),
+        (
+            {"llm_fallback_provider": "openai", "llm_fallback_model": "gpt-4o"},
+            "llm_fallback_provider",
+            "realtime model replaces",
+        ),
+        (
+            {"tts_fallback_provider": "openai", "tts_fallback_model": "tts-1"},
+            "tts_fallback_provider",
+            "speak with the text-to-speech voice",
+        ),
+        (
+            {
+                "realtime_use_tts": True,
+                "tts_fallback_provider": "cartesia",
+                "tts_fallback_model": "sonic-2",
+            },
+            "tts_fallback_voice",
+            "voice the fallback speaks",
+        ),
+        (
+            {"realtime_use_tts": True, "tts_provider": "livekit", "tts_model": "sonic-2"},
+            "tts_model",
+            "provider/model",
         ),
     ],
 )

@@ -102,7 +102,10 @@ class PersonaAdmin(admin.ModelAdmin):
             {
                 "description": _(
                     "API keys never go here: they come from the worker's environment "
-                    "(DEEPGRAM_API_KEY, OPENAI_API_KEY, CARTESIA_API_KEY, …)."
+                    "(DEEPGRAM_API_KEY, OPENAI_API_KEY, CARTESIA_API_KEY, "
+                    "AZURE_OPENAI_API_KEY, OPENAI_COMPATIBLE_API_KEY; LiveKit Inference uses "
+                    "LIVEKIT_API_KEY and LIVEKIT_API_SECRET). “manage.py check” lists the "
+                    "personas whose keys are missing."
                 ),
                 "fields": [
                     "pipeline_kind",
@@ -131,7 +134,11 @@ class PersonaAdmin(admin.ModelAdmin):
             _("Fallbacks"),
             {
                 "classes": ["collapse"],
-                "description": _("Used when the primary provider of a stage fails."),
+                "description": _(
+                    "Used when the primary provider of a stage fails, so an outage does not "
+                    "end the conversation. With a realtime model, only the text-to-speech "
+                    "fallback applies (when the text-to-speech voice speaks)."
+                ),
                 "fields": [
                     ("stt_fallback_provider", "stt_fallback_model"),
                     ("llm_fallback_provider", "llm_fallback_model"),

@@ -78,6 +78,7 @@ class SemanticEagerness(models.TextChoices):
 class TurnDetection(models.TextChoices):
     MULTILINGUAL = "multilingual", _("Turn-detector model, multilingual")
     ENGLISH = "english", _("Turn-detector model, English only")
+    AUDIO = "audio", _("Audio turn-detector model (runs on the worker, no download)")
     VAD = "vad", _("Voice activity only (silence ends the turn)")
     STT = "stt", _("Speech-to-text endpointing")
     REALTIME = "realtime_llm", _("Realtime model decides")
@@ -109,6 +110,13 @@ class Theme(models.TextChoices):
 class Position(models.TextChoices):
     FLOATING = "floating", _("Floating button in the corner")
     INLINE = "inline", _("Inline, where the tag is placed")
+
+
+LIVEKIT_INFERENCE = "livekit"
+LIVEKIT_MODEL_FORMAT = _(
+    "LiveKit Inference models are written provider/model, e.g. deepgram/nova-3, "
+    "openai/gpt-4.1-mini or cartesia/sonic-2."
+)
 
 
 class PersonaQuerySet(models.QuerySet):
@@ -225,12 +233,18 @@ class Persona(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
-        help_text=_("0 is focused, 1 is creative. Empty: the provider's default."),
+        help_text=_(
+            "0 is focused, 1 is creative. Empty: the provider's default. Realtime models "
+            "take no temperature."
+        ),
     )
     llm_base_url = models.URLField(
         _("OpenAI-compatible base URL"),
         blank=True,
-        help_text=_("For an OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 for Ollama."),
+        help_text=_(
+            "For an OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 for Ollama. "
+            "A key, if the server needs one, comes from OPENAI_COMPATIBLE_API_KEY."
+        ),
     )
     azure_endpoint = models.URLField(
         _("Azure endpoint"),
@@ -239,9 +253,18 @@ class Persona(models.Model):
             "e.g. https://my-resource.openai.azure.com. The key comes from AZURE_OPENAI_API_KEY."
         ),
     )
-    azure_deployment = models.CharField(_("Azure deployment"), max_length=100, blank=True)
+    azure_deployment = models.CharField(
+        _("Azure deployment"),
+        max_length=100,
+        blank=True,
+        help_text=_("The deployment's name in your Azure resource. Empty: the model name."),
+    )
     azure_api_version = models.CharField(
-        _("Azure API version"), max_length=40, blank=True, default="2024-10-01-preview"
+        _("Azure API version"),
+        max_length=40,
+        blank=True,
+        default="2024-10-01-preview",
+        help_text=_("For the Azure language model; Azure Realtime uses the current API."),
     )
     tts_provider = models.CharField(
         _("text-to-speech provider"),
@@ -292,7 +315,12 @@ class Persona(models.Model):
         default="gpt-realtime",
         help_text=_("e.g. gpt-realtime. For Azure, the deployment name."),
     )
-    realtime_voice = models.CharField(_("realtime voice"), max_length=50, blank=True)
+    realtime_voice = models.CharField(
+        _("realtime voice"),
+        max_length=50,
+        blank=True,
+        help_text=_("e.g. marin, cedar, alloy, coral. Empty: the model's default voice."),
+    )
     realtime_use_tts = models.BooleanField(
         _("speak with the text-to-speech voice"),
         default=False,
@@ -340,7 +368,12 @@ class Persona(models.Model):
         _("fallback text-to-speech provider"), max_length=20, choices=TTSProvider, blank=True
     )
     tts_fallback_model = models.CharField(_("fallback TTS model"), max_length=100, blank=True)
-    tts_fallback_voice = models.CharField(_("fallback voice"), max_length=100, blank=True)
+    tts_fallback_voice = models.CharField(
+        _("fallback voice"),
+        max_length=100,
+        blank=True,
+        help_text=_("The fallback provider's voice (a Cartesia voice id or an OpenAI voice)."),
+    )
 
     # Turn-taking
     turn_detection = models.CharField(
@@ -348,7 +381,10 @@ class Persona(models.Model):
         max_length=20,
         choices=TurnDetection,
         default=TurnDetection.MULTILINGUAL,
-        help_text=_("How the agent decides the visitor has finished speaking."),
+        help_text=_(
+            "How the agent decides the visitor has finished speaking. The text turn-detector "
+            "models are fetched once with “run_voice_agent download-files”."
+        ),
     )
     vad_threshold = models.FloatField(
         _("voice activity threshold"),
@@ -399,7 +435,11 @@ class Persona(models.Model):
         max_length=20,
         choices=NoiseCancellation,
         default=NoiseCancellation.OFF,
-        help_text=_("Removes background voices and noise. Needs LiveKit Cloud."),
+        help_text=_(
+            "Removes background voices and noise from the visitor's audio, chosen per "
+            "participant: phone (SIP) callers get the telephony model when selected. Needs "
+            "LiveKit Cloud."
+        ),
     )
 
     # Avatar & preview
@@ -410,7 +450,10 @@ class Persona(models.Model):
         _("avatar id"),
         max_length=100,
         blank=True,
-        help_text=_("The avatar's id at Beyond Presence. The key comes from BEY_API_KEY."),
+        help_text=_(
+            "The avatar's id at Beyond Presence. The key comes from BEY_API_KEY. A live "
+            "avatar is billed by the minute, also while the preview idles."
+        ),
     )
     preview_mode = models.CharField(
         _("preview"),
@@ -608,24 +651,35 @@ class Persona(models.Model):
                     "turn-detector model or voice activity instead."
                 ),
             )
-        for stage in ("stt", "llm", "tts"):
+        self._clean_fallbacks(add, ("stt", "llm", "tts"))
+        if self.llm_fallback_provider:
+            self._clean_llm_provider(add, self.llm_fallback_provider, fallback=True)
+
+    def _clean_fallbacks(self, add: Any, stages: tuple[str, ...]) -> None:
+        for stage in stages:
+            provider = getattr(self, f"{stage}_provider")
+            model = getattr(self, f"{stage}_model").strip()
             fallback = getattr(self, f"{stage}_fallback_provider")
             fallback_model = getattr(self, f"{stage}_fallback_model").strip()
+            if provider == LIVEKIT_INFERENCE and model and "/" not in model:
+                add(f"{stage}_model", LIVEKIT_MODEL_FORMAT)
             if fallback and not fallback_model:
                 add(f"{stage}_fallback_model", _("Name the fallback model."))
             if fallback_model and not fallback:
                 add(f"{stage}_fallback_provider", _("Choose the fallback provider."))
-            if (
-                fallback
-                and fallback == getattr(self, f"{stage}_provider")
-                and fallback_model == getattr(self, f"{stage}_model").strip()
-            ):
+            if fallback == LIVEKIT_INFERENCE and fallback_model and "/" not in fallback_model:
+                add(f"{stage}_fallback_model", LIVEKIT_MODEL_FORMAT)
+            if fallback and fallback == provider and fallback_model == model:
                 add(
                     f"{stage}_fallback_model",
                     _("The fallback is the same as the primary; choose a different one."),
                 )
-        if self.llm_fallback_provider:
-            self._clean_llm_provider(add, self.llm_fallback_provider, fallback=True)
+        if (
+            "tts" in stages
+            and self.tts_fallback_provider in (TTSProvider.CARTESIA, TTSProvider.OPENAI)
+            and not self.tts_fallback_voice.strip()
+        ):
+            add("tts_fallback_voice", _("Choose the voice the fallback speaks with."))
 
     def _clean_llm_provider(self, add: Any, provider: str, fallback: bool = False) -> None:
         field = "llm_fallback_provider" if fallback else "llm_provider"
@@ -673,6 +727,23 @@ class Persona(models.Model):
             if not self.tts_model.strip():
                 add("tts_model", _("Name the text-to-speech model."))
             self._clean_tts_voice(add)
+            self._clean_fallbacks(add, ("tts",))
+        elif self.tts_fallback_provider:
+            add(
+                "tts_fallback_provider",
+                _("A text-to-speech fallback needs “speak with the text-to-speech voice”."),
+            )
+        for stage in ("stt", "llm"):
+            if getattr(self, f"{stage}_fallback_provider"):
+                add(
+                    f"{stage}_fallback_provider",
+                    _(
+                        "A realtime model replaces the speech-to-text and language model "
+                        "stages; clear this fallback."
+                    ),
+                )
+        if self.llm_temperature is not None:
+            add("llm_temperature", _("Realtime models take no temperature; clear it."))
         if self.turn_detection not in (TurnDetection.REALTIME, TurnDetection.VAD):
             add(
                 "turn_detection",
@@ -681,14 +752,27 @@ class Persona(models.Model):
                     "activity only."
                 ),
             )
-        if (
-            self.realtime_turn_detection == RealtimeTurnDetection.SEMANTIC_VAD
-            and self.realtime_vad_threshold is not None
-        ):
-            add(
-                "realtime_vad_threshold",
-                _("The VAD threshold applies to server VAD only; semantic VAD uses eagerness."),
-            )
+        server_vad_fields = (
+            "realtime_vad_threshold",
+            "realtime_prefix_padding_ms",
+            "realtime_silence_duration_ms",
+        )
+        for name in server_vad_fields:
+            if getattr(self, name) is None:
+                continue
+            if self.turn_detection == TurnDetection.VAD:
+                add(
+                    name,
+                    _(
+                        "Server VAD settings apply only when the realtime model decides the "
+                        "turns; clear them or choose “Realtime model decides”."
+                    ),
+                )
+            elif self.realtime_turn_detection == RealtimeTurnDetection.SEMANTIC_VAD:
+                add(
+                    name,
+                    _("This setting applies to server VAD only; semantic VAD uses eagerness."),
+                )
 
     def _clean_turn_taking(self, add: Any) -> None:
         if self.min_endpointing_delay > self.max_endpointing_delay:

@@ -59,6 +59,154 @@ DEMO_PERSONAS: list[dict[str, Any]] = [
         "position": "inline",
         "enabled_tools": ["end_conversation"],
     },
+    # The five recipes of the README ("Persona recipes"): the systems this app replaces.
+    {
+        "slug": "nora-avatar",
+        "name": "Nora",
+        "description": (
+            "Recipe 1, avatar assistant: Deepgram nova-3, GPT-4o, Cartesia, Beyond Presence "
+            "avatar with a live preview. Needs BEY_API_KEY; without it Nora talks voice only."
+        ),
+        "language": "en",
+        "instructions": (
+            "You are Nora, the video assistant of Linden Bikes. Visitors see you on the page. "
+            "Answer in short spoken sentences, warmly and precisely; no lists, no markdown. "
+            + SHOP_FACTS
+        ),
+        "greeting": "Hi, I'm Nora from Linden Bikes. Which bike are you curious about?",
+        "stt_provider": "deepgram",
+        "stt_model": "nova-3",
+        "stt_keyterms": "Linden City\nLinden Cargo\nLinden Gravel",
+        "llm_provider": "openai",
+        "llm_model": "gpt-4o",
+        "llm_temperature": 0.6,
+        "tts_provider": "cartesia",
+        "tts_model": "sonic-2",
+        "tts_voice": "f786b574-daa5-4673-aa0c-cbe3e8534c02",
+        "avatar_provider": "bey",
+        "avatar_id": "b9be11b8-89fb-4227-8f86-4a881393cbdb",
+        "preview_mode": "live",
+        # A live preview spends avatar minutes: leave soon if nobody clicks.
+        "preview_idle_seconds": 60,
+        "max_duration_seconds": 300,
+        "welcome_text": "Talk to Nora face to face.",
+        "position": "inline",
+        "enabled_tools": ["end_conversation"],
+    },
+    {
+        "slug": "roleplay-customer",
+        "name": "Mr. Keller (role-play customer)",
+        "description": (
+            "Recipe 2, sales training: an annoyed customer on OpenAI Realtime (gpt-realtime), "
+            "tuned server VAD for a noisy shop floor, background voice cancellation (BVC, "
+            "needs LiveKit Cloud)."
+        ),
+        "language": "en",
+        "instructions": (
+            "You play Mr. Keller, a customer whose Linden City bike (bought four weeks ago) "
+            "has a hub gear that slips. You are annoyed but fair. The person you talk to is a "
+            "trainee shop assistant practising complaint handling. Stay in role, speak "
+            "naturally and briefly, raise your concern again if it is brushed aside, and "
+            "calm down when you are offered a concrete solution. Never mention that this is "
+            "a training."
+        ),
+        "greeting": "Open the conversation as Mr. Keller, walking into the shop with his bike.",
+        "greeting_mode": "generate",
+        "pipeline_kind": "realtime",
+        "realtime_provider": "openai",
+        "realtime_model": "gpt-realtime",
+        "realtime_voice": "cedar",
+        "realtime_turn_detection": "server_vad",
+        "realtime_vad_threshold": 0.7,
+        "realtime_prefix_padding_ms": 300,
+        "realtime_silence_duration_ms": 600,
+        "turn_detection": "realtime_llm",
+        "noise_cancellation": "bvc",
+        "welcome_text": "Practise a complaint conversation.",
+        "button_label": "Start role-play",
+        "enabled_tools": ["end_conversation"],
+    },
+    {
+        "slug": "patient-consultant",
+        "name": "Dr. Brandt (patient consultant)",
+        "description": (
+            "Recipe 3: a calm consultant on Azure OpenAI Realtime with very patient "
+            "turn-taking (long silence before answering, interruptions need real words). "
+            "Inactive until you enter your Azure endpoint and deployment and set "
+            "AZURE_OPENAI_API_KEY on the worker."
+        ),
+        "is_active": False,
+        "language": "de",
+        "instructions": (
+            "Du bist Dr. Brandt, eine ruhige Beraterin von Linden Bikes für Menschen, die "
+            "nach einer Verletzung wieder Rad fahren möchten. Lass dir Zeit, frage nach, "
+            "unterbrich nie und fasse zusammen, bevor du etwas empfiehlst. Kurze, "
+            "freundliche Sätze. " + SHOP_FACTS
+        ),
+        "greeting": "Guten Tag, ich bin Dr. Brandt. Erzählen Sie in Ruhe: worum geht es?",
+        "pipeline_kind": "realtime",
+        "realtime_provider": "azure_openai",
+        "realtime_model": "gpt-realtime",
+        "azure_endpoint": "https://your-resource.openai.azure.com",
+        "azure_deployment": "gpt-realtime",
+        "realtime_voice": "marin",
+        "realtime_turn_detection": "server_vad",
+        "realtime_vad_threshold": 0.6,
+        "realtime_prefix_padding_ms": 500,
+        "realtime_silence_duration_ms": 1800,
+        "turn_detection": "realtime_llm",
+        "min_interruption_duration": 1.5,
+        "false_interruption_timeout": 3.0,
+        "max_duration_seconds": 1800,
+        "welcome_text": "Beratung in Ruhe: sprechen Sie mit Dr. Brandt.",
+        "position": "inline",
+        "enabled_tools": ["end_conversation"],
+    },
+    {
+        "slug": "local-llm",
+        "name": "Otto (local model)",
+        "description": (
+            "Recipe 4: the language model runs on your own machine with Ollama "
+            "(ollama pull llama3.1), GPT-4o-mini as fallback when it is down; the audio "
+            "turn detector runs on the worker too."
+        ),
+        "language": "en",
+        "instructions": (
+            "You are Otto, the assistant of Linden Bikes. Answer in one or two short spoken "
+            "sentences, no lists, no markdown. " + SHOP_FACTS
+        ),
+        "greeting": "Hello, I'm Otto. Ask me anything about Linden Bikes.",
+        "stt_provider": "deepgram",
+        "stt_model": "nova-3",
+        "llm_provider": "openai_compatible",
+        "llm_model": "llama3.1",
+        "llm_base_url": "http://127.0.0.1:11434/v1",
+        "llm_temperature": 0.4,
+        "llm_fallback_provider": "openai",
+        "llm_fallback_model": "gpt-4o-mini",
+        "tts_provider": "cartesia",
+        "tts_model": "sonic-2",
+        "tts_voice": "f786b574-daa5-4673-aa0c-cbe3e8534c02",
+        "turn_detection": "audio",
+        "welcome_text": "Powered by a model running on our own server.",
+        "enabled_tools": ["end_conversation"],
+    },
+    {
+        "slug": "default-pipeline",
+        "name": "Lena (default pipeline)",
+        "description": (
+            "Recipe 5: every voice setting left at its default: Deepgram nova-3, OpenAI "
+            "gpt-4o-mini, Cartesia sonic-2, the multilingual turn detector."
+        ),
+        "language": "en",
+        "instructions": (
+            "You are Lena, the assistant of Linden Bikes. Answer in short spoken sentences, "
+            "no lists, no markdown. " + SHOP_FACTS
+        ),
+        "greeting": "Hi, I'm Lena from Linden Bikes. How can I help?",
+        "tts_voice": "f786b574-daa5-4673-aa0c-cbe3e8534c02",
+        "enabled_tools": ["end_conversation"],
+    },
 ]
 
 

@@ -1,0 +1,152 @@
+"""Which keys a persona's providers need, and which ones the worker lacks."""
+
+import pytest
+
+from agent_runner.credentials import (
+    PROVIDER_ENV_VARS,
+    credential,
+    missing_credentials,
+    required_credentials,
+)
+from tests.factories import persona_fields
+from voice_widget.models import AvatarProvider, LLMProvider, Persona, STTProvider, TTSProvider
+
+ALL_KEYS = [
+    "DEEPGRAM_API_KEY",
+    "OPENAI_API_KEY",
+    "CARTESIA_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "BEY_API_KEY",
+    "OPENAI_COMPATIBLE_API_KEY",
+]
+
+
+@pytest.fixture
+def no_keys(monkeypatch, settings):
+    for name in ALL_KEYS:
+        monkeypatch.delenv(name, raising=False)
+    for name in ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings.VOICE_WIDGET = {"LIVEKIT_URL": "wss://x.livekit.cloud"}
+    settings.DEBUG = False
+    return monkeypatch
+
+
+def snapshot(**overrides):
+    persona = Persona(**persona_fields(**overrides))
+    persona.full_clean(validate_unique=False, validate_constraints=False)
+    return persona.snapshot()
+
+
+REALTIME = {
+    "pipeline_kind": "realtime",
+    "realtime_provider": "openai",
+    "realtime_model": "gpt-realtime",
+    "turn_detection": "realtime_llm",
+}
+
+
+def test_every_provider_choice_has_its_variables():
+    choices = {*STTProvider.values, *LLMProvider.values, *TTSProvider.values}
+    choices |= set(AvatarProvider.values) - {"none"}
+    assert choices <= set(PROVIDER_ENV_VARS)
+
+
+def test_default_pipeline_needs_deepgram_openai_cartesia(no_keys):
+    assert missing_credentials(snapshot()) == [
+        "DEEPGRAM_API_KEY",
+        "OPENAI_API_KEY",
+        "CARTESIA_API_KEY",
+    ]
+
+
+def test_set_keys_are_not_missing(no_keys):
+    no_keys.setenv("DEEPGRAM_API_KEY", "dg")
+    no_keys.setenv("CARTESIA_API_KEY", " ")  # blank counts as missing
+    assert missing_credentials(snapshot()) == ["OPENAI_API_KEY", "CARTESIA_API_KEY"]
+
+
+def test_a_django_setting_of_the_same_name_counts(no_keys, settings):
+    settings.OPENAI_API_KEY = "sk-from-settings"
+    assert credential("OPENAI_API_KEY") == "sk-from-settings"
+    assert "OPENAI_API_KEY" not in missing_credentials(snapshot())
+
+
+def test_ollama_needs_no_key(no_keys):
+    persona = snapshot(
+        stt_provider="openai",
+        stt_model="whisper-1",
+        turn_detection="vad",
+        llm_provider="openai_compatible",
+        llm_model="llama3.1",
+        llm_base_url="http://127.0.0.1:11434/v1",
+        tts_provider="openai",
+        tts_model="tts-1",
+        tts_voice="alloy",
+    )
+    assert missing_credentials(persona) == ["OPENAI_API_KEY"]
+
+
+def test_azure_realtime_needs_only_the_azure_key(no_keys):
+    persona = snapshot(
+        **{**REALTIME, "realtime_provider": "azure_openai"},
+        azure_endpoint="https://r.openai.azure.com",
+    )
+    assert missing_credentials(persona) == ["AZURE_OPENAI_API_KEY"]
+
+
+def test_realtime_with_tts_voice_needs_the_tts_key_too(no_keys):
+    persona = snapshot(**REALTIME, realtime_use_tts=True)
+    assert missing_credentials(persona) == ["OPENAI_API_KEY", "CARTESIA_API_KEY"]
+
+
+def test_realtime_ignores_the_unused_pipeline_stages(no_keys):
+    assert missing_credentials(snapshot(**REALTIME)) == ["OPENAI_API_KEY"]
+
+
+def test_fallbacks_need_their_keys(no_keys):
+    persona = snapshot(
+        llm_fallback_provider="azure_openai",
+        llm_fallback_model="gpt-4o-mini",
+        azure_endpoint="https://r.openai.azure.com",
+    )
+    assert "AZURE_OPENAI_API_KEY" in missing_credentials(persona)
+
+
+def test_avatar_key_is_listed_unless_left_out(no_keys):
+    persona = snapshot(avatar_provider="bey", avatar_id="b9be11b8")
+    assert missing_credentials(persona)[-1] == "BEY_API_KEY"
+    assert "BEY_API_KEY" not in missing_credentials(persona, include_avatar=False)
+
+
+def test_livekit_inference_needs_livekit_cloud_credentials(no_keys, settings):
+    persona = snapshot(
+        stt_provider="livekit",
+        stt_model="deepgram/nova-3",
+        llm_provider="livekit",
+        llm_model="openai/gpt-4.1-mini",
+        tts_provider="livekit",
+        tts_model="cartesia/sonic-2",
+    )
+    assert missing_credentials(persona) == ["LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]
+    settings.VOICE_WIDGET = {"LIVEKIT_API_KEY": "APIcloud", "LIVEKIT_API_SECRET": "s" * 40}
+    assert missing_credentials(persona) == []
+
+
+def test_livekit_dev_server_credentials_do_not_count_for_inference(no_keys, settings):
+    settings.DEBUG = True  # devkey / secret defaults of livekit-server --dev
+    settings.VOICE_WIDGET = {}
+    persona = snapshot(stt_provider="livekit", stt_model="deepgram/nova-3")
+    assert missing_credentials(persona)[:2] == ["LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]
+
+
+def test_required_lists_each_variable_once(no_keys):
+    persona = snapshot(
+        stt_provider="openai",
+        stt_model="whisper-1",
+        turn_detection="vad",
+        tts_provider="openai",
+        tts_model="tts-1",
+        tts_voice="alloy",
+    )
+    assert required_credentials(persona) == ["OPENAI_API_KEY"]
