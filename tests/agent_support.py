@@ -18,9 +18,10 @@ from tests.factories import make_conversation, make_persona
 from voice_widget.models import Conversation, Turn
 
 
-def double_plan(llm: Any, *, tts: Any | None = None) -> SessionPlan:
+def double_plan(llm: Any, *, tts: Any | None = None, **session_options: Any) -> SessionPlan:
     """A session plan of doubles: no VAD, no STT, no turn-detector model."""
     kwargs: dict[str, Any] = {"llm": llm, "vad": None, "turn_handling": {"turn_detection": None}}
+    kwargs.update(session_options)
     if tts is not None:
         kwargs["tts"] = tts
     return SessionPlan(session_kwargs=kwargs, noise_cancellation=None, avatar=None)
@@ -42,9 +43,10 @@ def build_runner(
     room: DoubleRoom | None = None,
     tts: DoubleTTS | None = None,
     start_immediately: bool | None = None,
+    **session_options: Any,
 ) -> tuple[ConversationRunner, DoubleRoom]:
     room = room or DoubleRoom(visitor=conversation.identity)
-    plan = double_plan(llm, tts=tts)
+    plan = double_plan(llm, tts=tts, **session_options)
     session = AgentSession(**plan.session_kwargs)
     if tts is not None:
         session.output.audio = InstantAudioOutput()

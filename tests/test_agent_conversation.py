@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from agent_runner import protocol
 from tests.agent_support import build_runner, new_conversation, reload, settle, transcript
 from tests.doubles.audio import DoubleTTS
-from tests.doubles.llm import DoubleLLM, ToolCall
+from tests.doubles.llm import DoubleLLM, Failure, ToolCall
 from voice_widget.lifecycle import aend_conversation
 from voice_widget.models import ConversationStatus
 from voice_widget.signals import conversation_ended
@@ -343,3 +343,36 @@ async def test_an_avatar_failure_is_recorded_as_a_system_line_before_the_talk():
     await runner.request_end("client_end")
 
     assert await transcript(conversation) == [(1, "system", note), (2, "agent", GREETING)]
+
+
+async def test_a_failing_model_ends_the_conversation_as_failed_with_error():
+    from livekit.agents.voice.agent_session import SessionConnectOptions
+
+    conversation = await new_conversation()
+    llm = DoubleLLM([Failure("model not found")])
+    runner, room = build_runner(
+        conversation,
+        llm,
+        start_immediately=True,
+        conn_options=SessionConnectOptions(max_unrecoverable_errors=0),
+    )
+    await runner.start()
+    runner.session.generate_reply(user_input="Hello?")
+
+    assert await asyncio.wait_for(runner.wait_finished(), 5) == "error"
+    failed = await reload(conversation)
+    assert failed.status == ConversationStatus.FAILED and failed.end_reason == "error"
+    assert "model not found" in failed.end_detail
+    assert room.local_participant.attributes[protocol.ATTR_END_REASON] == "error"
+
+
+async def test_a_session_closed_by_the_job_shutdown_ends_with_worker_shutdown():
+    conversation = await new_conversation()
+    runner, _room = build_runner(conversation, DoubleLLM(), start_immediately=True)
+    await runner.start()
+
+    # What livekit-agents does when the worker stops the job: it closes the session first.
+    await runner.session.aclose()
+
+    assert await asyncio.wait_for(runner.wait_finished(), 5) == "worker_shutdown"
+    assert (await reload(conversation)).end_reason == "worker_shutdown"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from livekit.agents import llm
+from livekit.agents import APIStatusError, llm
 from livekit.agents.llm import ChatChunk, ChoiceDelta, CompletionUsage, FunctionToolCall
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
@@ -36,7 +36,14 @@ class Request:
         )
 
 
-Reply = str | ToolCall | Callable[[Request], "str | ToolCall"]
+@dataclass
+class Failure:
+    """A reply the provider refuses, like an HTTP 400: not retryable."""
+
+    message: str = "the provider refused the request"
+
+
+Reply = str | ToolCall | Failure | Callable[[Request], "str | ToolCall | Failure"]
 
 
 class DoubleLLM(llm.LLM):
@@ -87,12 +94,14 @@ class DoubleLLM(llm.LLM):
 
 
 class _DoubleStream(llm.LLMStream):
-    def __init__(self, llm_: DoubleLLM, *, reply: str | ToolCall, **kwargs: Any) -> None:
+    def __init__(self, llm_: DoubleLLM, *, reply: str | ToolCall | Failure, **kwargs: Any) -> None:
         super().__init__(llm_, **kwargs)
         self._double = llm_
         self._reply = reply
 
     async def _run(self) -> None:
+        if isinstance(self._reply, Failure):
+            raise APIStatusError(self._reply.message, status_code=400, retryable=False)
         if isinstance(self._reply, ToolCall):
             call = FunctionToolCall(
                 name=self._reply.name,
