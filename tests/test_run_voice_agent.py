@@ -138,10 +138,13 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("stop_signal", "idle_processes"), [(signal.SIGTERM, 1), (signal.SIGINT, 0)]
+)
 def test_start_against_an_unreachable_livekit_logs_one_clear_error_and_stops_cleanly(
-    tmp_path, stop_signal
+    tmp_path, stop_signal, idle_processes
 ):
+    """With one idle process, its setup (Django, the VAD) runs in a real job process too."""
     port = _closed_port()
     (tmp_path / "unreachable_settings.py").write_text(
         "from tests.settings import *  # noqa\n"
@@ -156,7 +159,7 @@ def test_start_against_an_unreachable_livekit_logs_one_clear_error_and_stops_cle
             "--port",
             "0",
             "--num-idle-processes",
-            "0",
+            str(idle_processes),
             "--log-format",
             "colored",
         ],
@@ -174,7 +177,8 @@ def test_start_against_an_unreachable_livekit_logs_one_clear_error_and_stops_cle
     reader.start()
     try:
         deadline = time.monotonic() + 30
-        while not any(CLEAR_CONNECTION_ERROR in line for line in lines):
+        expected = [CLEAR_CONNECTION_ERROR] + (["process initialized"] if idle_processes else [])
+        while not all(any(text in line for line in lines) for text in expected):
             assert process.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "".join(lines)
             time.sleep(0.1)
@@ -191,3 +195,4 @@ def test_start_against_an_unreachable_livekit_logs_one_clear_error_and_stops_cle
     clear = [line for line in lines if CLEAR_CONNECTION_ERROR in line]
     assert len(clear) == 1 and f"ws://127.0.0.1:{port}" in clear[0]
     assert "shutting down worker" in output
+    assert "initialization failed" not in output and "could not be loaded" not in output
