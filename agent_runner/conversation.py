@@ -319,9 +319,15 @@ class ConversationRunner:
         except Exception:
             logger.exception("conversation %s: session did not close cleanly", self.conversation_id)
         self._session_running = False
-        await self._complete_record(reason, detail)
-        if self._on_finished is not None:
-            self._on_finished(reason)
+        try:
+            await self._complete_record(reason, detail)
+        except Exception:  # e.g. the database is away: the job must still end
+            logger.exception(
+                "conversation %s: the record could not be completed", self.conversation_id
+            )
+        finally:
+            if self._on_finished is not None:
+                self._on_finished(reason)
 
     async def _say_farewell(self, reason: str) -> None:
         if not self._session_running:
