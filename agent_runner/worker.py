@@ -108,12 +108,21 @@ def configure_jobs(**changes: Any) -> JobSettings:
 class JobRefused(Exception):
     """The job cannot run this conversation; ``detail`` says why (no personal data)."""
 
-    def __init__(self, detail: str, *, mark_failed: bool = True, conversation: Any = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        mark_failed: bool = True,
+        conversation: Any = None,
+        unexpected: BaseException | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.mark_failed = mark_failed
         #: The conversation, when it exists: it is marked failed with ``detail``.
         self.conversation = conversation
+        #: An error nobody foresaw, logged with its traceback (known causes are one line).
+        self.unexpected = unexpected
 
 
 def conversation_id_from_metadata(metadata: str) -> str | None:
@@ -185,7 +194,12 @@ async def refuse(ctx: JobContext, signals: Any, refusal: JobRefused) -> None:
 
     conversation = refusal.conversation
     conversation_id = getattr(conversation, "pk", None)
-    logger.warning("job %s refused: %s", ctx.job.id, refusal.detail)
+    logger.error(
+        "job %s refused: %s",
+        ctx.job.id,
+        refusal.detail,
+        exc_info=refusal.unexpected,
+    )
     if conversation_id is not None and refusal.mark_failed:
         await aend_conversation(conversation_id, "error", detail=refusal.detail, failed=True)
     await signals.announce_end("error", getattr(conversation, "identity", None))
@@ -222,8 +236,12 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
             plan = settings.plan_factory(snapshot, vad=ctx.proc.userdata.get(VAD_KEY))
             session = AgentSession(**plan.session_kwargs)
         except Exception as exc:
-            logger.exception("job %s: the session could not be built", ctx.job.id)
-            raise JobRefused(describe_setup_error(exc), conversation=conversation) from exc
+            detail = describe_setup_error(exc)
+            raise JobRefused(
+                detail,
+                conversation=conversation,
+                unexpected=None if DOWNLOAD_FILES_COMMAND in detail else exc,
+            ) from exc
     except JobRefused as refusal:
         await refuse(ctx, signals, refusal)
         return None

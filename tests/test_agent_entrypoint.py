@@ -106,7 +106,7 @@ async def test_missing_provider_key_fails_the_conversation_naming_the_variable(m
     assert "OPENAI_API_KEY" not in failed.end_detail
 
 
-async def test_missing_turn_detector_files_fail_with_the_download_command():
+async def test_missing_turn_detector_files_fail_with_the_download_command(caplog):
     conversation = await new_conversation()
 
     def plan_factory(persona, *, vad):
@@ -122,6 +122,9 @@ async def test_missing_turn_detector_files_fail_with_the_download_command():
     failed = await reload(conversation)
     assert failed.status == ConversationStatus.FAILED
     assert DOWNLOAD_FILES_COMMAND in failed.end_detail
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and DOWNLOAD_FILES_COMMAND in refusals[0].getMessage()
+    assert refusals[0].exc_info is None  # one clear line, no traceback
 
 
 async def test_the_plan_factory_gets_the_persona_snapshot_and_the_process_vad():
