@@ -376,3 +376,38 @@ async def test_a_session_closed_by_the_job_shutdown_ends_with_worker_shutdown():
 
     assert await asyncio.wait_for(runner.wait_finished(), 5) == "worker_shutdown"
     assert (await reload(conversation)).end_reason == "worker_shutdown"
+
+
+async def test_sync_host_tools_run_in_a_thread_and_may_receive_the_conversation():
+    import threading
+
+    from voice_widget.tools import register_tool, registry
+
+    seen = {}
+
+    def whose_conversation(topic: str, conversation) -> str:
+        seen.update(
+            topic=topic,
+            conversation=conversation.pk,
+            in_loop_thread=threading.current_thread() is threading.main_thread(),
+        )
+        return f"noted {topic}"
+
+    register_tool(
+        whose_conversation,
+        description="Note a topic.",
+        parameters={"type": "object", "properties": {"topic": {"type": "string"}}},
+    )
+    try:
+        conversation = await new_conversation(enabled_tools=["whose_conversation"])
+        # The model cannot pass (or forge) the conversation: the worker supplies it.
+        call = ToolCall("whose_conversation", {"topic": "brakes", "conversation": "forged"})
+        llm = DoubleLLM([call, "Noted."])
+        runner, _ = build_runner(conversation, llm, start_immediately=True)
+        await runner.start()
+        await runner.session.run(user_input="Note brakes.")
+        await runner.request_end("client_end")
+    finally:
+        registry.unregister("whose_conversation")
+
+    assert seen == {"topic": "brakes", "conversation": conversation.pk, "in_loop_thread": False}
