@@ -70,8 +70,6 @@ def _reason(avatar: AvatarPlan, exc: BaseException) -> str:
     if isinstance(exc, APIConnectionError | aiohttp.ClientError):
         url = avatar.api_url or DEFAULT_API_URLS.get(avatar.provider)
         return f"{name} could not be reached at {url}."
-    if isinstance(exc, TimeoutError):
-        return f"The {name} avatar did not join the room within {avatar.join_timeout:g} s."
     return f"The {name} avatar could not start: {exc.__class__.__name__}: {exc}"
 
 
@@ -93,17 +91,32 @@ async def start_avatar(plan: SessionPlan, session: AgentSession, room: rtc.Room)
     if avatar_plan is None:
         return None
     await _set_state(room, STARTING)
+    name = PROVIDER_NAMES.get(avatar_plan.provider, avatar_plan.provider)
     avatar = None
     try:
         avatar = _make_avatar(avatar_plan)
-        await avatar.start(
-            session,
-            room,
-            livekit_url=vw_settings.LIVEKIT_URL,
-            livekit_api_key=vw_settings.LIVEKIT_API_KEY,
-            livekit_api_secret=vw_settings.LIVEKIT_API_SECRET,
-        )
-        await avatar.wait_for_join(timeout=avatar_plan.join_timeout)
+        try:
+            # The plugin only bounds connecting; a service that accepts and hangs is bounded here.
+            await asyncio.wait_for(
+                avatar.start(
+                    session,
+                    room,
+                    livekit_url=vw_settings.LIVEKIT_URL,
+                    livekit_api_key=vw_settings.LIVEKIT_API_KEY,
+                    livekit_api_secret=vw_settings.LIVEKIT_API_SECRET,
+                ),
+                timeout=avatar_plan.start_timeout,
+            )
+        except TimeoutError as exc:
+            raise AvatarUnavailable(
+                f"{name} did not answer within {avatar_plan.start_timeout:g} s."
+            ) from exc
+        try:
+            await avatar.wait_for_join(timeout=avatar_plan.join_timeout)
+        except TimeoutError as exc:
+            raise AvatarUnavailable(
+                f"The {name} avatar did not join the room within {avatar_plan.join_timeout:g} s."
+            ) from exc
     except Exception as exc:
         reason = _reason(avatar_plan, exc)
         logger.warning(

@@ -89,6 +89,8 @@ class AvatarPlan:
     provider: str
     avatar_id: str
     api_url: str | None = None
+    #: Seconds for the provider's API to accept the session (all retries included).
+    start_timeout: float = 30.0
     #: Seconds to wait for the avatar to join the room and publish video.
     join_timeout: float = 20.0
     #: Retries of the provider's API call (connection errors and 5xx answers).
@@ -102,6 +104,12 @@ class SessionPlan:
     session_kwargs: dict[str, Any]
     noise_cancellation: Any | None
     avatar: AvatarPlan | None
+
+    @property
+    def can_say(self) -> bool:
+        """Whether ``session.say(text)`` works: it needs a TTS. A realtime model speaking with
+        its own voice cannot read a text verbatim; ask it with ``generate_reply`` instead."""
+        return self.session_kwargs.get("tts") is not None
 
     def audio_input_options(self) -> AudioInputOptions:
         """The room's audio input with this plan's noise cancellation (per participant kind)."""

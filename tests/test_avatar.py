@@ -29,14 +29,18 @@ AVATAR_IDENTITY = "bey-avatar-agent"
 class BeyApiStandIn:
     """``POST /v1/sessions`` like api.bey.dev: on success the avatar joins the room."""
 
-    def __init__(self, room, status=201, body='{"id": "sess_1"}', join=True):
+    def __init__(self, room, status=201, body='{"id": "sess_1"}', join=True, hang=False):
         self.room, self.status, self.body, self.join = room, status, body, join
+        self.hang = hang
+        self._released = asyncio.Event()
         self.requests = []
         self.url = None
         self._runner = None
 
     async def _sessions(self, request):
         self.requests.append({"headers": dict(request.headers), "json": await request.json()})
+        if self.hang:  # accept the request, then answer only when the test is over
+            await self._released.wait()
         if self.status < 300 and self.join:
             asyncio.get_running_loop().call_later(0.01, self.room.join, AVATAR_IDENTITY)
         return web.Response(status=self.status, text=self.body, content_type="application/json")
@@ -53,6 +57,7 @@ class BeyApiStandIn:
         return self
 
     async def __aexit__(self, *exc):
+        self._released.set()
         await self._runner.cleanup()
 
 
@@ -154,6 +159,19 @@ async def test_unreachable_service_falls_back_to_voice_only(monkeypatch, bey_key
             reason = await start_avatar(plan, session, room)
 
     assert reason == f"Beyond Presence could not be reached at {url}."
+    assert avatar_states(room) == ["starting", "failed"]
+    assert session.output.audio is None
+
+
+async def test_service_that_hangs_falls_back_to_voice_only(monkeypatch, bey_key):
+    room = RoomDouble()
+    session = AgentSession(vad=None, turn_handling={"turn_detection": "manual"})
+    async with BeyApiStandIn(room, hang=True) as bey_api, http_context.open():
+        plan = avatar_plan(monkeypatch, bey_api.url, start_timeout=0.3)
+        with job_context(room):
+            reason = await start_avatar(plan, session, room)
+
+    assert reason == "Beyond Presence did not answer within 0.3 s."
     assert avatar_states(room) == ["starting", "failed"]
     assert session.output.audio is None
 

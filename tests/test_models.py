@@ -88,6 +88,7 @@ def test_realtime_persona_is_valid():
             "at least the minimum",
         ),
         ({"language": "de", "turn_detection": "english"}, "turn_detection", "multilingual"),
+        ({"language": "pl", "turn_detection": "audio"}, "turn_detection", "does not know pl"),
         ({"avatar_provider": "bey"}, "avatar_id", "avatar id"),
         ({"avatar_id": "av1"}, "avatar_provider", "avatar provider"),
         ({"preview_mode": "live"}, "preview_mode", "live preview shows the avatar"),
@@ -155,6 +156,7 @@ def test_clean_rejects_combinations_that_cannot_work(overrides, field, fragment)
         ),
         ({"turn_detection": "audio"}, "turn_detection", "realtime model decide"),
         ({"llm_temperature": 0.7}, "llm_temperature", "take no temperature"),
+        ({"allow_interruptions": False}, "allow_interruptions", "can always interrupt"),
         (
             {"stt_fallback_provider": "deepgram", "stt_fallback_model": "nova-3"},
             "stt_fallback_provider",
@@ -192,8 +194,16 @@ def test_clean_rejects_realtime_combinations_that_cannot_work(overrides, field, 
     assert any(fragment.lower() in message.lower() for message in errors[field]), errors[field]
 
 
+def test_realtime_with_livekit_vad_may_forbid_interruptions():
+    make_persona(**{**REALTIME, "turn_detection": "vad"}, allow_interruptions=False)
+
+
 def test_realtime_persona_does_not_need_pipeline_stages():
     make_persona(**REALTIME, stt_provider="", llm_model="", tts_voice="")
+
+
+def test_audio_turn_detector_accepts_its_languages():
+    make_persona(language="de-AT", turn_detection="audio")
 
 
 def test_generated_greeting_may_be_empty():

@@ -77,6 +77,7 @@ def test_default_pipeline_is_deepgram_openai_cartesia(keys, vad):
     assert kwargs["vad"] is vad
     assert plan.noise_cancellation is None
     assert plan.avatar is None
+    assert plan.can_say is True
 
 
 def test_default_turn_detection_is_the_multilingual_turn_detector(keys, vad):
@@ -178,3 +179,35 @@ def test_snapshot_of_an_older_persona_gets_todays_defaults(keys, vad):
     handling = build_session_plan(data, vad=vad).session_kwargs["turn_handling"]
     assert handling["preemptive_generation"] == {"enabled": False}
     assert handling["interruption"]["min_words"] == 0
+
+
+@pytest.mark.django_db
+def test_building_a_plan_touches_no_database_and_no_network(
+    keys, vad, monkeypatch, django_assert_num_queries
+):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("build_session_plan opened a connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    persona = snapshot(
+        stt_fallback_provider="openai",
+        stt_fallback_model="whisper-1",
+        llm_provider="azure_openai",
+        llm_model="gpt-4o",
+        azure_endpoint="https://r.openai.azure.com",
+        llm_fallback_provider="livekit",
+        llm_fallback_model="openai/gpt-4.1-mini",
+        tts_fallback_provider="openai",
+        tts_fallback_model="tts-1",
+        tts_fallback_voice="alloy",
+        noise_cancellation="bvc_telephony",
+        avatar_provider="bey",
+        avatar_id="b9be11b8",
+        turn_detection="audio",
+    )
+    with django_assert_num_queries(0):
+        plan = build_session_plan(persona, vad=vad)
+    assert plan.avatar.avatar_id == "b9be11b8"

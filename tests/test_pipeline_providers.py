@@ -334,19 +334,22 @@ def test_openai_realtime_with_semantic_vad(keys, vad):
             **REALTIME,
             realtime_turn_detection="semantic_vad",
             realtime_eagerness="low",
-            allow_interruptions=False,
         ),
         vad=vad,
     ).session_kwargs["llm"]
     assert model._opts.turn_detection == SemanticVad(
-        type="semantic_vad", eagerness="low", create_response=True, interrupt_response=False
+        type="semantic_vad", eagerness="low", create_response=True, interrupt_response=True
     )
 
 
 def test_realtime_with_livekit_vad_turns_off_the_servers_turn_detection(keys, vad):
-    plan = build_session_plan(snapshot(**{**REALTIME, "turn_detection": "vad"}), vad=vad)
+    plan = build_session_plan(
+        snapshot(**{**REALTIME, "turn_detection": "vad"}, allow_interruptions=False), vad=vad
+    )
     assert plan.session_kwargs["llm"]._opts.turn_detection is None
+    assert plan.session_kwargs["llm"].capabilities.turn_detection is False
     assert plan.session_kwargs["turn_handling"]["turn_detection"] == "vad"
+    assert plan.session_kwargs["turn_handling"]["interruption"]["enabled"] is False
     assert plan.session_kwargs["vad"] is vad
 
 
@@ -439,7 +442,8 @@ def test_every_realtime_combination_builds(keys, vad, provider, turns, voice):
         **REALTIME_TURNS[turns],
         **REALTIME_VOICES[voice],
     }
-    kwargs = build_session_plan(snapshot(**fields), vad=vad).session_kwargs
+    plan = build_session_plan(snapshot(**fields), vad=vad)
+    kwargs = plan.session_kwargs
     model = kwargs["llm"]
     assert type(model) is RealtimeModel
     assert model._opts.is_azure is (provider == "azure_openai")
@@ -448,9 +452,12 @@ def test_every_realtime_combination_builds(keys, vad, provider, turns, voice):
     if voice == "model":
         assert "tts" not in kwargs
         assert model._opts.modalities == ["audio"]
+        # livekit-agents' say() needs a TTS or a realtime model that supports it
+        assert plan.can_say is model.capabilities.supports_say is False
     else:
         assert type(kwargs["tts"]) is TTS_CLASSES[voice]
         assert model._opts.modalities == ["text"]
+        assert plan.can_say is True
 
 
 FALLBACKS = [

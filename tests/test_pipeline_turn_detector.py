@@ -119,3 +119,11 @@ async def test_text_detector_builds_the_plugin_model_inside_the_job(hub_cache):
     [(method, request)] = job.inference_executor.calls
     assert method == "lk_end_of_utterance_multilingual"
     assert request["chat_ctx"][-1]["content"] == "Ich hätte gern eine Probefahrt"
+
+
+def test_admin_knows_the_audio_models_languages():
+    from livekit.agents.inference.eot.languages import LOCAL_LANGUAGES
+
+    from voice_widget.models import AUDIO_TURN_DETECTOR_LANGUAGES
+
+    assert set(LOCAL_LANGUAGES) == AUDIO_TURN_DETECTOR_LANGUAGES

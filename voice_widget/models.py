@@ -112,6 +112,10 @@ class Position(models.TextChoices):
     INLINE = "inline", _("Inline, where the tag is placed")
 
 
+#: Languages LiveKit's audio turn-detector model (turn-detector-v1-mini) was tuned for.
+AUDIO_TURN_DETECTOR_LANGUAGES = frozenset(
+    ["ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ko", "nl", "pt", "tr", "zh"]
+)
 LIVEKIT_INFERENCE = "livekit"
 LIVEKIT_MODEL_FORMAT = _(
     "LiveKit Inference models are written provider/model, e.g. deepgram/nova-3, "
@@ -225,7 +229,7 @@ class Persona(models.Model):
         blank=True,
         help_text=_(
             "e.g. gpt-4o-mini, llama3.1 (Ollama), openai/gpt-4.1-mini (LiveKit "
-            "Inference). For Azure, the deployment name."
+            "Inference). For Azure, the deployment below is used (empty: this name)."
         ),
     )
     llm_temperature = models.FloatField(
@@ -313,7 +317,9 @@ class Persona(models.Model):
         max_length=100,
         blank=True,
         default="gpt-realtime",
-        help_text=_("e.g. gpt-realtime. For Azure, the deployment name."),
+        help_text=_(
+            "e.g. gpt-realtime. For Azure, the deployment below is used (empty: this name)."
+        ),
     )
     realtime_voice = models.CharField(
         _("realtime voice"),
@@ -744,6 +750,14 @@ class Persona(models.Model):
                 )
         if self.llm_temperature is not None:
             add("llm_temperature", _("Realtime models take no temperature; clear it."))
+        if self.turn_detection == TurnDetection.REALTIME and not self.allow_interruptions:
+            add(
+                "allow_interruptions",
+                _(
+                    "When the realtime model decides the turns, the visitor can always "
+                    "interrupt; choose “Voice activity only” to turn interruptions off."
+                ),
+            )
         if self.turn_detection not in (TurnDetection.REALTIME, TurnDetection.VAD):
             add(
                 "turn_detection",
@@ -788,6 +802,19 @@ class Persona(models.Model):
                 _(
                     "The English turn-detector model cannot follow %(language)s; use the "
                     "multilingual one."
+                )
+                % {"language": self.language},
+            )
+        base_language = self.language.lower().split("-")[0]
+        if (
+            self.turn_detection == TurnDetection.AUDIO
+            and base_language not in AUDIO_TURN_DETECTOR_LANGUAGES
+        ):
+            add(
+                "turn_detection",
+                _(
+                    "The audio turn-detector model does not know %(language)s; use the "
+                    "multilingual text model or voice activity."
                 )
                 % {"language": self.language},
             )

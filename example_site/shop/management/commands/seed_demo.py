@@ -143,7 +143,12 @@ DEMO_PERSONAS: list[dict[str, Any]] = [
             "unterbrich nie und fasse zusammen, bevor du etwas empfiehlst. Kurze, "
             "freundliche Sätze. " + SHOP_FACTS
         ),
-        "greeting": "Guten Tag, ich bin Dr. Brandt. Erzählen Sie in Ruhe: worum geht es?",
+        "greeting": (
+            "Begrüße ruhig auf Deutsch, stell dich als Dr. Brandt vor und bitte darum, "
+            "in Ruhe zu erzählen, worum es geht."
+        ),
+        # A realtime model speaks with its own voice: it greets itself, the text is the hint.
+        "greeting_mode": "generate",
         "pipeline_kind": "realtime",
         "realtime_provider": "azure_openai",
         "realtime_model": "gpt-realtime",
