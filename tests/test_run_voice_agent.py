@@ -24,6 +24,8 @@ CLEAR_CONNECTION_ERROR = "Cannot connect to the LiveKit server at"
 
 @pytest.fixture
 def captured_runs(monkeypatch):
+    # dev mode sets LIVEKIT_DEV_MODE for its job processes; undo that after the test.
+    monkeypatch.setenv("LIVEKIT_DEV_MODE", "")
     runs = []
 
     def run_worker(self, mode, agent_name, options):
@@ -61,6 +63,7 @@ def test_agent_name_defaults_to_the_voice_widget_setting(captured_runs, settings
     settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "from-settings"}
     call_command("run_voice_agent", "dev")
     assert captured_runs[0]["agent_name"] == "from-settings"
+    assert os.environ["LIVEKIT_DEV_MODE"] == "1"
     assert captured_runs[0]["log_format"] == "colored"
 
 

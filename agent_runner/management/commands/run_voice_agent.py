@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -152,6 +153,9 @@ class Command(BaseCommand):
                 "['LIVEKIT_API_KEY'] and ['LIVEKIT_API_SECRET'] (or the LIVEKIT_* variables)."
             )
         agent_name = options.get("agent_name") or vw_settings.AGENT_NAME
+        if mode in ("dev", "console"):
+            # As LiveKit's own CLI does for these modes; job processes inherit it.
+            os.environ["LIVEKIT_DEV_MODE"] = "1"
         if mode == "console":
             return self.console(agent_name, options)
         return self.run_worker(mode, agent_name, options)
