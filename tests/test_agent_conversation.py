@@ -11,7 +11,7 @@ from agent_runner import protocol
 from tests.agent_support import build_runner, new_conversation, reload, settle, transcript
 from tests.doubles.audio import DoubleTTS
 from tests.doubles.llm import DoubleLLM, Failure, ToolCall
-from voice_widget.lifecycle import aend_conversation
+from voice_widget.lifecycle import end_conversation
 from voice_widget.models import ConversationStatus
 from voice_widget.signals import conversation_ended
 
@@ -303,7 +303,8 @@ async def test_conversation_ended_signal_is_sent_once_and_usage_saved_after_a_we
         await runner.start()
         await runner.session.run(user_input="Hi")
         # The web side ends it first (the visitor's end request), then the widget's RPC arrives.
-        await aend_conversation(conversation.pk, "client_end")
+        # (On the ORM's own thread: in-memory SQLite locks a table written from two threads.)
+        await sync_to_async(end_conversation)(conversation.pk, "client_end")
         await room.call_rpc(protocol.RPC_END, caller=conversation.identity)
         await runner.wait_finished()
         await runner.on_job_shutdown("room disconnected")
