@@ -6,3 +6,7 @@ class ShopConfig(AppConfig):
     label = "shop"
     verbose_name = "Example shop"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registers the shop's voice-agent tools (product lookup, opening hours).
+        from . import tools  # noqa: F401

@@ -1,0 +1,356 @@
+"""One conversation, from the agent joining to the record being complete.
+
+``ConversationRunner`` owns the behaviour the README's protocol promises: join muted,
+wait for ``voice_widget.start`` (or start at once), greet, enforce the persona's limits,
+record every turn, and end exactly once with a reason, the usage and a notice to the
+visitor. It works on a real ``AgentSession``; the room is optional, so tests drive the
+same code in text mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.utils import timezone
+from livekit.agents import AgentSession, room_io
+from livekit.agents.voice.events import CloseEvent, CloseReason, ConversationItemAddedEvent
+
+from voice_widget.conf import vw_settings
+from voice_widget.lifecycle import aend_conversation
+from voice_widget.models import Conversation, ConversationStatus, EndReason, TurnRole
+
+from . import protocol
+from .agent import VoiceWidgetAgent
+from .function_tools import build_function_tools
+from .instructions import build_instructions, greeting_instructions
+from .recorder import TranscriptRecorder
+from .usage import summarize_usage
+
+logger = logging.getLogger(__name__)
+
+#: Longest wait for the closing line (max duration) or a goodbye (agent end) to play out.
+FAREWELL_TIMEOUT = 20.0
+#: Longest wait for the session to close before the record is finished anyway.
+SESSION_CLOSE_TIMEOUT = 10.0
+
+
+class ConversationRunner:
+    """Drives one ``AgentSession`` for one ``Conversation`` and keeps its record."""
+
+    def __init__(
+        self,
+        *,
+        conversation: Conversation,
+        session: AgentSession,
+        signals: protocol.RoomSignals | None = None,
+        room: Any | None = None,
+        start_immediately: bool | None = None,
+        on_finished: Callable[[str], None] | None = None,
+    ) -> None:
+        self.conversation = conversation
+        self.persona: dict[str, Any] = dict(
+            conversation.persona_snapshot or conversation.persona.snapshot()
+        )
+        self.session = session
+        self.signals = signals
+        self.room = room
+        if start_immediately is None:
+            start_immediately = self.persona.get("start_mode") == "immediate"
+        self.start_immediately = start_immediately
+        self._on_finished = on_finished
+
+        self.recorder: TranscriptRecorder | None = None
+        self.started = False
+        self.end_reason: str | None = None
+        self._session_running = False
+        self._timers: list[asyncio.Task[None]] = []
+        self._end_task: asyncio.Task[None] | None = None
+        self._start_lock = asyncio.Lock()
+
+    # -- setup -------------------------------------------------------------------------
+
+    @property
+    def conversation_id(self) -> Any:
+        return self.conversation.pk
+
+    def build_agent(self) -> VoiceWidgetAgent:
+        instructions = build_instructions(
+            self.persona,
+            signed_context=self.conversation.signed_context,
+            page_context=self.conversation.page_context,
+            max_context_bytes=vw_settings.MAX_CONTEXT_BYTES,
+        )
+        tools = build_function_tools(
+            self.persona.get("enabled_tools") or [],
+            conversation=self.conversation,
+            request_end=self.request_end,
+        )
+        return VoiceWidgetAgent(instructions=instructions, tools=tools)
+
+    def room_options(self, *, noise_cancellation: Any | None = None) -> room_io.RoomOptions:
+        """Room IO bound to this conversation's visitor; text input waits for the start."""
+        audio_input: Any = True
+        if noise_cancellation is not None:
+            audio_input = room_io.AudioInputOptions(noise_cancellation=noise_cancellation)
+        return room_io.RoomOptions(
+            participant_identity=self.conversation.identity,
+            audio_input=audio_input,
+            text_input=room_io.TextInputOptions(text_input_cb=self.on_text_input),
+            close_on_disconnect=True,
+        )
+
+    async def start(
+        self,
+        *,
+        io_room: Any | None = None,
+        noise_cancellation: Any | None = None,
+        system_notes: list[str] | None = None,
+    ) -> None:
+        """Start the session muted and announce readiness; greet now only if immediate."""
+        self.recorder = await TranscriptRecorder.for_conversation(self.conversation_id)
+        for note in system_notes or []:
+            self.recorder.add(TurnRole.SYSTEM, note)
+
+        self.session.on("conversation_item_added", self._on_conversation_item)
+        self.session.on("close", self._on_session_close)
+        if self.room is not None:
+            self.room.on("participant_disconnected", self._on_participant_disconnected)
+
+        agent = self.build_agent()
+        if io_room is not None:
+            await self.session.start(
+                agent,
+                room=io_room,
+                room_options=self.room_options(noise_cancellation=noise_cancellation),
+            )
+        else:
+            await self.session.start(agent)
+        self._session_running = True
+        # No await between start() returning and this: no visitor audio reaches the model.
+        self._set_audio_input(False)
+
+        if self.signals is not None:
+            self.signals.register(protocol.RPC_START, self._rpc_start)
+            self.signals.register(protocol.RPC_END, self._rpc_end)
+            # The attribute tells the widget the agent is ready for voice_widget.start.
+            await self.signals.announce_protocol()
+
+        await Conversation.objects.filter(
+            pk=self.conversation_id, status=ConversationStatus.CREATED
+        ).aupdate(status=ConversationStatus.READY, agent_joined_at=timezone.now())
+        logger.info(
+            "conversation %s: agent ready (persona %s)",
+            self.conversation_id,
+            self.persona.get("slug"),
+        )
+
+        if self.start_immediately:
+            await self.start_talking()
+        else:
+            idle = float(self.persona.get("preview_idle_seconds") or 0)
+            if idle > 0:
+                self._timers.append(
+                    asyncio.create_task(self._idle_timer(idle), name="vw_preview_idle_timer")
+                )
+
+    # -- talking -----------------------------------------------------------------------
+
+    async def start_talking(self) -> None:
+        """The visitor clicked start (or the persona starts at once): listen and greet."""
+        async with self._start_lock:
+            if self.started or self._end_task is not None:
+                return
+            self.started = True
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
+            self._set_audio_input(True)
+            await Conversation.objects.filter(
+                pk=self.conversation_id,
+                status__in=[ConversationStatus.CREATED, ConversationStatus.READY],
+            ).aupdate(status=ConversationStatus.ACTIVE, started_at=timezone.now())
+            logger.info("conversation %s: started", self.conversation_id)
+            self._greet()
+            limit = float(self.persona.get("max_duration_seconds") or 0)
+            if limit > 0:
+                self._timers.append(
+                    asyncio.create_task(self._max_duration_timer(limit), name="vw_max_duration")
+                )
+
+    def _greet(self) -> None:
+        greeting = str(self.persona.get("greeting") or "").strip()
+        if self.persona.get("greeting_mode") == "generate":
+            self.session.generate_reply(instructions=greeting_instructions(self.persona))
+        elif greeting:
+            self.session.say(greeting)
+
+    async def on_text_input(self, session: AgentSession, event: room_io.TextInputEvent) -> None:
+        """Chat text from the widget; ignored until the visitor has started the conversation."""
+        if not self.started or self._end_task is not None:
+            logger.info("conversation %s: text before start ignored", self.conversation_id)
+            return
+        # The current speech may not be interruptible; then the reply queues after it.
+        with contextlib.suppress(RuntimeError):
+            session.interrupt()
+        session.generate_reply(user_input=event.text)
+
+    def _set_audio_input(self, enabled: bool) -> None:
+        # Text-mode sessions have no audio input to switch.
+        if self.session.input.audio is not None:
+            self.session.input.set_audio_enabled(enabled)
+
+    # -- protocol ----------------------------------------------------------------------
+
+    def _refuse_caller(self, caller_identity: str) -> str | None:
+        if caller_identity != self.conversation.identity:
+            return protocol.error("forbidden", "Only this conversation's visitor may do that.")
+        return None
+
+    async def _rpc_start(self, data: Any) -> str:
+        refusal = self._refuse_caller(getattr(data, "caller_identity", ""))
+        if refusal:
+            return refusal
+        payload = protocol.parse_payload(getattr(data, "payload", ""))
+        if payload is None:
+            return protocol.error("bad_request", "The payload must be a JSON object.")
+        if str(payload.get("protocol", protocol.PROTOCOL_VERSION)) != protocol.PROTOCOL_VERSION:
+            return protocol.error(
+                "unsupported_protocol",
+                f"This agent speaks protocol version {protocol.PROTOCOL_VERSION}.",
+            )
+        if self._end_task is not None:
+            return protocol.error("ended", "This conversation has ended.")
+        try:
+            await self.start_talking()
+        except Exception:
+            logger.exception("conversation %s: could not start", self.conversation_id)
+            return protocol.error("start_failed", "The agent could not start the conversation.")
+        return protocol.ok()
+
+    async def _rpc_end(self, data: Any) -> str:
+        refusal = self._refuse_caller(getattr(data, "caller_identity", ""))
+        if refusal:
+            return refusal
+        self.request_end(EndReason.CLIENT_END)
+        return protocol.ok()
+
+    # -- events ------------------------------------------------------------------------
+
+    def _on_conversation_item(self, event: ConversationItemAddedEvent) -> None:
+        if self.recorder is not None:
+            self.recorder.add_chat_message(event.item)
+
+    def _on_participant_disconnected(self, participant: Any) -> None:
+        if getattr(participant, "identity", None) == self.conversation.identity:
+            self.request_end(EndReason.PARTICIPANT_LEFT)
+
+    def _on_session_close(self, event: CloseEvent) -> None:
+        self._session_running = False
+        if self._end_task is not None:
+            return  # we are closing it ourselves
+        if event.reason == CloseReason.PARTICIPANT_DISCONNECTED:
+            self.request_end(EndReason.PARTICIPANT_LEFT)
+        elif event.reason == CloseReason.ERROR:
+            error = getattr(event.error, "error", None) or event.error
+            logger.error(
+                "conversation %s: session failed (%s)",
+                self.conversation_id,
+                type(error).__name__,
+            )
+            self.request_end(EndReason.ERROR, detail=f"The voice pipeline failed: {error}")
+        else:
+            # Nothing of ours closes the session except ending: the job is being shut down.
+            self.request_end(EndReason.WORKER_SHUTDOWN)
+
+    async def on_job_shutdown(self, reason: str = "") -> None:
+        """Job shutdown callback: whatever happened, finish the record before the process goes."""
+        await self.request_end(EndReason.WORKER_SHUTDOWN, detail=reason)
+
+    async def _idle_timer(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if not self.started:
+            self.request_end(EndReason.IDLE_TIMEOUT)
+
+    async def _max_duration_timer(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.request_end(EndReason.MAX_DURATION)
+
+    # -- ending ------------------------------------------------------------------------
+
+    def request_end(self, reason: str, detail: str = "") -> asyncio.Task[None]:
+        """End the conversation with ``reason`` (the first reason wins); returns the ending task."""
+        if self._end_task is None:
+            self.end_reason = str(EndReason(reason))
+            self._end_task = asyncio.create_task(
+                self._finish(self.end_reason, detail), name="vw_conversation_end"
+            )
+        return self._end_task
+
+    async def wait_finished(self) -> str:
+        """Wait until the conversation has ended and its record is complete."""
+        while self._end_task is None:
+            await asyncio.sleep(0.05)
+        await asyncio.shield(self._end_task)
+        assert self.end_reason is not None
+        return self.end_reason
+
+    @property
+    def finished(self) -> bool:
+        return self._end_task is not None and self._end_task.done()
+
+    async def _finish(self, reason: str, detail: str) -> None:
+        logger.info("conversation %s: ending (%s)", self.conversation_id, reason)
+        current = asyncio.current_task()
+        for timer in self._timers:
+            if timer is not current:
+                timer.cancel()
+        try:
+            await self._say_farewell(reason)
+        except Exception:
+            logger.exception("conversation %s: farewell failed", self.conversation_id)
+        if self.signals is not None:
+            await self.signals.announce_end(reason, self.conversation.identity)
+        try:
+            await asyncio.wait_for(self.session.aclose(), timeout=SESSION_CLOSE_TIMEOUT)
+        except Exception:
+            logger.exception("conversation %s: session did not close cleanly", self.conversation_id)
+        self._session_running = False
+        try:
+            await self._complete_record(reason, detail)
+        except Exception:  # e.g. the database is away: the job must still end
+            logger.exception(
+                "conversation %s: the record could not be completed", self.conversation_id
+            )
+        finally:
+            if self._on_finished is not None:
+                self._on_finished(reason)
+
+    async def _say_farewell(self, reason: str) -> None:
+        if not self._session_running:
+            return
+        self._set_audio_input(False)
+        closing = str(self.persona.get("closing_message") or "").strip()
+        if reason == EndReason.MAX_DURATION and closing:
+            handle = self.session.say(closing, allow_interruptions=False)
+            await asyncio.wait_for(handle.wait_for_playout(), timeout=FAREWELL_TIMEOUT)
+        elif reason == EndReason.AGENT_END and (speech := self.session.current_speech):
+            await asyncio.wait_for(speech.wait_for_playout(), timeout=FAREWELL_TIMEOUT)
+
+    async def _complete_record(self, reason: str, detail: str) -> None:
+        if self.recorder is not None:
+            await self.recorder.aclose()
+        try:
+            usage = summarize_usage(self.session.usage.model_usage)
+        except Exception:
+            logger.exception("conversation %s: usage not available", self.conversation_id)
+            usage = {}
+        # Usage first, so conversation_ended receivers see it. Saved even when the web side
+        # ended the conversation first (the visitor's end request).
+        await Conversation.objects.filter(pk=self.conversation_id).aupdate(usage=usage)
+        await aend_conversation(
+            self.conversation_id, reason, detail=detail, failed=reason == EndReason.ERROR
+        )

@@ -1,0 +1,255 @@
+"""``python manage.py run_voice_agent``: the LiveKit worker, with Django set up.
+
+Modes, as in the LiveKit Agents CLI:
+
+- ``dev``: development (debug logs, no load limit, a random port for the health server);
+- ``start``: production (JSON logs, load limit, drains running conversations on SIGTERM);
+- ``console --persona SLUG [--text]``: talk to a persona from the terminal, no LiveKit
+  server needed (``--text`` types instead of speaking);
+- ``download-files``: fetch the models the plugins need (for Docker builds).
+
+The LiveKit URL, key and secret are the ``VOICE_WIDGET`` settings the web side uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import uuid
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+INSTALL_HINT = (
+    'The worker needs the "agent" extra (livekit-agents and its plugins). '
+    'Install it with: pip install "django-voice-widget[agent]"'
+)
+LOG_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "CRITICAL"]
+MODES = ["dev", "start", "console", "download-files"]
+
+
+def require_agent_extra() -> None:
+    """Raise a one-line ``CommandError`` when livekit-agents is not installed."""
+    try:
+        import livekit.agents  # noqa: F401
+    except ImportError as exc:
+        raise CommandError(INSTALL_HINT) from exc
+
+
+def console_problem(persona: dict[str, Any]) -> str | None:
+    """Why the console could not talk to this persona here (checked before it starts)."""
+    from agent_runner.pipeline import missing_credentials, turn_detector_files_missing
+
+    missing = missing_credentials(persona, include_avatar=False)
+    if missing:
+        return f"Set {', '.join(missing)} in this terminal's environment first."
+    return turn_detector_files_missing(persona)
+
+
+def avoid_duplicate_log_lines() -> None:
+    """LiveKit's CLI logs through a root handler; our loggers that have their own handlers
+    (the host's LOGGING) stop propagating to it, so each line is printed once."""
+    for name in ("agent_runner", "voice_widget"):
+        app_logger = logging.getLogger(name)
+        if app_logger.handlers:
+            app_logger.propagate = False
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the LiveKit voice agent worker (modes: dev, start, console, download-files). "
+        "It joins every room a token dispatches it to and reads personas from the database."
+    )
+    # Checks run in handle(), after the "agent extra installed?" check has had its say.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        modes = parser.add_subparsers(dest="mode", metavar="{" + ",".join(MODES) + "}")
+        modes.required = True
+        for mode, text in (
+            ("dev", "Development: debug logs, no load limit, health server on a random port."),
+            ("start", "Production: JSON logs, load limit, drains conversations on SIGTERM."),
+        ):
+            sub = modes.add_parser(mode, help=text, description=text)
+            self._add_common(sub, default_log_format="colored" if mode == "dev" else "json")
+            self._add_worker_options(sub)
+        console = modes.add_parser(
+            "console",
+            help="Talk to a persona from this terminal (no LiveKit server needed).",
+            description="Talk to a persona from this terminal (no LiveKit server needed).",
+        )
+        self._add_common(console, default_log_format="colored")
+        console.add_argument("--persona", required=True, metavar="SLUG", help="Persona slug.")
+        console.add_argument(
+            "--text", action="store_true", help="Type instead of speaking (text mode)."
+        )
+        modes.add_parser(
+            "download-files",
+            help="Download the models the plugins need (turn detector, VAD…).",
+            description="Download the models the plugins need (turn detector, VAD…).",
+        )
+
+    def _add_common(self, parser: argparse.ArgumentParser, *, default_log_format: str) -> None:
+        parser.add_argument(
+            "--agent-name",
+            help="Agent name to register (default: VOICE_WIDGET['AGENT_NAME']). Tokens "
+            "dispatch this name, so web and worker must agree.",
+        )
+        parser.add_argument(
+            "--log-level",
+            type=str.upper,
+            choices=LOG_LEVELS,
+            help="Log level (default: DEBUG in dev and console, INFO in start).",
+        )
+        parser.add_argument(
+            "--log-format",
+            choices=["json", "colored"],
+            default=default_log_format,
+            help=f"Log format (default: {default_log_format}).",
+        )
+
+    def _add_worker_options(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--load-threshold",
+            type=float,
+            help="Stop taking new conversations above this CPU load, 0–1 (default 0.7 in start).",
+        )
+        parser.add_argument(
+            "--num-idle-processes",
+            type=int,
+            help="Job processes kept warm for the next conversations (default: CPU count).",
+        )
+        parser.add_argument(
+            "--port",
+            type=int,
+            help="Port of the worker's health HTTP server (default 8081 in start, random in dev).",
+        )
+        parser.add_argument("--host", help="Interface of the health HTTP server (default: all).")
+        parser.add_argument(
+            "--drain-timeout",
+            type=int,
+            help="Seconds to let running conversations finish on SIGTERM (default 3600).",
+        )
+        parser.add_argument(
+            "--job-memory-limit-mb",
+            type=float,
+            help="Kill a conversation's process above this memory (default: no limit).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        require_agent_extra()
+        mode = options["mode"]
+        if mode == "download-files":
+            return self.download_files()
+        self.check(display_num_errors=False)
+
+        from voice_widget.conf import vw_settings
+
+        if not vw_settings.livekit_configured:
+            raise CommandError(
+                "LiveKit is not configured: set VOICE_WIDGET['LIVEKIT_URL'], "
+                "['LIVEKIT_API_KEY'] and ['LIVEKIT_API_SECRET'] (or the LIVEKIT_* variables)."
+            )
+        agent_name = options.get("agent_name") or vw_settings.AGENT_NAME
+        if mode in ("dev", "console"):
+            # As LiveKit's own CLI does for these modes; job processes inherit it.
+            os.environ["LIVEKIT_DEV_MODE"] = "1"
+        if mode == "console":
+            return self.console(agent_name, options)
+        return self.run_worker(mode, agent_name, options)
+
+    # -- modes -------------------------------------------------------------------------
+
+    def build_server(self, mode: str, agent_name: str, options: dict[str, Any]) -> Any:
+        from agent_runner.worker import build_server
+
+        return build_server(
+            agent_name=agent_name,
+            load_threshold=options.get("load_threshold"),
+            num_idle_processes=options.get("num_idle_processes"),
+            port=options.get("port"),
+            host=options.get("host"),
+            drain_timeout=options.get("drain_timeout"),
+            job_memory_limit_mb=options.get("job_memory_limit_mb"),
+        )
+
+    def cli_args(self, mode: str, options: dict[str, Any]) -> Any:
+        from livekit.agents.cli import proto
+
+        default_level = "DEBUG" if mode == "dev" else "INFO"
+        return proto.CliArgs(
+            log_level=options.get("log_level") or default_level,
+            log_format=options.get("log_format") or "json",
+            dev=mode == "dev",
+        )
+
+    def run_worker(self, mode: str, agent_name: str, options: dict[str, Any]) -> None:
+        from livekit.agents.cli.cli import _run_worker
+
+        server = self.build_server(mode, agent_name, options)
+        self.stdout.write(
+            f"Starting the voice agent worker ({mode}) as agent {agent_name!r} "
+            f"for {server.livekit_url}",
+        )
+        self.stdout.flush()
+        avoid_duplicate_log_lines()
+        _run_worker(server, self.cli_args(mode, options))
+        if server.connection_failed:
+            raise CommandError(f"Could not connect to the LiveKit server at {server.livekit_url}.")
+
+    def console(self, agent_name: str, options: dict[str, Any]) -> None:
+        from livekit.agents.cli import _legacy
+
+        from agent_runner.worker import build_server, configure_jobs
+        from voice_widget.models import Conversation, Persona
+
+        try:
+            persona = Persona.objects.get(slug=options["persona"])
+        except Persona.DoesNotExist:
+            raise CommandError(f"No persona with the slug {options['persona']!r}.") from None
+        if not persona.is_active:
+            self.stderr.write(f"Note: persona {persona.slug!r} is inactive; talking to it anyway.")
+        problem = console_problem(persona.snapshot())
+        if problem:
+            raise CommandError(problem)
+        try:
+            import sounddevice  # noqa: F401  (LiveKit's console opens the terminal's audio)
+        except (ImportError, OSError):
+            raise CommandError(
+                "Console mode needs the PortAudio library, also with --text "
+                "(e.g. apt install libportaudio2, or brew install portaudio)."
+            ) from None
+        conversation = Conversation.objects.create(
+            persona=persona,
+            persona_snapshot=persona.snapshot(),
+            room_name=f"console-{uuid.uuid4().hex[:12]}",
+            identity="console",
+            page_url="",
+        )
+        self.stdout.write(
+            f"Console conversation {conversation.pk} with {persona.name}; its transcript is "
+            "saved like any other. Ctrl+C ends it."
+        )
+        configure_jobs(conversation_id=str(conversation.pk), start_immediately=True)
+        server = build_server(agent_name=agent_name, heartbeat=False)
+        avoid_duplicate_log_lines()
+        _legacy._run_console(
+            server=server,
+            input_device=None,
+            output_device=None,
+            mode="text" if options.get("text") else "audio",
+            record=False,
+            log_level=options.get("log_level") or "DEBUG",
+        )
+
+    def download_files(self) -> None:
+        from livekit.agents.__main__ import _download_files
+
+        # The pipeline module imports the plugins personas use, so their files get fetched.
+        with contextlib.suppress(ImportError):
+            import agent_runner.pipeline  # noqa: F401
+        if _download_files() != 0:
+            raise CommandError("Some model files could not be downloaded (see the log above).")
+        self.stdout.write("Model files downloaded.")

@@ -1,0 +1,322 @@
+"""The LiveKit worker: server setup, per-process setup, and the job entrypoint.
+
+LiveKit runs every job in its own process (forked from a forkserver on Linux). Django is
+set up there by ``prewarm``, which also loads the Silero VAD once per process. The
+entrypoint reads the conversation named in the job's metadata, refuses what it must,
+builds the session from the persona with ``agent_runner.pipeline``, and hands over to
+``ConversationRunner``. It returns once the conversation is running; the job ends when
+the runner calls ``ctx.shutdown`` (or the worker shuts down).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from livekit.agents import JobContext, JobProcess
+
+logger = logging.getLogger("agent_runner")
+
+VAD_KEY = "vad"
+DOWNLOAD_FILES_COMMAND = "python manage.py run_voice_agent download-files"
+
+
+# -- process setup ---------------------------------------------------------------------
+
+
+def ensure_django() -> None:
+    """Set Django up in a job process (a no-op where it already is)."""
+    from django.apps import apps
+
+    if not apps.ready:
+        import django
+
+        django.setup()
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Per-process setup LiveKit runs before any job: Django, and the VAD loaded once."""
+    ensure_django()
+    try:
+        from livekit.plugins import silero
+
+        proc.userdata[VAD_KEY] = silero.VAD.load()
+    except Exception:
+        logger.exception("the Silero VAD could not be loaded; sessions will run without it")
+        proc.userdata[VAD_KEY] = None
+
+
+# -- what a job needs, injectable ------------------------------------------------------
+
+
+def _default_plan_factory(persona: dict[str, Any], *, vad: Any) -> Any:
+    from .pipeline import build_session_plan, turn_detector_files_missing
+
+    # Checked before the conversation starts: the turn detector would otherwise fail
+    # mid-conversation, at the visitor's first pause.
+    problem = turn_detector_files_missing(persona)
+    if problem:
+        raise RuntimeError(problem)
+    return build_session_plan(persona, vad=vad)
+
+
+def _default_missing_credentials(persona: dict[str, Any]) -> list[str]:
+    from .pipeline import missing_credentials
+
+    # The avatar's key is left out: without it the conversation continues voice-only.
+    return missing_credentials(persona, include_avatar=False)
+
+
+async def _default_start_avatar(plan: Any, session: Any, room: Any) -> str | None:
+    from .avatar import start_avatar
+
+    return await start_avatar(plan, session, room)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How this process runs jobs. Production uses the defaults; console mode and tests
+    replace parts (a persona's conversation, a plan built from test doubles)."""
+
+    plan_factory: Callable[..., Any] = _default_plan_factory
+    missing_credentials: Callable[[dict[str, Any]], list[str]] = _default_missing_credentials
+    start_avatar: Callable[[Any, Any, Any], Awaitable[str | None]] = _default_start_avatar
+    #: Used when the job metadata names no conversation (console mode).
+    conversation_id: str | None = None
+    #: Start talking without waiting for ``voice_widget.start`` (console mode).
+    start_immediately: bool | None = None
+
+
+_job_settings = JobSettings()
+
+
+def configure_jobs(**changes: Any) -> JobSettings:
+    """Change how jobs run in this process (used by the console mode)."""
+    global _job_settings
+    _job_settings = replace(_job_settings, **changes)
+    return _job_settings
+
+
+# -- refusals --------------------------------------------------------------------------
+
+
+class JobRefused(Exception):
+    """The job cannot run this conversation; ``detail`` says why (no personal data)."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        mark_failed: bool = True,
+        conversation: Any = None,
+        unexpected: BaseException | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.mark_failed = mark_failed
+        #: The conversation, when it exists: it is marked failed with ``detail``.
+        self.conversation = conversation
+        #: An error nobody foresaw, logged with its traceback (known causes are one line).
+        self.unexpected = unexpected
+
+
+def conversation_id_from_metadata(metadata: str) -> str | None:
+    """The conversation id the token endpoint put in the dispatch metadata."""
+    if not (metadata or "").strip():
+        return None
+    try:
+        data = json.loads(metadata)
+    except ValueError:
+        return None
+    value = data.get("conversation") if isinstance(data, dict) else None
+    return str(value) if value else None
+
+
+async def load_conversation(
+    conversation_id: str | None,
+    *,
+    missing_credentials: Callable[[dict[str, Any]], list[str]],
+) -> Any:
+    """The open conversation with its persona, or ``JobRefused`` saying why not."""
+    from voice_widget.models import Conversation
+
+    if not conversation_id:
+        raise JobRefused("The job metadata names no conversation.", mark_failed=False)
+    try:
+        uuid.UUID(str(conversation_id))
+    except ValueError:
+        raise JobRefused(
+            "The job metadata holds no valid conversation id.", mark_failed=False
+        ) from None
+    conversation = (
+        await Conversation.objects.select_related("persona").filter(pk=conversation_id).afirst()
+    )
+    if conversation is None:
+        raise JobRefused(f"Unknown conversation {conversation_id}.", mark_failed=False)
+    if not conversation.is_open:
+        raise JobRefused(
+            "The conversation has already ended.", mark_failed=False, conversation=conversation
+        )
+    persona = conversation.persona
+    if not persona.is_active:
+        raise JobRefused(f"Persona {persona.slug!r} is inactive.", conversation=conversation)
+    snapshot = conversation.persona_snapshot or persona.snapshot()
+    missing = missing_credentials(snapshot)
+    if missing:
+        raise JobRefused(
+            f"Missing provider credentials for persona {persona.slug!r}: "
+            f"{', '.join(missing)} (set them in the worker's environment).",
+            conversation=conversation,
+        )
+    return conversation
+
+
+def describe_setup_error(exc: BaseException) -> str:
+    """A one-line reason for a session that could not be built, with the fix if we know it."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    lowered = text.lower()
+    names_missing_files = any(
+        word in lowered for word in ("download", "could not find", "turn-detector")
+    )
+    if names_missing_files and DOWNLOAD_FILES_COMMAND not in text:
+        text += f" Model files are missing: run `{DOWNLOAD_FILES_COMMAND}` on the worker."
+    return f"The voice session could not be built: {text}"[:500]
+
+
+async def refuse(ctx: JobContext, signals: Any, refusal: JobRefused) -> None:
+    """Log why, mark the conversation failed, tell the visitor, and end the job."""
+    from voice_widget.lifecycle import aend_conversation
+
+    conversation = refusal.conversation
+    conversation_id = getattr(conversation, "pk", None)
+    logger.error(
+        "job %s refused: %s",
+        ctx.job.id,
+        refusal.detail,
+        exc_info=refusal.unexpected,
+    )
+    if conversation_id is not None and refusal.mark_failed:
+        await aend_conversation(conversation_id, "error", detail=refusal.detail, failed=True)
+    await signals.announce_end("error", getattr(conversation, "identity", None))
+    ctx.shutdown(reason=f"refused: {refusal.detail}")
+
+
+# -- the entrypoint --------------------------------------------------------------------
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    """LiveKit's job entrypoint (module-level, so it pickles into job processes)."""
+    await run_job(ctx, _job_settings)
+
+
+async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
+    """Run the conversation of one job; returns its ``ConversationRunner`` (None if refused)."""
+    ensure_django()
+    from livekit.agents import AgentSession
+
+    from .conversation import ConversationRunner
+    from .protocol import RoomSignals
+
+    conversation_id = conversation_id_from_metadata(ctx.job.metadata) or settings.conversation_id
+    ctx.log_context_fields = {"conversation": conversation_id}
+    await ctx.connect()
+    signals = RoomSignals(ctx.room)
+
+    try:
+        conversation = await load_conversation(
+            conversation_id, missing_credentials=settings.missing_credentials
+        )
+        snapshot = conversation.persona_snapshot or conversation.persona.snapshot()
+        try:
+            plan = settings.plan_factory(snapshot, vad=ctx.proc.userdata.get(VAD_KEY))
+            session = AgentSession(**plan.session_kwargs)
+        except Exception as exc:
+            detail = describe_setup_error(exc)
+            raise JobRefused(
+                detail,
+                conversation=conversation,
+                unexpected=None if DOWNLOAD_FILES_COMMAND in detail else exc,
+            ) from exc
+    except JobRefused as refusal:
+        await refuse(ctx, signals, refusal)
+        return None
+
+    runner = ConversationRunner(
+        conversation=conversation,
+        session=session,
+        signals=signals,
+        room=ctx.room,
+        start_immediately=settings.start_immediately,
+        on_finished=lambda reason: ctx.shutdown(reason=f"conversation ended: {reason}"),
+    )
+    ctx.add_shutdown_callback(runner.on_job_shutdown)
+
+    notes = []
+    try:
+        avatar_problem = await settings.start_avatar(plan, session, ctx.room)
+    except Exception as exc:  # the avatar is optional: continue voice-only
+        logger.exception("job %s: the avatar failed to start", ctx.job.id)
+        avatar_problem = f"{type(exc).__name__}: {exc}"
+    if avatar_problem:
+        notes.append(f"Avatar unavailable: {avatar_problem}; continued voice-only.")
+
+    try:
+        await runner.start(
+            io_room=ctx.room,
+            noise_cancellation=plan.noise_cancellation,
+            system_notes=notes,
+        )
+    except Exception as exc:
+        logger.exception("job %s: the conversation could not start", ctx.job.id)
+        await runner.request_end("error", detail=describe_setup_error(exc))
+    return runner
+
+
+# -- the server ------------------------------------------------------------------------
+
+
+def server_options(
+    *,
+    load_threshold: float | None = None,
+    num_idle_processes: int | None = None,
+    port: int | None = None,
+    host: str | None = None,
+    drain_timeout: int | None = None,
+    job_memory_limit_mb: float | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for the ``AgentServer``: LiveKit from ``VOICE_WIDGET``, plus tuning."""
+    from voice_widget.conf import vw_settings
+
+    options: dict[str, Any] = {
+        "ws_url": vw_settings.LIVEKIT_URL,
+        "api_key": vw_settings.LIVEKIT_API_KEY,
+        "api_secret": vw_settings.LIVEKIT_API_SECRET,
+        "setup_fnc": prewarm,
+    }
+    tuning = {
+        "load_threshold": load_threshold,
+        "num_idle_processes": num_idle_processes,
+        "port": port,
+        "host": host,
+        "drain_timeout": drain_timeout,
+        "job_memory_limit_mb": job_memory_limit_mb,
+    }
+    options.update({key: value for key, value in tuning.items() if value is not None})
+    return options
+
+
+def build_server(*, agent_name: str, heartbeat: bool = True, **options: Any) -> Any:
+    """The ``AgentServer`` running our entrypoint under ``agent_name`` (explicit dispatch)."""
+    # Imported here, on the main thread, before serving: importing the pipeline registers
+    # the plugins (and the turn detector's inference runners) as LiveKit requires.
+    from . import pipeline  # noqa: F401
+    from .server import VoiceWidgetServer
+
+    server = VoiceWidgetServer(heartbeat=heartbeat, **server_options(**options))
+    server.rtc_session(entrypoint, agent_name=agent_name)
+    return server

@@ -1,0 +1,59 @@
+"""``LiveKitWorkerServerDouble``: the worker-registration side of a LiveKit server.
+
+It speaks just enough of LiveKit's agent protocol (a websocket at ``/agent`` carrying
+protobuf ``WorkerMessage`` / ``ServerMessage``) to accept a worker's registration and
+record what it sent: the agent name, and the bearer token signed with the API key/secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from livekit.protocol import agent
+
+
+class LiveKitWorkerServerDouble:
+    def __init__(self) -> None:
+        self.registrations: list[dict[str, Any]] = []
+        self.registered = asyncio.Event()
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> LiveKitWorkerServerDouble:
+        app = web.Application()
+        app.router.add_get("/agent", self.agent_socket)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"ws://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def agent_socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type != WSMsgType.BINARY:
+                continue
+            worker_message = agent.WorkerMessage()
+            worker_message.ParseFromString(message.data)
+            if worker_message.WhichOneof("message") == "register":
+                self.registrations.append(
+                    {
+                        "agent_name": worker_message.register.agent_name,
+                        "authorization": request.headers.get("Authorization", ""),
+                    }
+                )
+                response = agent.ServerMessage()
+                response.register.worker_id = f"AW_double_{len(self.registrations)}"
+                response.register.server_info.version = "double"
+                await ws.send_bytes(response.SerializeToString())
+                self.registered.set()
+        return ws

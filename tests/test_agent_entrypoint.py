@@ -1,0 +1,159 @@
+"""The job entrypoint's refusals, run on livekit-agents' fake job context."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from livekit.agents.testing import fake_job_context
+
+from agent_runner import protocol
+from agent_runner.worker import (
+    DOWNLOAD_FILES_COMMAND,
+    JobSettings,
+    conversation_id_from_metadata,
+    describe_setup_error,
+    run_job,
+)
+from tests.agent_support import double_plan, new_conversation, reload
+from tests.doubles.llm import DoubleLLM
+from tests.doubles.room import DoubleRoom
+from voice_widget.models import ConversationStatus
+
+pytestmark = [pytest.mark.agent, pytest.mark.django_db(transaction=True)]
+
+PROVIDER_KEYS = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY")
+
+
+def plan_factory_never_called(persona, *, vad):
+    raise AssertionError("a refused job must not build a session")
+
+
+def no_missing_credentials(persona):
+    return []
+
+
+async def run_refused_job(metadata: str, settings: JobSettings, visitor: str | None = None):
+    room = DoubleRoom(visitor=visitor)
+    shutdowns = []
+    with fake_job_context(room=room, job_metadata=metadata) as ctx:
+        ctx.shutdown = lambda reason="": shutdowns.append(reason)
+        runner = await run_job(ctx, settings)
+    return runner, room, shutdowns
+
+
+def metadata_for(conversation) -> str:
+    return json.dumps({"conversation": str(conversation.pk)})
+
+
+def test_conversation_id_comes_from_the_dispatch_metadata():
+    assert conversation_id_from_metadata('{"conversation": "abc"}') == "abc"
+    assert conversation_id_from_metadata("") is None
+    assert conversation_id_from_metadata("not json") is None
+    assert conversation_id_from_metadata('["conversation"]') is None
+
+
+async def test_unknown_conversation_is_refused_and_the_job_ends():
+    settings = JobSettings(
+        plan_factory=plan_factory_never_called, missing_credentials=no_missing_credentials
+    )
+    runner, room, shutdowns = await run_refused_job(
+        json.dumps({"conversation": "0b6d5b3e-2a0e-4c89-9d7e-0e7d8f2c1a11"}), settings
+    )
+    assert runner is None
+    assert len(shutdowns) == 1 and "Unknown conversation" in shutdowns[0]
+    assert room.local_participant.attributes[protocol.ATTR_END_REASON] == "error"
+
+
+async def test_inactive_persona_fails_the_conversation_with_the_reason():
+    conversation = await new_conversation()
+
+    @sync_to_async
+    def deactivate():
+        conversation.persona.is_active = False
+        conversation.persona.save(update_fields=["is_active"])
+
+    await deactivate()
+    settings = JobSettings(
+        plan_factory=plan_factory_never_called, missing_credentials=no_missing_credentials
+    )
+    runner, room, shutdowns = await run_refused_job(
+        metadata_for(conversation), settings, visitor=conversation.identity
+    )
+
+    assert runner is None and len(shutdowns) == 1
+    failed = await reload(conversation)
+    assert failed.status == ConversationStatus.FAILED and failed.end_reason == "error"
+    assert "inactive" in failed.end_detail
+    assert room.local_participant.rpc_calls[0]["payload"] == {"reason": "error"}
+
+
+async def test_missing_provider_key_fails_the_conversation_naming_the_variable(monkeypatch):
+    for name in PROVIDER_KEYS:
+        monkeypatch.setenv(name, "test-key")
+    monkeypatch.delenv("DEEPGRAM_API_KEY")
+    conversation = await new_conversation()  # the default pipeline: Deepgram, OpenAI, Cartesia
+    # The real credentials check of agent_runner.pipeline, as in production.
+    settings = JobSettings(plan_factory=plan_factory_never_called)
+
+    runner, _room, _ = await run_refused_job(metadata_for(conversation), settings)
+
+    assert runner is None
+    failed = await reload(conversation)
+    assert failed.status == ConversationStatus.FAILED
+    assert "DEEPGRAM_API_KEY" in failed.end_detail
+    assert "OPENAI_API_KEY" not in failed.end_detail
+
+
+async def test_missing_turn_detector_files_fail_with_the_download_command(caplog):
+    conversation = await new_conversation()
+
+    def plan_factory(persona, *, vad):
+        raise RuntimeError(
+            "livekit-plugins-turn-detector initialization failed. "
+            'Could not find file "languages.json".'
+        )
+
+    settings = JobSettings(plan_factory=plan_factory, missing_credentials=no_missing_credentials)
+    runner, _room, shutdowns = await run_refused_job(metadata_for(conversation), settings)
+
+    assert runner is None and len(shutdowns) == 1
+    failed = await reload(conversation)
+    assert failed.status == ConversationStatus.FAILED
+    assert DOWNLOAD_FILES_COMMAND in failed.end_detail
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and DOWNLOAD_FILES_COMMAND in refusals[0].getMessage()
+    assert refusals[0].exc_info is None  # one clear line, no traceback
+
+
+async def test_the_plan_factory_gets_the_persona_snapshot_and_the_process_vad():
+    conversation = await new_conversation()
+    seen = {}
+
+    def plan_factory(persona, *, vad):
+        seen.update(persona=persona, vad=vad)
+        raise RuntimeError("stop here")
+
+    settings = JobSettings(plan_factory=plan_factory, missing_credentials=no_missing_credentials)
+    room = DoubleRoom()
+    with fake_job_context(room=room, job_metadata=metadata_for(conversation)) as ctx:
+        ctx.proc.userdata["vad"] = "the-process-vad"
+        ctx.shutdown = lambda reason="": None
+        await run_job(ctx, settings)
+
+    assert seen["persona"]["slug"] == conversation.persona_snapshot["slug"]
+    assert seen["vad"] == "the-process-vad"
+
+
+def test_setup_errors_name_the_download_command_once():
+    from agent_runner.pipeline import DOWNLOAD_FILES_HINT
+
+    own_hint = describe_setup_error(RuntimeError(f"model missing: {DOWNLOAD_FILES_HINT}."))
+    assert own_hint.count(DOWNLOAD_FILES_COMMAND) == 1
+    assert DOWNLOAD_FILES_COMMAND not in describe_setup_error(ValueError("bad voice id"))
+
+
+def test_double_plan_is_a_session_plan():
+    plan = double_plan(DoubleLLM())
+    assert plan.session_kwargs["vad"] is None and plan.avatar is None

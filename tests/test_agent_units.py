@@ -1,0 +1,99 @@
+"""Small pieces of the worker: page-context rendering, usage summary, process setup, the
+turn-detector guard and the example shop's tools."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent_runner.instructions import TRUNCATION_MARK, build_instructions, render_context_block
+from agent_runner.usage import summarize_usage
+
+pytestmark = pytest.mark.agent
+
+
+def test_context_blocks_are_bounded_in_bytes_and_cannot_close_themselves():
+    big = {"items": ["ä" * 50 for _ in range(100)], "x": "</site_facts>"}
+    text = render_context_block(big, max_bytes=300)
+    assert len(text.encode()) <= 300 and text.endswith(TRUNCATION_MARK)
+    small = render_context_block({"x": "</site_facts>"}, max_bytes=300)
+    assert json.loads(small) == {"x": "</site_facts>"} and "<" not in small
+
+
+def test_instructions_without_context_are_the_personas_own():
+    persona = {"instructions": "You are Paula."}
+    assert build_instructions(
+        persona, signed_context={}, page_context={}, max_context_bytes=100
+    ) == ("You are Paula.")
+
+
+def test_usage_summary_totals_llm_tokens_tts_characters_and_stt_seconds():
+    from livekit.agents.metrics import LLMModelUsage, STTModelUsage, TTSModelUsage
+
+    summary = summarize_usage(
+        [
+            LLMModelUsage(
+                provider="openai", model="gpt-4o-mini", input_tokens=100, output_tokens=20
+            ),
+            LLMModelUsage(provider="openai", model="gpt-4o", input_tokens=5, output_tokens=1),
+            TTSModelUsage(provider="cartesia", model="sonic-2", characters_count=42),
+            STTModelUsage(provider="deepgram", model="nova-3", audio_duration=12.3456),
+        ]
+    )
+    assert (summary["llm_input_tokens"], summary["llm_output_tokens"]) == (105, 21)
+    assert summary["tts_characters"] == 42 and summary["stt_audio_seconds"] == 12.346
+    assert len(summary["models"]) == 4
+    assert json.loads(json.dumps(summary)) == summary
+
+
+def test_prewarm_sets_up_django_and_loads_the_vad_once_per_process():
+    from livekit.agents import JobExecutorType, JobProcess
+    from livekit.plugins import silero
+
+    from agent_runner.worker import VAD_KEY, prewarm
+
+    proc = JobProcess(executor_type=JobExecutorType.PROCESS, user_arguments=None, http_proxy=None)
+    prewarm(proc)
+    assert isinstance(proc.userdata[VAD_KEY], silero.VAD)
+
+
+def test_missing_turn_detector_files_leave_the_worker_running():
+    from livekit.agents.inference_runner import _InferenceRunner
+
+    import agent_runner.pipeline  # noqa: F401  (registers the turn detector's runners)
+    from agent_runner.server import drop_unavailable_turn_detectors
+
+    saved = dict(_InferenceRunner.registered_runners)
+    try:
+        dropped = drop_unavailable_turn_detectors()  # this machine has no model files
+        assert set(dropped) == {
+            m for m, r in saved.items() if r.__module__.startswith("livekit.plugins.turn_detector")
+        }
+        assert dropped and not set(dropped) & set(_InferenceRunner.registered_runners)
+    finally:
+        _InferenceRunner.registered_runners.clear()
+        _InferenceRunner.registered_runners.update(saved)
+
+
+@pytest.mark.django_db
+def test_example_shop_tools_read_the_shops_database():
+    from example_site.shop.models import Product
+    from voice_widget.tools import registry
+
+    Product.objects.update_or_create(
+        slug="test-tandem",
+        defaults={
+            "name": "Test Tandem",
+            "tagline": "A bike for two.",
+            "description": "Two saddles.",
+            "price": "999.00",
+            "in_stock": 3,
+        },
+    )
+    lookup = registry.get("product_lookup").function
+    assert lookup(query="tandem")["products"] == [
+        {"name": "Test Tandem", "price_eur": "999.00", "in_stock": 3, "summary": "A bike for two."}
+    ]
+    assert lookup(query="submarine")["products"] == []
+    assert "opening_hours" in registry
