@@ -50,6 +50,7 @@ class ConversationRunner:
         room: Any | None = None,
         start_immediately: bool | None = None,
         on_finished: Callable[[str], None] | None = None,
+        can_say: bool = True,
     ) -> None:
         self.conversation = conversation
         self.persona: dict[str, Any] = dict(
@@ -62,6 +63,9 @@ class ConversationRunner:
             start_immediately = self.persona.get("start_mode") == "immediate"
         self.start_immediately = start_immediately
         self._on_finished = on_finished
+        # A realtime model speaking with its own voice has no TTS, so ``session.say`` fails;
+        # then verbatim lines (greeting, closing line) are asked of the model instead.
+        self.can_say = can_say
 
         self.recorder: TranscriptRecorder | None = None
         self.started = False
@@ -91,14 +95,13 @@ class ConversationRunner:
         )
         return VoiceWidgetAgent(instructions=instructions, tools=tools)
 
-    def room_options(self, *, noise_cancellation: Any | None = None) -> room_io.RoomOptions:
+    def room_options(
+        self, *, audio_input: room_io.AudioInputOptions | None = None
+    ) -> room_io.RoomOptions:
         """Room IO bound to this conversation's visitor; text input waits for the start."""
-        audio_input: Any = True
-        if noise_cancellation is not None:
-            audio_input = room_io.AudioInputOptions(noise_cancellation=noise_cancellation)
         return room_io.RoomOptions(
             participant_identity=self.conversation.identity,
-            audio_input=audio_input,
+            audio_input=audio_input or True,
             text_input=room_io.TextInputOptions(text_input_cb=self.on_text_input),
             close_on_disconnect=True,
         )
@@ -107,7 +110,7 @@ class ConversationRunner:
         self,
         *,
         io_room: Any | None = None,
-        noise_cancellation: Any | None = None,
+        audio_input: room_io.AudioInputOptions | None = None,
         system_notes: list[str] | None = None,
     ) -> None:
         """Start the session muted and announce readiness; greet now only if immediate."""
@@ -125,7 +128,7 @@ class ConversationRunner:
             await self.session.start(
                 agent,
                 room=io_room,
-                room_options=self.room_options(noise_cancellation=noise_cancellation),
+                room_options=self.room_options(audio_input=audio_input),
             )
         else:
             await self.session.start(agent)
@@ -186,7 +189,15 @@ class ConversationRunner:
         if self.persona.get("greeting_mode") == "generate":
             self.session.generate_reply(instructions=greeting_instructions(self.persona))
         elif greeting:
-            self.session.say(greeting)
+            self._say_verbatim(greeting)
+
+    def _say_verbatim(self, text: str, *, allow_interruptions: bool = True) -> Any:
+        if self.can_say:
+            return self.session.say(text, allow_interruptions=allow_interruptions)
+        return self.session.generate_reply(
+            instructions=f"Say exactly this, word for word, and nothing else: {text}",
+            allow_interruptions=allow_interruptions,
+        )
 
     async def on_text_input(self, session: AgentSession, event: room_io.TextInputEvent) -> None:
         """Chat text from the widget; ignored until the visitor has started the conversation."""
@@ -335,7 +346,7 @@ class ConversationRunner:
         self._set_audio_input(False)
         closing = str(self.persona.get("closing_message") or "").strip()
         if reason == EndReason.MAX_DURATION and closing:
-            handle = self.session.say(closing, allow_interruptions=False)
+            handle = self._say_verbatim(closing, allow_interruptions=False)
             await asyncio.wait_for(handle.wait_for_playout(), timeout=FAREWELL_TIMEOUT)
         elif reason == EndReason.AGENT_END and (speech := self.session.current_speech):
             await asyncio.wait_for(speech.wait_for_playout(), timeout=FAREWELL_TIMEOUT)

@@ -253,6 +253,7 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
         room=ctx.room,
         start_immediately=settings.start_immediately,
         on_finished=lambda reason: ctx.shutdown(reason=f"conversation ended: {reason}"),
+        can_say=plan.can_say,
     )
     ctx.add_shutdown_callback(runner.on_job_shutdown)
 
@@ -268,7 +269,7 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
     try:
         await runner.start(
             io_room=ctx.room,
-            noise_cancellation=plan.noise_cancellation,
+            audio_input=plan.audio_input_options(),
             system_notes=notes,
         )
     except Exception as exc:

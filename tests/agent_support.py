@@ -43,6 +43,7 @@ def build_runner(
     room: DoubleRoom | None = None,
     tts: DoubleTTS | None = None,
     start_immediately: bool | None = None,
+    can_say: bool = True,
     **session_options: Any,
 ) -> tuple[ConversationRunner, DoubleRoom]:
     room = room or DoubleRoom(visitor=conversation.identity)
@@ -56,6 +57,7 @@ def build_runner(
         signals=RoomSignals(room),
         room=room,
         start_immediately=start_immediately,
+        can_say=can_say,
     )
     return runner, room
 

@@ -69,6 +69,25 @@ async def test_generated_greeting_asks_the_model_with_the_greeting_as_hint():
     ]
 
 
+async def test_without_tts_the_verbatim_greeting_and_closing_line_are_asked_of_the_model():
+    # A realtime model speaking with its own voice has no TTS: session.say() cannot work.
+    conversation = await new_conversation(
+        {"max_duration_seconds": 0.5}, greeting=GREETING, closing_message="Time is up, bye!"
+    )
+    llm = DoubleLLM([GREETING, "Time is up, bye!"])
+    runner, room = build_runner(conversation, llm, can_say=False)
+    await runner.start()
+
+    assert await room.call_rpc(protocol.RPC_START, caller=conversation.identity) == {"ok": True}
+    assert await asyncio.wait_for(runner.wait_finished(), 5) == "max_duration"
+
+    assert len(llm.requests) == 2
+    assert f"word for word, and nothing else: {GREETING}" in llm.requests[0].instructions
+    assert "word for word, and nothing else: Time is up, bye!" in llm.requests[1].instructions
+    lines = await transcript(conversation)
+    assert [line[1:] for line in lines] == [("agent", GREETING), ("agent", "Time is up, bye!")]
+
+
 async def test_start_rpc_answers_errors_as_json():
     conversation = await new_conversation()
     runner, room = build_runner(conversation, DoubleLLM())
