@@ -11,6 +11,13 @@ from django.db import transaction
 
 from voice_widget.models import Persona
 
+SHOP_FACTS_DE = (
+    "Linden Bikes ist eine kleine Fahrradmanufaktur am Lindenauer Markt 12 in Leipzig. Sie "
+    "baut drei Räder von Hand: Linden City (1290 Euro, Stahl-Stadtrad mit Nabenschaltung), "
+    "Linden Cargo (4490 Euro, Long-Tail-Lastenrad mit Motor) und Linden Gravel (2150 Euro). "
+    "Probefahrten gehen während der Öffnungszeiten ohne Termin."
+)
+
 SHOP_FACTS = (
     "Linden Bikes is a small bicycle workshop at Lindenauer Markt 12 in Leipzig. It builds "
     "three bikes by hand: Linden City (1290 euro, steel city bike with hub gears), Linden "
@@ -48,7 +55,8 @@ DEMO_PERSONAS: list[dict[str, Any]] = [
             "Du bist Paula, die Assistentin von Linden Bikes in Leipzig. Du sprichst Deutsch, "
             "duzt niemanden ungefragt und antwortest kurz und natürlich, wie am Telefon: ein "
             "bis drei Sätze, keine Aufzählungen, kein Markdown. Wenn du etwas nicht weißt, "
-            "sag es ehrlich und nenne die E-Mail-Adresse hello@linden-bikes.example. " + SHOP_FACTS
+            "sag es ehrlich und nenne die E-Mail-Adresse hello@linden-bikes.example. "
+            + SHOP_FACTS_DE
         ),
         "greeting": "Hallo, ich bin Paula von Linden Bikes. Wie kann ich Ihnen helfen?",
         "stt_model": "nova-3",
@@ -141,7 +149,7 @@ DEMO_PERSONAS: list[dict[str, Any]] = [
             "Du bist Dr. Brandt, eine ruhige Beraterin von Linden Bikes für Menschen, die "
             "nach einer Verletzung wieder Rad fahren möchten. Lass dir Zeit, frage nach, "
             "unterbrich nie und fasse zusammen, bevor du etwas empfiehlst. Kurze, "
-            "freundliche Sätze. " + SHOP_FACTS
+            "freundliche Sätze. " + SHOP_FACTS_DE
         ),
         "greeting": (
             "Begrüße ruhig auf Deutsch, stell dich als Dr. Brandt vor und bitte darum, "
