@@ -17,6 +17,7 @@ from livekit.agents.voice.avatar import DataStreamAudioOutput  # noqa: E402
 from agent_runner.avatar import AVATAR_ATTRIBUTE, start_avatar  # noqa: E402
 from agent_runner.pipeline import build_session_plan  # noqa: E402
 from tests.doubles.livekit_room import RoomDouble, job_context  # noqa: E402
+from tests.doubles.local_server import LocalServer  # noqa: E402
 from tests.factories import persona_fields  # noqa: E402
 from voice_widget.models import Persona  # noqa: E402
 
@@ -26,16 +27,21 @@ AVATAR_ID = "b9be11b8-89fb-4227-8f86-4a881393cbdb"
 AVATAR_IDENTITY = "bey-avatar-agent"
 
 
-class BeyApiStandIn:
+class BeyApiDouble(LocalServer):
     """``POST /v1/sessions`` like api.bey.dev: on success the avatar joins the room."""
 
     def __init__(self, room, status=201, body='{"id": "sess_1"}', join=True, hang=False):
+        super().__init__()
         self.room, self.status, self.body, self.join = room, status, body, join
         self.hang = hang
         self._released = asyncio.Event()
         self.requests = []
-        self.url = None
-        self._runner = None
+
+    def add_routes(self, router):
+        router.add_post("/v1/sessions", self._sessions)
+
+    async def before_close(self):
+        self._released.set()
 
     async def _sessions(self, request):
         self.requests.append({"headers": dict(request.headers), "json": await request.json()})
@@ -44,21 +50,6 @@ class BeyApiStandIn:
         if self.status < 300 and self.join:
             asyncio.get_running_loop().call_later(0.01, self.room.join, AVATAR_IDENTITY)
         return web.Response(status=self.status, text=self.body, content_type="application/json")
-
-    async def __aenter__(self):
-        app = web.Application()
-        app.router.add_post("/v1/sessions", self._sessions)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc):
-        self._released.set()
-        await self._runner.cleanup()
 
 
 def free_port():
@@ -93,7 +84,7 @@ async def test_avatar_starts_before_the_session_and_takes_the_agents_audio(
 ):
     room = RoomDouble(name="vw-room-1", agent_identity="agent-AJ_1")
     session = AgentSession(vad=None, turn_handling={"turn_detection": "manual"})
-    async with BeyApiStandIn(room) as bey_api, http_context.open():
+    async with BeyApiDouble(room) as bey_api, http_context.open():
         plan = avatar_plan(monkeypatch, bey_api.url)
         with job_context(room) as job:
             reason = await start_avatar(plan, session, room)
@@ -136,7 +127,7 @@ async def test_error_response_falls_back_to_voice_only(
 ):
     room = RoomDouble()
     session = AgentSession(vad=None, turn_handling={"turn_detection": "manual"})
-    async with BeyApiStandIn(room, status=status, body=body) as bey_api, http_context.open():
+    async with BeyApiDouble(room, status=status, body=body) as bey_api, http_context.open():
         plan = avatar_plan(monkeypatch, bey_api.url)
         with job_context(room):
             reason = await start_avatar(plan, session, room)
@@ -166,7 +157,7 @@ async def test_unreachable_service_falls_back_to_voice_only(monkeypatch, bey_key
 async def test_service_that_hangs_falls_back_to_voice_only(monkeypatch, bey_key):
     room = RoomDouble()
     session = AgentSession(vad=None, turn_handling={"turn_detection": "manual"})
-    async with BeyApiStandIn(room, hang=True) as bey_api, http_context.open():
+    async with BeyApiDouble(room, hang=True) as bey_api, http_context.open():
         plan = avatar_plan(monkeypatch, bey_api.url, start_timeout=0.3)
         with job_context(room):
             reason = await start_avatar(plan, session, room)
@@ -179,7 +170,7 @@ async def test_service_that_hangs_falls_back_to_voice_only(monkeypatch, bey_key)
 async def test_avatar_that_never_joins_falls_back_and_gives_the_audio_back(monkeypatch, bey_key):
     room = RoomDouble()
     session = AgentSession(vad=None, turn_handling={"turn_detection": "manual"})
-    async with BeyApiStandIn(room, join=False) as bey_api, http_context.open():
+    async with BeyApiDouble(room, join=False) as bey_api, http_context.open():
         plan = avatar_plan(monkeypatch, bey_api.url, join_timeout=0.2)
         with job_context(room):
             reason = await start_avatar(plan, session, room)
@@ -193,7 +184,7 @@ async def test_missing_key_falls_back_without_calling_the_service(monkeypatch, b
     monkeypatch.delenv("BEY_API_KEY")
     room = RoomDouble()
     session = AgentSession(vad=None, turn_handling={"turn_detection": "manual"})
-    async with BeyApiStandIn(room) as bey_api, http_context.open():
+    async with BeyApiDouble(room) as bey_api, http_context.open():
         plan = avatar_plan(monkeypatch, bey_api.url)
         with job_context(room):
             reason = await start_avatar(plan, session, room)

@@ -4,66 +4,19 @@ A small OpenAI-compatible server on 127.0.0.1 stands in for Ollama and for an Az
 resource; the real livekit-plugins-openai client streams a reply from it.
 """
 
-import json
-
 import pytest
 
 pytest.importorskip("livekit.agents")
 
-from aiohttp import web  # noqa: E402
 from livekit.agents import llm as lk_llm  # noqa: E402
 
 from agent_runner.pipeline import NO_KEY, build_session_plan  # noqa: E402
 from tests import test_pipeline as shared  # noqa: E402
+from tests.doubles.openai_server import ChatCompletionsServerDouble  # noqa: E402
 
 pytestmark = pytest.mark.agent
 
 keys, vad, snapshot = shared.keys, shared.vad, shared.snapshot
-
-
-class ChatCompletionsServer:
-    """Answers any ``…/chat/completions`` POST with a streamed reply, recording the request."""
-
-    def __init__(self, reply="Open until six."):
-        self.reply = reply
-        self.requests = []
-
-    async def _completions(self, request):
-        body = await request.json()
-        self.requests.append(
-            {
-                "path": request.path,
-                "query": dict(request.query),
-                "headers": dict(request.headers),
-                "json": body,
-            }
-        )
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for piece in (self.reply[:5], self.reply[5:]):
-            chunk = {
-                "id": "chatcmpl-1",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": body["model"],
-                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
-            }
-            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        await response.write(b"data: [DONE]\n\n")
-        return response
-
-    async def __aenter__(self):
-        app = web.Application()
-        app.router.add_post("/{tail:.*}/chat/completions", self._completions)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc):
-        await self._runner.cleanup()
 
 
 async def ask(llm):
@@ -78,11 +31,11 @@ async def ask(llm):
 
 
 async def test_ollama_persona_streams_from_its_base_url(keys, vad):
-    async with ChatCompletionsServer() as server:
+    async with ChatCompletionsServerDouble() as server:
         persona = snapshot(
             llm_provider="openai_compatible",
             llm_model="llama3.1",
-            llm_base_url=f"{server.url}/v1",
+            llm_base_url=server.base_url,
             llm_temperature=0.4,
         )
         llm = build_session_plan(persona, vad=vad).session_kwargs["llm"]
@@ -98,7 +51,7 @@ async def test_ollama_persona_streams_from_its_base_url(keys, vad):
 
 
 async def test_azure_persona_calls_its_deployment_with_the_api_version(keys, vad):
-    async with ChatCompletionsServer(reply="Guten Tag!") as server:
+    async with ChatCompletionsServerDouble(["Guten ", "Tag!"]) as server:
         persona = snapshot(
             llm_provider="azure_openai",
             llm_model="gpt-4o",

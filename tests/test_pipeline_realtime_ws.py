@@ -16,16 +16,21 @@ from livekit.agents.utils import http_context  # noqa: E402
 
 from agent_runner.pipeline import build_session_plan  # noqa: E402
 from tests import test_pipeline as shared  # noqa: E402
+from tests.doubles.local_server import LocalServer  # noqa: E402
 
 pytestmark = pytest.mark.agent
 
 keys, vad, snapshot = shared.keys, shared.vad, shared.snapshot
 
 
-class RealtimeServer:
+class AzureRealtimeServerDouble(LocalServer):
     def __init__(self):
+        super().__init__()
         self.connections = []
         self.first_event = asyncio.get_running_loop().create_future()
+
+    def add_routes(self, router):
+        router.add_get("/{tail:.*}", self._realtime)
 
     async def _realtime(self, request):
         ws = web.WebSocketResponse()
@@ -38,23 +43,10 @@ class RealtimeServer:
                 self.first_event.set_result(json.loads(message.data))
         return ws
 
-    async def __aenter__(self):
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", self._realtime)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc):
-        await self._runner.cleanup()
-
 
 async def test_azure_realtime_session_sends_the_personas_voice_and_vad(keys, vad, monkeypatch):
     monkeypatch.delenv("OPENAI_API_VERSION", raising=False)
-    async with RealtimeServer() as server, http_context.open():
+    async with AzureRealtimeServerDouble() as server, http_context.open():
         persona = snapshot(
             pipeline_kind="realtime",
             realtime_provider="azure_openai",

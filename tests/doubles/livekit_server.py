@@ -13,28 +13,19 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from livekit.protocol import agent
 
+from tests.doubles.local_server import LocalServer
 
-class LiveKitWorkerServerDouble:
+
+class LiveKitWorkerServerDouble(LocalServer):
+    scheme = "ws"
+
     def __init__(self) -> None:
+        super().__init__()
         self.registrations: list[dict[str, Any]] = []
         self.registered = asyncio.Event()
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
-    async def __aenter__(self) -> LiveKitWorkerServerDouble:
-        app = web.Application()
-        app.router.add_get("/agent", self.agent_socket)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"ws://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/agent", self.agent_socket)
 
     async def agent_socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
