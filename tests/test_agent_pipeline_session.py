@@ -11,8 +11,8 @@ from agent_runner.conversation import ConversationRunner
 from agent_runner.pipeline import build_session_plan
 from agent_runner.protocol import RoomSignals
 from tests.agent_support import new_conversation, settle, transcript
+from tests.doubles.openai_server import ChatCompletionsServerDouble
 from tests.doubles.room import DoubleRoom
-from tests.test_agent_openai import ChatCompletionsServer
 
 pytestmark = [pytest.mark.agent, pytest.mark.django_db(transaction=True)]
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.agent, pytest.mark.django_db(transaction=True)]
 async def test_runner_drives_a_session_built_by_the_real_pipeline(monkeypatch):
     for name in ("DEEPGRAM_API_KEY", "CARTESIA_API_KEY"):
         monkeypatch.setenv(name, "placeholder")
-    async with ChatCompletionsServer() as server:
+    async with ChatCompletionsServerDouble(["We are open ", "until half past six."]) as server:
         conversation = await new_conversation(
             llm_provider="openai_compatible",
             llm_base_url=server.base_url,
