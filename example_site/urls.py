@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from example_site.shop import views
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("bikes/<slug:slug>/", views.product, name="product"),
     path("contact/", views.contact, name="contact"),
     path("admin/", admin.site.urls),
+    path("voice-widget/", include("voice_widget.urls")),
 ]
 
 if settings.DEBUG:

@@ -8,5 +8,7 @@ class VoiceWidgetConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the system checks and the settings-cache receiver; reads no settings.
+        # Registers the system checks, the settings-cache receiver and the CORS receiver
+        # for the widget API; reads no settings.
         from . import checks, conf  # noqa: F401
+        from .api import origins  # noqa: F401

@@ -1,0 +1,178 @@
+"""Which pages may use a persona: the views' 403 and django-cors-headers' CORS answers."""
+
+import pytest
+from django.test import RequestFactory
+
+from tests.api_support import (
+    assert_refused,
+    fresh_throttle_cache,  # noqa: F401 - autouse fixture
+    post_json,
+)
+from tests.factories import make_conversation, make_persona
+from voice_widget.api.origins import (
+    allow_cors_for_persona_origins,
+    canonical_origin,
+    origin_allowed_for_persona,
+    request_allowed_for_persona,
+)
+
+pytestmark = pytest.mark.django_db
+
+URL = "/voice-widget/api/sessions/"
+PARTNER = "https://partner.example.com"
+STRANGER = "https://evil.example.net"
+ACAO = "Access-Control-Allow-Origin"
+
+
+@pytest.fixture
+def persona():
+    return make_persona(slug="ben", allowed_origins=f"{PARTNER}\nhttp://localhost:3000")
+
+
+def start(client, origin=None, slug="ben"):
+    extra = {"HTTP_ORIGIN": origin} if origin else {}
+    return post_json(client, URL, {"persona": slug}, **extra)
+
+
+def preflight(client, url, origin, method="POST"):
+    return client.options(
+        url,
+        HTTP_ORIGIN=origin,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD=method,
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type,x-csrftoken",
+    )
+
+
+# --- the views --------------------------------------------------------------------------------
+
+
+def test_request_without_origin_is_allowed(client, persona):
+    assert start(client).status_code == 201
+
+
+def test_same_origin_request_is_allowed_without_being_listed(client, persona):
+    assert start(client, "http://testserver").status_code == 201
+
+
+def test_same_origin_is_scheme_host_and_port(client, persona):
+    assert_refused(start(client, "https://testserver"), 403, "origin_not_allowed")
+    assert_refused(start(client, "http://testserver:8080"), 403, "origin_not_allowed")
+
+
+def test_origin_listed_on_the_persona_is_allowed(client, persona):
+    response = start(client, PARTNER)
+    assert response.status_code == 201
+    assert response[ACAO] == PARTNER
+
+
+def test_origin_match_ignores_case_and_default_port(client, persona):
+    assert start(client, "HTTPS://Partner.Example.com").status_code == 201
+    assert start(client, "https://partner.example.com:443").status_code == 201
+
+
+def test_origin_not_listed_is_403_and_writes_nothing(client, persona):
+    response = start(client, STRANGER)
+    assert_refused(response, 403, "origin_not_allowed")
+    assert ACAO not in response
+
+
+def test_null_origin_of_sandboxed_frames_is_refused(client, persona):
+    assert_refused(start(client, "null"), 403, "origin_not_allowed")
+
+
+def test_origin_allowed_for_another_persona_is_refused_for_this_one(client, persona):
+    make_persona(slug="paula", allowed_origins="https://paula.example.org")
+    assert_refused(start(client, "https://paula.example.org"), 403, "origin_not_allowed")
+
+
+def test_globally_allowed_origin_works_for_every_persona(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "ALLOWED_ORIGINS": ["https://all.example"]}
+    make_persona(slug="paula")
+    assert start(client, "https://all.example", slug="paula").status_code == 201
+
+
+def test_listed_origin_with_another_port_is_refused(client, persona):
+    assert_refused(start(client, "http://localhost:3001"), 403, "origin_not_allowed")
+
+
+# --- the one decision function ----------------------------------------------------------------
+
+
+def test_origin_decision_for_a_persona(persona, settings):
+    assert origin_allowed_for_persona(persona, PARTNER)
+    assert origin_allowed_for_persona(persona, "http://localhost:3000")
+    assert not origin_allowed_for_persona(persona, STRANGER)
+    assert not origin_allowed_for_persona(persona, "null")
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "ALLOWED_ORIGINS": [STRANGER]}
+    assert origin_allowed_for_persona(persona, STRANGER)
+
+
+def test_request_decision_allows_no_origin_and_same_origin(persona):
+    factory = RequestFactory()
+    assert request_allowed_for_persona(factory.post(URL), persona)
+    assert request_allowed_for_persona(factory.post(URL, HTTP_ORIGIN="http://testserver"), persona)
+    assert not request_allowed_for_persona(factory.post(URL, HTTP_ORIGIN=STRANGER), persona)
+
+
+def test_canonical_origin():
+    assert canonical_origin("HTTPS://Shop.Example.com:443/") == "https://shop.example.com"
+    assert canonical_origin("http://shop.example.com:80") == "http://shop.example.com"
+    assert canonical_origin("http://shop.example.com:8080") == "http://shop.example.com:8080"
+
+
+# --- CORS by django-cors-headers --------------------------------------------------------------
+
+
+def test_preflight_from_an_allowed_origin_gets_cors_headers(client, persona):
+    response = preflight(client, URL, PARTNER)
+    assert response.status_code == 200
+    assert response[ACAO] == PARTNER
+    assert "POST" in response["Access-Control-Allow-Methods"]
+    allowed_headers = response["Access-Control-Allow-Headers"]
+    assert "content-type" in allowed_headers and "x-csrftoken" in allowed_headers
+    assert "Access-Control-Allow-Credentials" not in response
+
+
+def test_preflight_from_a_refused_origin_gets_no_cors_headers(client, persona):
+    response = preflight(client, URL, STRANGER)
+    assert ACAO not in response
+    assert "Access-Control-Allow-Methods" not in response
+
+
+def test_preflight_from_a_globally_allowed_origin_gets_cors_headers(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "ALLOWED_ORIGINS": ["https://all.example"]}
+    assert preflight(client, URL, "https://all.example")[ACAO] == "https://all.example"
+
+
+def test_preflight_for_an_inactive_personas_origin_gets_no_cors_headers(client):
+    make_persona(slug="old", is_active=False, allowed_origins=PARTNER)
+    assert ACAO not in preflight(client, URL, PARTNER)
+
+
+def test_persona_endpoint_shares_cors_only_with_that_personas_origins(client, persona):
+    make_persona(slug="paula", allowed_origins="https://paula.example.org")
+    url = "/voice-widget/api/personas/ben/"
+    assert client.get(url, HTTP_ORIGIN=PARTNER)[ACAO] == PARTNER
+    assert ACAO not in client.get(url, HTTP_ORIGIN="https://paula.example.org")
+
+
+def test_end_endpoint_preflight_follows_the_conversations_persona(client, persona):
+    conversation = make_conversation(persona)
+    url = f"/voice-widget/api/sessions/{conversation.pk}/end/"
+    assert preflight(client, url, PARTNER)[ACAO] == PARTNER
+    assert ACAO not in preflight(client, url, STRANGER)
+
+
+def test_webhook_is_never_shared_cross_origin(client, persona):
+    assert ACAO not in preflight(client, "/voice-widget/api/livekit/webhook/", PARTNER)
+
+
+def test_pages_outside_the_api_get_no_cors_headers(client, persona):
+    response = client.get("/", HTTP_ORIGIN=PARTNER)
+    assert ACAO not in response
+
+
+def test_cors_for_same_origin_requests_needs_no_database(persona, django_assert_num_queries):
+    request = RequestFactory().options(URL, HTTP_ORIGIN="http://testserver")
+    with django_assert_num_queries(0):
+        assert allow_cors_for_persona_origins(None, request) is False

@@ -1,0 +1,430 @@
+"""POST /voice-widget/api/sessions/: the token/dispatch endpoint and every refusal."""
+
+import hashlib
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.core import signing
+from django.middleware.csrf import _get_new_csrf_string
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.api_support import (
+    assert_refused,
+    fresh_throttle_cache,  # noqa: F401 - autouse fixture
+    post_json,
+    raw_claims,
+    verifier,
+)
+from tests.factories import make_conversation, make_persona
+from voice_widget.models import Conversation, ConversationStatus
+from voice_widget.signing import sign_context
+
+pytestmark = pytest.mark.django_db
+
+URL = "/voice-widget/api/sessions/"
+
+
+@pytest.fixture
+def persona():
+    return make_persona(slug="ben", allowed_origins="https://partner.example.com")
+
+
+def start(client, persona_slug="ben", **fields):
+    return post_json(client, URL, {"persona": persona_slug, **fields})
+
+
+# --- the happy path ---------------------------------------------------------------------------
+
+
+def test_urls_are_namespaced_under_voice_widget():
+    assert reverse("voice_widget:sessions") == URL
+
+
+def test_session_returns_201_with_the_documented_fields_and_no_store(client, persona):
+    response = start(client, page_url="https://shop.test/bikes/")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert set(body) == {
+        "conversation",
+        "server_url",
+        "participant_token",
+        "room_name",
+        "identity",
+        "expires_at",
+        "end_url",
+        "end_key",
+    }
+    assert response["Cache-Control"] == "no-store"
+    assert body["server_url"] == "wss://livekit.test.invalid"
+    assert body["room_name"].startswith("vw-")
+    assert body["identity"].startswith("visitor-")
+    assert body["end_url"] == reverse(
+        "voice_widget:session-end", kwargs={"conversation_id": body["conversation"]}
+    )
+
+
+def test_session_creates_one_conversation_with_snapshot_page_and_contexts(client, persona):
+    signed = sign_context({"product": "Roadster 3"})
+    response = start(
+        client,
+        context={"cart_items": 2},
+        signed_context=signed,
+        page_url="https://shop.test/bikes/roadster/",
+    )
+    assert response.status_code == 201, response.content
+    conversation = Conversation.objects.get()
+    body = response.json()
+    assert str(conversation.pk) == body["conversation"]
+    assert conversation.persona == persona
+    assert conversation.persona_snapshot == persona.snapshot()
+    assert conversation.room_name == body["room_name"]
+    assert conversation.identity == body["identity"]
+    assert conversation.user is None
+    assert conversation.page_url == "https://shop.test/bikes/roadster/"
+    assert conversation.page_context == {"cart_items": 2}
+    assert conversation.signed_context == {"product": "Roadster 3"}
+    assert conversation.status == ConversationStatus.CREATED
+
+
+def test_end_key_is_stored_only_as_its_hash(client, persona):
+    body = start(client).json()
+    conversation = Conversation.objects.get()
+    assert conversation.end_key_hash == hashlib.sha256(body["end_key"].encode()).hexdigest()
+    assert len(body["end_key"]) >= 40
+    stored = json.dumps(
+        [conversation.page_context, conversation.signed_context, conversation.persona_snapshot]
+    )
+    assert body["end_key"] not in stored
+
+
+def test_minted_token_joins_only_this_room_with_microphone_subscribe_and_data(client, persona):
+    body = start(client).json()
+    claims = verifier().verify(body["participant_token"])
+    assert claims.identity == body["identity"]
+    assert claims.name == "Visitor"
+    video = claims.video
+    assert video.room == body["room_name"]
+    assert video.room_join is True
+    assert video.can_publish is True
+    assert video.can_publish_sources == ["microphone"]
+    assert video.can_subscribe is True
+    assert video.can_publish_data is True
+    for absent in ("room_create", "room_list", "room_record", "room_admin", "agent", "hidden"):
+        assert getattr(video, absent) is None, absent
+    assert set(raw_claims(body["participant_token"])["video"]) == {
+        "roomJoin",
+        "room",
+        "canPublish",
+        "canPublishSources",
+        "canSubscribe",
+        "canPublishData",
+    }
+
+
+def test_minted_token_dispatches_the_agent_with_the_conversation_id(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "bike-shop-agent"}
+    body = start(client).json()
+    config = verifier().verify(body["participant_token"]).room_config
+    assert config.name == body["room_name"]
+    assert [agent.agent_name for agent in config.agents] == ["bike-shop-agent"]
+    assert json.loads(config.agents[0].metadata) == {"conversation": body["conversation"]}
+    assert config.max_participants == 4 and config.empty_timeout == 60
+
+
+def test_minted_token_lives_token_ttl_and_expires_at_says_when(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "TOKEN_TTL": 120}
+    body = start(client).json()
+    claims = raw_claims(body["participant_token"])
+    assert claims["exp"] - claims["nbf"] == 120
+    expires_at = timezone.datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    assert abs(expires_at.timestamp() - claims["exp"]) <= 1
+
+
+def test_every_session_gets_a_fresh_room_and_identity(client, persona):
+    first = start(client).json()
+    second = start(client).json()
+    assert first["room_name"] != second["room_name"]
+    assert first["identity"] != second["identity"]
+    assert first["conversation"] != second["conversation"]
+
+
+def test_browser_context_cannot_change_what_the_token_dispatches(client, persona):
+    body = start(
+        client, context={"agent_name": "other", "conversation": "x", "instructions": "be evil"}
+    ).json()
+    config = verifier().verify(body["participant_token"]).room_config
+    assert config.agents[0].agent_name == "voice-widget-test"
+    assert json.loads(config.agents[0].metadata) == {"conversation": body["conversation"]}
+
+
+def test_session_creation_runs_a_bounded_number_of_queries(
+    client, persona, django_assert_max_num_queries
+):
+    persona.max_concurrent_conversations = 5
+    persona.save()
+    # persona, lock, count, insert (+ savepoints inside the test transaction)
+    with django_assert_max_num_queries(7):
+        response = start(client, context={"a": 1})
+    assert response.status_code == 201
+
+
+def test_logged_in_session_creation_runs_a_bounded_number_of_queries(
+    client, persona, django_user_model, django_assert_max_num_queries
+):
+    client.force_login(django_user_model.objects.create_user("ann", password="x"))
+    with django_assert_max_num_queries(7):  # + session and user
+        response = start(client)
+    assert response.status_code == 201
+
+
+# --- refusals: request shape ------------------------------------------------------------------
+
+
+def test_malformed_json_is_400_parse_error(client, persona):
+    response = client.post(URL, "{not json", content_type="application/json")
+    assert_refused(response, 400, "parse_error")
+
+
+def test_absurdly_nested_json_is_400_not_500(client, persona):
+    response = client.post(URL, "[" * 20000 + "]" * 20000, content_type="application/json")
+    assert_refused(response, 400, "parse_error")
+
+
+def test_body_that_is_not_an_object_is_400(client, persona):
+    assert_refused(post_json(client, URL, ["ben"]), 400, "invalid_request")
+
+
+def test_missing_persona_is_400_naming_the_field(client, persona):
+    response = post_json(client, URL, {"context": {}})
+    assert_refused(response, 400, "invalid_request")
+    assert response.json()["detail"].startswith("persona:")
+    assert "persona" in response.json()["fields"]
+
+
+@pytest.mark.parametrize("value", [42, ["ben"], {"slug": "ben"}, "not a slug!"])
+def test_persona_of_the_wrong_type_is_400(client, persona, value):
+    assert_refused(post_json(client, URL, {"persona": value}), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("page_url", ["javascript:alert(1)", "/relative/path", 42])
+def test_page_url_that_is_not_an_http_url_is_400(client, persona, page_url):
+    assert_refused(start(client, page_url=page_url), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("context", [["a", "b"], "text", 42, True])
+def test_context_that_is_not_an_object_is_400(client, persona, context):
+    assert_refused(start(client, context=context), 400, "invalid_context")
+
+
+def test_context_nested_deeper_than_the_setting_is_400(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "MAX_CONTEXT_DEPTH": 3}
+    assert start(client, context={"a": {"b": {"c": 1}}}).status_code == 201
+    Conversation.objects.all().delete()
+    response = start(client, context={"a": {"b": {"c": {"d": 1}}}})
+    assert_refused(response, 400, "context_too_deep")
+
+
+def test_context_larger_than_max_context_bytes_is_413(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "MAX_CONTEXT_BYTES": 1024}
+    assert start(client, context={"note": "x" * 900}).status_code == 201
+    Conversation.objects.all().delete()
+    response = start(client, context={"note": "x" * 1100})
+    assert_refused(response, 413, "context_too_large")
+
+
+def test_context_size_counts_bytes_not_characters(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "MAX_CONTEXT_BYTES": 1024}
+    response = start(client, context={"note": "€" * 400})  # 400 characters, 1200 bytes
+    assert_refused(response, 413, "context_too_large")
+
+
+def test_request_body_far_beyond_the_limits_is_413_without_reading_it_all(client, persona):
+    response = client.post(
+        URL,
+        json.dumps({"persona": "ben", "padding": "x" * 200_000}),
+        content_type="application/json",
+    )
+    assert_refused(response, 413, "request_too_large")
+
+
+def test_wrong_content_type_is_415(client, persona):
+    response = client.post(URL, json.dumps({"persona": "ben"}), content_type="text/plain")
+    assert_refused(response, 415, "unsupported_media_type")
+
+
+def test_get_is_405_in_the_error_shape(client, persona):
+    assert_refused(client.get(URL), 405, "method_not_allowed")
+
+
+# --- refusals: signed context -----------------------------------------------------------------
+
+
+def test_tampered_signed_context_is_400(client, persona):
+    signed = sign_context({"first_name": "Ann"})
+    response = start(client, signed_context=signed[:-2] + "xx")
+    assert_refused(response, 400, "invalid_signed_context")
+
+
+def test_signed_context_from_another_salt_is_400(client, persona):
+    forged = signing.dumps({"first_name": "Mallory"}, compress=True)  # no voice_widget salt
+    assert_refused(start(client, signed_context=forged), 400, "invalid_signed_context")
+
+
+def test_expired_signed_context_is_400(client, persona, settings, monkeypatch):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "SIGNED_CONTEXT_MAX_AGE": 60}
+    real_time = time.time
+    monkeypatch.setattr(signing.time, "time", lambda: real_time() - 3600)
+    old = sign_context({"first_name": "Ann"})
+    monkeypatch.setattr(signing.time, "time", real_time)
+    assert_refused(start(client, signed_context=old), 400, "signed_context_expired")
+
+
+# --- refusals: persona, LiveKit ---------------------------------------------------------------
+
+
+def test_unknown_persona_is_404(client, persona):
+    assert_refused(start(client, "nobody"), 404, "persona_not_found")
+
+
+def test_inactive_persona_is_404(client):
+    make_persona(slug="retired", is_active=False)
+    assert_refused(start(client, "retired"), 404, "persona_not_found")
+
+
+def test_livekit_not_configured_is_503(client, persona, settings, livekit_env_clear):
+    settings.DEBUG = False
+    settings.VOICE_WIDGET = {"AGENT_NAME": "voice-widget-test"}
+    assert_refused(start(client), 503, "livekit_not_configured")
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+
+def test_persona_at_its_concurrent_limit_is_429_with_retry_after(client, persona):
+    persona.max_concurrent_conversations = 1
+    persona.save()
+    make_conversation(persona)
+    response = start(client)
+    assert_refused(response, 429, "persona_busy", conversations=1)
+    assert int(response["Retry-After"]) > 0
+
+
+def test_ended_conversations_free_their_place(client, persona):
+    persona.max_concurrent_conversations = 1
+    persona.save()
+    make_conversation(persona, status=ConversationStatus.ENDED)
+    make_conversation(persona, status=ConversationStatus.FAILED)
+    assert start(client).status_code == 201
+
+
+def test_conversations_of_other_personas_do_not_count(client, persona):
+    persona.max_concurrent_conversations = 1
+    persona.save()
+    make_conversation(make_persona())
+    assert start(client).status_code == 201
+
+
+def test_a_conversation_left_open_long_ago_stops_counting(client, persona):
+    persona.max_concurrent_conversations = 1
+    persona.save()
+    stale = make_conversation(persona)
+    Conversation.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(days=1))
+    assert start(client).status_code == 201
+
+
+def test_zero_concurrent_conversations_refuses_everyone(client, persona):
+    persona.max_concurrent_conversations = 0
+    persona.save()
+    assert_refused(start(client), 429, "persona_busy")
+
+
+# --- throttling -------------------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_throttled_per_ip_with_retry_after(client, persona, settings):
+    settings.VOICE_WIDGET = {
+        **settings.VOICE_WIDGET,
+        "THROTTLE_RATES": {"anon": "2/minute", "user": "100/minute"},
+    }
+    assert start(client).status_code == 201
+    assert start(client).status_code == 201
+    response = start(client)
+    assert_refused(response, 429, "throttled", conversations=2)
+    assert 0 < int(response["Retry-After"]) <= 60
+    other_ip = post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.1.2.3")
+    assert other_ip.status_code == 201
+
+
+def test_logged_in_users_are_throttled_per_user(client, persona, settings, django_user_model):
+    settings.VOICE_WIDGET = {
+        **settings.VOICE_WIDGET,
+        "THROTTLE_RATES": {"anon": "1/minute", "user": "3/minute"},
+    }
+    client.force_login(django_user_model.objects.create_user("ann", password="x"))
+    for _ in range(3):
+        assert start(client).status_code == 201
+    response = start(client)
+    assert_refused(response, 429, "throttled", conversations=3)
+    assert "Retry-After" in response
+
+
+def test_throttle_rates_are_read_at_request_time(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "THROTTLE_RATES": {"anon": "1/minute"}}
+    assert start(client).status_code == 201
+    assert start(client).status_code == 429
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "THROTTLE_RATES": {"anon": None}}
+    assert start(client).status_code == 201
+
+
+# --- login required, CSRF ---------------------------------------------------------------------
+
+
+def test_login_required_persona_refuses_anonymous_visitors_with_401(client):
+    make_persona(slug="members", login_required=True)
+    assert_refused(start(client, "members"), 401, "login_required")
+
+
+def test_login_required_persona_accepts_a_logged_in_user(client, django_user_model):
+    persona = make_persona(slug="members", login_required=True)
+    user = django_user_model.objects.create_user("ann", password="x", first_name="Ann")
+    client.force_login(user)
+    response = start(client, "members")
+    assert response.status_code == 201, response.content
+    conversation = Conversation.objects.get()
+    assert conversation.user == user
+    assert conversation.persona == persona
+    assert conversation.identity.startswith(f"user-{user.pk}-")
+    assert verifier().verify(response.json()["participant_token"]).name == "Ann"
+
+
+def test_logged_in_request_without_csrf_token_is_refused(django_user_model, persona):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(django_user_model.objects.create_user("ann", password="x"))
+    assert_refused(start(client), 403, "csrf_failed")
+
+
+def test_logged_in_request_with_csrf_header_is_accepted(django_user_model, persona):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(django_user_model.objects.create_user("ann", password="x"))
+    secret = _get_new_csrf_string()
+    client.cookies["csrftoken"] = secret
+    response = post_json(client, URL, {"persona": "ben"}, HTTP_X_CSRFTOKEN=secret)
+    assert response.status_code == 201, response.content
+
+
+def test_anonymous_request_needs_no_csrf_token(persona):
+    client = Client(enforce_csrf_checks=True)
+    assert start(client).status_code == 201
+
+
+def test_host_projects_rest_framework_defaults_do_not_apply(client, persona, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+        "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.BasicAuthentication"],
+    }
+    assert start(client).status_code == 201

@@ -1,0 +1,140 @@
+"""voice_widget.tokens: what a minted token lets its holder do, verified with TokenVerifier."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from livekit.api import TokenVerifier
+
+from tests.api_support import raw_claims, verifier
+from voice_widget.tokens import (
+    dispatch_metadata,
+    mint_participant_token,
+    new_identity,
+    new_room_name,
+)
+
+
+def mint(**overrides):
+    fields = {
+        "room_name": "vw-room-under-test",
+        "identity": "visitor-abc",
+        "conversation_id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "display_name": "Visitor",
+    }
+    fields.update(overrides)
+    return mint_participant_token(**fields)
+
+
+def test_token_identity_name_and_room_are_the_conversations():
+    claims = verifier().verify(mint().jwt)
+    assert claims.identity == "visitor-abc"
+    assert claims.name == "Visitor"
+    assert claims.video.room == "vw-room-under-test"
+    assert claims.video.room_join is True
+
+
+def test_token_grants_only_joining_publishing_the_microphone_subscribing_and_data():
+    video = verifier().verify(mint().jwt).video
+    assert video.can_publish is True
+    assert video.can_publish_sources == ["microphone"]
+    assert video.can_subscribe is True
+    assert video.can_publish_data is True
+    for absent in (
+        "room_create",
+        "room_list",
+        "room_record",
+        "room_admin",
+        "destination_room",
+        "can_update_own_metadata",
+        "ingress_admin",
+        "hidden",
+        "recorder",
+        "agent",
+        "can_manage_agent_session",
+        "can_subscribe_metrics",
+    ):
+        assert getattr(video, absent) is None, absent
+
+
+def test_token_carries_no_claims_beyond_the_visitor_grants_and_room_config():
+    claims = raw_claims(mint().jwt)
+    assert set(claims) == {"sub", "iss", "nbf", "exp", "name", "video", "roomConfig"}
+    assert set(claims["video"]) == {
+        "roomJoin",
+        "room",
+        "canPublish",
+        "canPublishSources",
+        "canSubscribe",
+        "canPublishData",
+    }
+    parsed = verifier().verify(mint().jwt)
+    assert parsed.sip.admin is False and parsed.sip.call is False
+    assert parsed.inference.perform is False
+    assert parsed.observability.write is False
+    assert parsed.agent is None and parsed.agent_endpoint is None and parsed.agent_thread is None
+
+
+def test_token_lifetime_is_token_ttl_and_expires_at_matches(settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "TOKEN_TTL": 90}
+    before = datetime.now(UTC).replace(microsecond=0)
+    token = mint()
+    claims = raw_claims(token.jwt)
+    assert claims["exp"] - claims["nbf"] == 90
+    assert abs(claims["exp"] - token.expires_at.timestamp()) <= 1
+    assert token.expires_at >= before + timedelta(seconds=90)
+
+
+def test_token_dispatches_the_configured_agent_with_only_the_conversation_id(settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "shop-agent"}
+    config = verifier().verify(mint().jwt).room_config
+    assert len(config.agents) == 1
+    assert config.agents[0].agent_name == "shop-agent"
+    assert json.loads(config.agents[0].metadata) == {
+        "conversation": "12345678-1234-5678-1234-567812345678"
+    }
+
+
+def test_token_room_config_has_the_limits_from_settings(settings):
+    settings.VOICE_WIDGET = {
+        **settings.VOICE_WIDGET,
+        "ROOM_EMPTY_TIMEOUT": 45,
+        "ROOM_DEPARTURE_TIMEOUT": 7,
+        "ROOM_MAX_PARTICIPANTS": 3,
+    }
+    config = verifier().verify(mint().jwt).room_config
+    assert config.name == "vw-room-under-test"
+    assert config.empty_timeout == 45
+    assert config.departure_timeout == 7
+    assert config.max_participants == 3
+
+
+def test_token_is_signed_with_the_configured_secret_only():
+    token = mint().jwt
+    with pytest.raises(jwt.InvalidSignatureError):
+        TokenVerifier("APItestkey", "another-secret-that-is-long-enough-0123456789").verify(token)
+    with pytest.raises(jwt.InvalidIssuerError):
+        TokenVerifier("other-key", "test-secret-that-is-long-enough-for-livekit-0123456789").verify(
+            token
+        )
+
+
+def test_every_room_name_is_new():
+    names = {new_room_name() for _ in range(1000)}
+    assert len(names) == 1000
+    assert all(name.startswith("vw-") for name in names)
+
+
+def test_identity_of_anonymous_visitors_and_of_users(django_user_model):
+    assert new_identity(None).startswith("visitor-")
+    user = django_user_model(pk=42, username="ann")
+    identity = new_identity(user)
+    assert identity.startswith("user-42-")
+    assert identity != new_identity(user)
+
+
+def test_dispatch_metadata_is_json_with_the_conversation_key():
+    conversation_id = uuid.uuid4()
+    assert json.loads(dispatch_metadata(conversation_id)) == {"conversation": str(conversation_id)}

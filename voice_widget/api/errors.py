@@ -1,0 +1,150 @@
+"""One error shape for the whole widget API: ``{"error": "<code>", "detail": "<message>"}``.
+
+Our views raise the ``ApiError`` subclasses below; DRF's own exceptions (parse errors,
+throttling, method not allowed, CSRF) are reshaped by ``exception_handler``, which only
+our views use (``get_exception_handler``), so the host project's API keeps its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ApiError(exceptions.APIException):
+    """A refusal with a stable, machine-readable code (``default_code``)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "bad_request"
+    default_detail = _("The request cannot be served.")
+
+
+class InvalidRequest(ApiError):
+    default_code = "invalid_request"
+
+
+class InvalidContext(ApiError):
+    default_code = "invalid_context"
+    default_detail = _("The page context must be a JSON object.")
+
+
+class ContextTooDeep(ApiError):
+    default_code = "context_too_deep"
+
+
+class ContextTooLarge(ApiError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "context_too_large"
+
+
+class RequestTooLarge(ApiError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+
+class InvalidSignedContext(ApiError):
+    default_code = "invalid_signed_context"
+
+
+class SignedContextExpired(ApiError):
+    default_code = "signed_context_expired"
+    default_detail = _("The page's signed context has expired; reload the page.")
+
+
+class PersonaNotFound(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "persona_not_found"
+    default_detail = _("There is no active assistant with this name.")
+
+
+class ConversationNotFound(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "conversation_not_found"
+    default_detail = _("There is no such conversation.")
+
+
+class OriginNotAllowed(ApiError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "origin_not_allowed"
+    default_detail = _("This assistant may not be embedded on this site.")
+
+
+class LoginRequired(ApiError):
+    # Raised as our own 401 rather than DRF's NotAuthenticated, which DRF turns into a
+    # 403 whenever the authenticators send no WWW-Authenticate header (session auth).
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_code = "login_required"
+    default_detail = _("Please log in to talk to this assistant.")
+
+
+class CsrfFailed(ApiError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "csrf_failed"
+
+
+class InvalidEndKey(ApiError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "invalid_end_key"
+    default_detail = _("This end key does not belong to the conversation.")
+
+
+class PersonaBusy(ApiError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "persona_busy"
+    default_detail = _("This assistant is talking to as many visitors as it may. Try again soon.")
+
+    def __init__(self, wait: int, detail: Any = None) -> None:
+        super().__init__(detail)
+        self.wait = wait  # DRF's handler turns this into Retry-After
+
+
+class InvalidSignature(ApiError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_code = "invalid_signature"
+    default_detail = _("The webhook's signature does not verify.")
+
+
+class LiveKitNotConfigured(ApiError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "livekit_not_configured"
+    default_detail = _("Voice conversations are not set up on this site yet.")
+
+
+def _first_message(detail: Any, prefix: str = "") -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            label = "" if key == "non_field_errors" else f"{key}: "
+            return _first_message(value, prefix + label)
+        return prefix
+    if isinstance(detail, list):
+        return _first_message(detail[0], prefix) if detail else prefix
+    return f"{prefix}{detail}"
+
+
+def error_code(exc: exceptions.APIException) -> str:
+    if isinstance(exc, exceptions.ValidationError):
+        return "invalid_request"
+    codes = exc.get_codes()
+    return codes if isinstance(codes, str) else exc.default_code
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
+    """DRF's handler (status, Retry-After, rollback), with the body in our shape."""
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # not an API error: a bug, left to Django's 500 handling and logging
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    body: dict[str, Any] = {"error": error_code(exc), "detail": _first_message(exc.detail)}
+    if isinstance(exc, exceptions.ValidationError):
+        body["fields"] = exc.detail
+    response.data = body
+    response["Cache-Control"] = "no-store"
+    return response

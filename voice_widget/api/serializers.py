@@ -1,0 +1,182 @@
+"""What the widget API accepts and answers (also the source of its OpenAPI schema)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+from rest_framework import serializers
+
+from ..conf import vw_settings
+from ..models import Persona
+from .errors import ContextTooDeep, ContextTooLarge, InvalidContext
+
+PAGE_URL_MAX_LENGTH = 2000  # Conversation.page_url
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of JSON data ({} and [] count 1 each); iterative, so any input is safe."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON, the way it is stored."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def check_page_context(value: Any) -> dict[str, Any]:
+    """The browser's context, or a refusal: not an object (400), too deep (400), too big (413)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidContext()
+    max_depth = vw_settings.MAX_CONTEXT_DEPTH
+    if json_depth(value) > max_depth:
+        raise ContextTooDeep(
+            _("The page context is nested deeper than %(depth)d levels.") % {"depth": max_depth}
+        )
+    max_bytes = vw_settings.MAX_CONTEXT_BYTES
+    if json_size(value) > max_bytes:
+        raise ContextTooLarge(
+            _("The page context is larger than %(bytes)d bytes.") % {"bytes": max_bytes}
+        )
+    return value
+
+
+class _StrictString:
+    """DRF's string fields turn 42 into "42"; a JSON API should say the type is wrong."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_StrictString, serializers.CharField):
+    default_error_messages = {"invalid": _lazy("Not a valid string.")}
+
+
+class StrictSlugField(_StrictString, serializers.SlugField):
+    pass
+
+
+class SessionRequestSerializer(serializers.Serializer):
+    persona = StrictSlugField(max_length=60, help_text="The persona's slug.")
+    context = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="Page context set by browser script: a JSON object, unverified visitor data.",
+    )
+    signed_context = StrictCharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=True,
+        help_text="The signed context the template tag rendered (voice_widget.signing).",
+    )
+    page_url = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=PAGE_URL_MAX_LENGTH,
+        help_text="The page the conversation starts on (http or https).",
+    )
+
+    def validate_page_url(self, value: str) -> str:
+        if not value:
+            return ""
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise serializers.ValidationError(_("Enter an http or https URL."))
+        return value
+
+
+class SessionResponseSerializer(serializers.Serializer):
+    conversation = serializers.UUIDField()
+    server_url = serializers.CharField(help_text="The LiveKit server to connect to.")
+    participant_token = serializers.CharField(help_text="LiveKit access token (JWT).")
+    room_name = serializers.CharField()
+    identity = serializers.CharField()
+    expires_at = serializers.DateTimeField(help_text="When the token stops admitting.")
+    end_url = serializers.CharField(help_text="Path of this conversation's end endpoint.")
+    end_key = serializers.CharField(help_text="Secret that authorises the end request.")
+
+
+class SessionEndRequestSerializer(serializers.Serializer):
+    end_key = StrictCharField(max_length=200)
+
+
+class SessionEndResponseSerializer(serializers.Serializer):
+    conversation = serializers.UUIDField()
+    status = serializers.CharField()
+    end_reason = serializers.CharField(allow_blank=True)
+
+
+class PublicPersonaSerializer(serializers.ModelSerializer):
+    """The widget's look and labels: nothing an editor keeps behind the scenes."""
+
+    poster_url = serializers.SerializerMethodField()
+    idle_clip_url = serializers.SerializerMethodField()
+    has_avatar = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Persona
+        fields = [
+            "name",
+            "slug",
+            "language",
+            "preview_mode",
+            "poster_url",
+            "idle_clip_url",
+            "has_avatar",
+            "theme",
+            "accent_color",
+            "position",
+            "button_label",
+            "welcome_text",
+            "start_mode",
+        ]
+        read_only_fields = fields
+
+    def _absolute(self, url: str) -> str:
+        # Absolute, so the widget can load it from a page on another site.
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if url and request is not None else url
+
+    def get_poster_url(self, persona: Persona) -> str:
+        return self._absolute(persona.poster_url)
+
+    def get_idle_clip_url(self, persona: Persona) -> str:
+        return self._absolute(persona.idle_clip_url)
+
+
+class HealthSerializer(serializers.Serializer):
+    livekit_configured = serializers.BooleanField()
+    agents_available = serializers.IntegerField()
+    agent_name = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="Stable machine-readable code.")
+    detail = serializers.CharField(help_text="Human-readable message.")
+
+
+class WebhookResponseSerializer(serializers.Serializer):
+    event = serializers.CharField()
+    handled = serializers.BooleanField()

@@ -1,0 +1,334 @@
+"""The widget API. The session endpoint is the only door between an anonymous browser and
+paid AI services, so it refuses early, writes nothing for a refused request, and hands
+out a token that can do exactly one thing: join this conversation's room.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.core import signing
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from google.protobuf.json_format import ParseError as ProtobufParseError
+from livekit.api import TokenVerifier, WebhookReceiver
+from rest_framework import status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..conf import vw_settings
+from ..lifecycle import end_conversation
+from ..models import Conversation, EndReason, Persona, WorkerHeartbeat
+from ..rooms import delete_room
+from ..signing import unsign_context
+from ..tokens import mint_participant_token, new_identity, new_room_name
+from . import errors
+from .authentication import CsrfCheckedSessionAuthentication
+from .errors import exception_handler
+from .origins import request_allowed_for_persona
+from .parsers import BoundedFormParser, BoundedJSONParser, PlainTextJSONParser
+from .serializers import (
+    ErrorSerializer,
+    HealthSerializer,
+    PublicPersonaSerializer,
+    SessionEndRequestSerializer,
+    SessionEndResponseSerializer,
+    SessionRequestSerializer,
+    SessionResponseSerializer,
+    WebhookResponseSerializer,
+    check_page_context,
+)
+from .throttling import UserSessionRateThrottle, VisitorRateThrottle
+
+logger = logging.getLogger(__name__)
+
+NO_STORE = {"Cache-Control": "no-store"}
+#: Seconds a visitor is told to wait when the persona is at its concurrency limit.
+BUSY_RETRY_AFTER = 30
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorSerializer) for code in codes}
+
+
+def hash_end_key(end_key: str) -> str:
+    """SHA-256 hex of an end key; only the hash is stored."""
+    return hashlib.sha256(end_key.encode()).hexdigest()
+
+
+class VoiceWidgetAPIView(APIView):
+    """Every policy spelled out, so the host project's REST_FRAMEWORK defaults (say,
+    ``IsAuthenticated`` or token auth for its own API) never change the widget's API."""
+
+    renderer_classes = [JSONRenderer]
+    parser_classes = [BoundedJSONParser]
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[Any] = []
+    versioning_class = None
+    schema = AutoSchema()
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+
+class SessionCreateView(VoiceWidgetAPIView):
+    """Start a conversation: a Conversation row and a token that dispatches our agent."""
+
+    authentication_classes = [CsrfCheckedSessionAuthentication]
+    throttle_classes = [VisitorRateThrottle, UserSessionRateThrottle]
+
+    @extend_schema(
+        operation_id="create_session",
+        request=SessionRequestSerializer,
+        responses={
+            201: SessionResponseSerializer,
+            **_errors(400, 401, 403, 404, 413, 415, 429, 503),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        if not vw_settings.livekit_configured:
+            raise errors.LiveKitNotConfigured()
+        serializer = SessionRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+
+        persona = Persona.objects.active().filter(slug=data["persona"]).first()
+        if persona is None:
+            raise errors.PersonaNotFound()
+        if not request_allowed_for_persona(request, persona):
+            raise errors.OriginNotAllowed()
+        user = request.user if request.user and request.user.is_authenticated else None
+        if persona.login_required and user is None:
+            raise errors.LoginRequired()
+        signed_context = self._verified_signed_context(data.get("signed_context") or "")
+        page_context = check_page_context(data.get("context"))
+
+        end_key = secrets.token_urlsafe(32)
+        with transaction.atomic():
+            self._check_concurrency(persona)
+            conversation = Conversation.objects.create(
+                persona=persona,
+                persona_snapshot=persona.snapshot(),
+                room_name=new_room_name(),
+                identity=new_identity(user),
+                user=user,
+                page_url=data.get("page_url") or "",
+                page_context=page_context,
+                signed_context=signed_context,
+                end_key_hash=hash_end_key(end_key),
+            )
+        token = mint_participant_token(
+            room_name=conversation.room_name,
+            identity=conversation.identity,
+            conversation_id=conversation.pk,
+            display_name=(user.get_short_name() or user.get_username()) if user else "Visitor",
+        )
+        logger.info("conversation %s created (persona %s)", conversation.pk, persona.slug)
+        body = {
+            "conversation": str(conversation.pk),
+            "server_url": vw_settings.LIVEKIT_URL,
+            "participant_token": token.jwt,
+            "room_name": conversation.room_name,
+            "identity": conversation.identity,
+            "expires_at": token.expires_at.isoformat().replace("+00:00", "Z"),
+            "end_url": reverse(
+                "voice_widget:session-end", kwargs={"conversation_id": conversation.pk}
+            ),
+            "end_key": end_key,
+        }
+        return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
+
+    @staticmethod
+    def _verified_signed_context(token: str) -> dict[str, Any]:
+        if not token:
+            return {}
+        try:
+            return unsign_context(token)
+        except signing.SignatureExpired as exc:
+            raise errors.SignedContextExpired() from exc
+        except signing.BadSignature as exc:
+            raise errors.InvalidSignedContext(
+                "The signed context was not signed by this site, or was changed."
+            ) from exc
+
+    @staticmethod
+    def _check_concurrency(persona: Persona) -> None:
+        """429 when the persona already has its maximum of open conversations.
+
+        Runs inside the creating transaction with the persona row locked (on databases
+        that lock rows), so two simultaneous requests cannot both take the last place.
+        A conversation nobody closed (a crashed worker, a lost webhook) stops counting
+        once it is older than any real one can be: the token's lifetime plus the
+        persona's preview and conversation limits.
+        """
+        limit = persona.max_concurrent_conversations
+        if limit is None:
+            return
+        Persona.objects.select_for_update().filter(pk=persona.pk).values_list("pk").first()
+        oldest_possible = timezone.now() - timedelta(
+            seconds=vw_settings.TOKEN_TTL
+            + persona.preview_idle_seconds
+            + persona.max_duration_seconds
+        )
+        open_count = (
+            Conversation.objects.open()
+            .filter(persona=persona, created_at__gte=oldest_possible)
+            .count()
+        )
+        if open_count >= limit:
+            raise errors.PersonaBusy(wait=BUSY_RETRY_AFTER)
+
+
+class SessionEndView(VoiceWidgetAPIView):
+    """End a conversation from the browser, e.g. with ``navigator.sendBeacon`` on unload.
+
+    The end key returned at creation is the only credential: no session, hence no CSRF
+    (a beacon cannot send a CSRF header), and no origin check (a beacon from an embedding
+    site is a no-preflight ``text/plain`` POST; holding the key is what counts).
+    """
+
+    parser_classes = [
+        BoundedJSONParser,
+        PlainTextJSONParser,
+        BoundedFormParser,
+        MultiPartParser,  # FormData beacons; Django bounds its fields (DATA_UPLOAD_*)
+    ]
+
+    @extend_schema(
+        operation_id="end_session",
+        request={
+            "application/json": SessionEndRequestSerializer,
+            "text/plain": SessionEndRequestSerializer,
+            "application/x-www-form-urlencoded": SessionEndRequestSerializer,
+            "multipart/form-data": SessionEndRequestSerializer,
+        },
+        responses={200: SessionEndResponseSerializer, **_errors(400, 403, 404, 413, 415)},
+    )
+    def post(self, request: Request, conversation_id: Any) -> Response:
+        payload = request.data
+        if not hasattr(payload, "get"):
+            raise errors.InvalidRequest("Send a JSON object with the end key.")
+        serializer = SessionEndRequestSerializer(data={"end_key": payload.get("end_key")})
+        serializer.is_valid(raise_exception=True)
+        end_key = serializer.validated_data["end_key"]
+
+        conversation = Conversation.objects.filter(pk=conversation_id).first()
+        if conversation is None:
+            raise errors.ConversationNotFound()
+        if not conversation.end_key_hash or not hmac.compare_digest(
+            hash_end_key(end_key), conversation.end_key_hash
+        ):
+            raise errors.InvalidEndKey()
+
+        if end_conversation(conversation.pk, EndReason.CLIENT_END):
+            # Only the call that ended it deletes the room, so repeated beacons cost nothing.
+            delete_room(conversation.room_name)
+        conversation.refresh_from_db(fields=["status", "end_reason"])
+        body = {
+            "conversation": str(conversation.pk),
+            "status": conversation.status,
+            "end_reason": conversation.end_reason,
+        }
+        return Response(body, headers=NO_STORE)
+
+
+@method_decorator(never_cache, name="dispatch")
+class PersonaPublicView(VoiceWidgetAPIView):
+    """The widget's public configuration for one active persona."""
+
+    @extend_schema(
+        operation_id="get_persona",
+        responses={200: PublicPersonaSerializer, **_errors(404)},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        persona = Persona.objects.active().filter(slug=slug).first()
+        if persona is None:
+            raise errors.PersonaNotFound()
+        return Response(PublicPersonaSerializer(persona, context={"request": request}).data)
+
+
+@method_decorator(never_cache, name="dispatch")
+class HealthView(VoiceWidgetAPIView):
+    """Whether a conversation could start now: LiveKit configured, workers alive."""
+
+    @extend_schema(operation_id="get_health", responses={200: HealthSerializer})
+    def get(self, request: Request) -> Response:
+        agent_name = vw_settings.AGENT_NAME
+        alive = WorkerHeartbeat.objects.alive(
+            agent_name, within=timedelta(seconds=vw_settings.HEARTBEAT_TIMEOUT)
+        )
+        return Response(
+            {
+                "livekit_configured": vw_settings.livekit_configured,
+                "agents_available": alive.count(),
+                "agent_name": agent_name,
+            }
+        )
+
+
+class LiveKitWebhookView(VoiceWidgetAPIView):
+    """LiveKit's webhooks, verified with livekit-api's ``WebhookReceiver``.
+
+    ``room_finished`` ends the room's conversation (reason ``room_finished``); the
+    visitor's ``participant_left`` ends it with ``participant_left``. Ending is
+    idempotent, so LiveKit's retries and repeated events change nothing. Events for
+    rooms we did not create are acknowledged and ignored.
+    """
+
+    parser_classes: list[Any] = []  # the signature covers the raw body; we parse it ourselves
+
+    @extend_schema(
+        operation_id="livekit_webhook",
+        request={"application/webhook+json": dict},
+        responses={200: WebhookResponseSerializer, **_errors(400, 401, 503)},
+    )
+    def post(self, request: Request) -> Response:
+        if not vw_settings.livekit_configured:
+            raise errors.LiveKitNotConfigured()
+        auth = request.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            auth = auth[7:]
+        try:
+            body = request.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise errors.InvalidRequest("The webhook body is not UTF-8.") from exc
+        receiver = WebhookReceiver(
+            TokenVerifier(vw_settings.LIVEKIT_API_KEY, vw_settings.LIVEKIT_API_SECRET)
+        )
+        try:
+            event = receiver.receive(body, auth.strip())
+        except ProtobufParseError as exc:
+            raise errors.InvalidRequest("The webhook body is not a LiveKit event.") from exc
+        except Exception as exc:  # jwt errors, missing sha256, hash mismatch
+            raise errors.InvalidSignature() from exc
+
+        handled = False
+        conversation = (
+            Conversation.objects.filter(room_name=event.room.name).first()
+            if event.room.name
+            else None
+        )
+        if conversation is not None:
+            if event.event == "room_finished":
+                handled = end_conversation(conversation.pk, EndReason.ROOM_FINISHED)
+            elif (
+                event.event == "participant_left"
+                and event.participant.identity == conversation.identity
+            ):
+                handled = end_conversation(conversation.pk, EndReason.PARTICIPANT_LEFT)
+        return Response({"event": event.event, "handled": handled})

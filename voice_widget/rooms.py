@@ -1,0 +1,80 @@
+"""Server-side calls to LiveKit's API for a conversation's room (livekit-api's Twirp clients).
+
+The web process talks to LiveKit only here, and only on a best-effort basis where the
+visitor is waiting: a LiveKit outage must never turn a visitor's request into an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from asgiref.sync import async_to_sync
+from livekit import api
+
+from .conf import vw_settings
+from .tokens import dispatch_metadata
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a best-effort call may take before we give up (the visitor is waiting).
+API_TIMEOUT = 5
+
+
+def _client() -> api.LiveKitAPI:
+    return api.LiveKitAPI(
+        vw_settings.LIVEKIT_URL,
+        vw_settings.LIVEKIT_API_KEY,
+        vw_settings.LIVEKIT_API_SECRET,
+        timeout=aiohttp.ClientTimeout(total=API_TIMEOUT),
+    )
+
+
+async def _adelete_room(room_name: str) -> None:
+    async with _client() as lkapi:
+        await lkapi.room.delete_room(api.DeleteRoomRequest(room=room_name))
+
+
+def delete_room(room_name: str) -> bool:
+    """Delete ``room_name`` on the LiveKit server, disconnecting everyone; True on success.
+
+    Errors (server down, room already gone, bad credentials) are logged and swallowed:
+    the conversation is already marked ended, and LiveKit closes an empty room by itself
+    after ``ROOM_EMPTY_TIMEOUT`` / ``ROOM_DEPARTURE_TIMEOUT``.
+    """
+    if not vw_settings.livekit_configured:
+        return False
+    try:
+        async_to_sync(_adelete_room)(room_name)
+    except Exception as exc:  # best effort by design: never raised to the visitor
+        logger.warning("could not delete LiveKit room %s: %s", room_name, _describe(exc))
+        return False
+    return True
+
+
+async def _adispatch_agent(room_name: str, conversation_id: Any) -> api.AgentDispatch:
+    async with _client() as lkapi:
+        return await lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(
+                agent_name=vw_settings.AGENT_NAME,
+                room=room_name,
+                metadata=dispatch_metadata(conversation_id),
+            )
+        )
+
+
+def dispatch_agent(room_name: str, conversation_id: Any) -> api.AgentDispatch:
+    """Dispatch our agent into a room that already exists, e.g. to rejoin a conversation.
+
+    A token's ``RoomAgentDispatch`` only applies when that token creates the room, so
+    anything that brings the agent back into an existing room must go through
+    AgentDispatchService instead. Raises livekit-api's errors: the caller decides.
+    """
+    return async_to_sync(_adispatch_agent)(room_name, conversation_id)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, api.ServerError):
+        return f"LiveKit answered {exc.status} {exc.code}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,23 @@
+"""URLs of the widget API; a host project includes them with one line:
+``path("voice-widget/", include("voice_widget.urls"))``.
+"""
+
+from django.urls import path
+
+from .api import views
+from .api.schema import SchemaView
+
+app_name = "voice_widget"
+
+urlpatterns = [
+    path("api/sessions/", views.SessionCreateView.as_view(), name="sessions"),
+    path(
+        "api/sessions/<uuid:conversation_id>/end/",
+        views.SessionEndView.as_view(),
+        name="session-end",
+    ),
+    path("api/personas/<slug:slug>/", views.PersonaPublicView.as_view(), name="persona"),
+    path("api/health/", views.HealthView.as_view(), name="health"),
+    path("api/livekit/webhook/", views.LiveKitWebhookView.as_view(), name="livekit-webhook"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+]
