@@ -28,15 +28,25 @@ export function csrfToken(cookieString) {
 
 /**
  * @param {{sessionsUrl: string, healthUrl?: string, fetch?: typeof fetch,
- *          cookies?: () => string, sendBeacon?: (url: string, data: Blob|string) => boolean}} options
+ *          cookies?: () => string, csrfToken?: string,
+ *          sendBeacon?: (url: string, data: Blob|string) => boolean}} options
+ *   `csrfToken` comes from the template tag (works with an HttpOnly CSRF cookie); without
+ *   it the `csrftoken` cookie is used.
  */
-export function createApi({ sessionsUrl, healthUrl, fetch: fetchImpl, cookies, sendBeacon }) {
+export function createApi({
+  sessionsUrl,
+  healthUrl,
+  fetch: fetchImpl,
+  cookies,
+  csrfToken: givenCsrfToken,
+  sendBeacon,
+}) {
   const doFetch = fetchImpl || ((...args) => globalThis.fetch(...args));
   const readCookies = cookies || (() => (typeof document === 'undefined' ? '' : document.cookie));
 
   function headers() {
     const result = { 'Content-Type': 'application/json', Accept: 'application/json' };
-    const token = csrfToken(readCookies());
+    const token = givenCsrfToken || csrfToken(readCookies());
     if (token) result['X-CSRFToken'] = token;
     return result;
   }

@@ -165,7 +165,7 @@ export class WidgetController {
   async connectPreview(run) {
     const health = await this.deps.api.health();
     this.check(run);
-    if (health && health.agents_available === false) return;
+    if (noAgentRuns(health)) return;
     const room = await this.deps.createRoom();
     this.check(run);
     this.attachRoom(room);
@@ -229,11 +229,14 @@ export class WidgetController {
     }
     this.attachRoom(room);
     if (!this.previewConnected) {
-      const [health] = await Promise.all([this.deps.api.health(), this.openSession(run)]);
-      this.check(run);
-      if (health && health.agents_available === false) {
-        throw new FlowError(ErrorCode.AGENT_UNAVAILABLE);
+      if (!this.session) {
+        // Asked first, so "not available" shows at once and no conversation is opened in vain.
+        const health = await this.deps.api.health();
+        this.check(run);
+        if (noAgentRuns(health)) throw new FlowError(ErrorCode.AGENT_UNAVAILABLE);
       }
+      await this.openSession(run);
+      this.check(run);
       // Microphone and connection together: the pre-connect buffer records the visitor's
       // first words while the room and the agent get ready.
       const mic = this.enableMicrophone(room);
@@ -591,6 +594,11 @@ export class WidgetController {
     this.hasVideo = false;
     if (room) Promise.resolve(room.disconnect()).catch(() => {});
   }
+}
+
+/** The health endpoint counts live workers (`agents_available`: 0 means none). */
+function noAgentRuns(health) {
+  return Boolean(health) && (health.agents_available === 0 || health.agents_available === false);
 }
 
 function agentStateOf(attributes) {

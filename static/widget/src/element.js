@@ -236,6 +236,7 @@ export class VoiceWidgetElement extends HTMLElement {
     this.controller.deps.api = createApi({
       sessionsUrl: this.getAttribute('endpoint') || '',
       healthUrl: this.healthUrl(),
+      csrfToken: this.getAttribute('csrf-token') || '',
       sendBeacon: (url, data) => navigator.sendBeacon(url, data),
     });
     this.open = !this.isFloating || this.previewMode === 'live';
@@ -461,7 +462,7 @@ export class VoiceWidgetElement extends HTMLElement {
       case State.ENDED:
         return t.ended;
       case State.ERROR:
-        return ''; // the alert below says what went wrong
+        return t.offline; // the alert below says what went wrong
       default:
         return this.getAttribute('welcome') && this.isFloating ? '' : t.poweredBy;
     }

@@ -4,6 +4,7 @@
  */
 
 const en = {
+  offline: 'Not connected',
   start: 'Start conversation',
   startAgain: 'Start again',
   retry: 'Try again',
@@ -41,6 +42,7 @@ const en = {
 };
 
 const de = {
+  offline: 'Nicht verbunden',
   start: 'Gespräch starten',
   startAgain: 'Neu starten',
   retry: 'Erneut versuchen',
@@ -81,6 +83,7 @@ const de = {
 };
 
 const es = {
+  offline: 'Sin conexión',
   start: 'Iniciar conversación',
   startAgain: 'Empezar de nuevo',
   retry: 'Reintentar',
@@ -119,6 +122,7 @@ const es = {
 };
 
 const pt = {
+  offline: 'Sem ligação',
   start: 'Iniciar conversa',
   startAgain: 'Começar de novo',
   retry: 'Tentar novamente',
@@ -157,6 +161,7 @@ const pt = {
 };
 
 const ru = {
+  offline: 'Нет соединения',
   start: 'Начать разговор',
   startAgain: 'Начать заново',
   retry: 'Повторить',
@@ -194,6 +199,7 @@ const ru = {
 };
 
 const fr = {
+  offline: 'Non connecté',
   start: 'Démarrer la conversation',
   startAgain: 'Recommencer',
   retry: 'Réessayer',

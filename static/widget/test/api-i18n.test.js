@@ -40,6 +40,18 @@ describe('api', () => {
     assert.deepEqual(JSON.parse(requests[0].body), { persona: 'ben' });
   });
 
+  test('the CSRF token from the template tag wins over the cookie', async () => {
+    const { fetch, requests } = fetchDouble([{ status: 201, body: {} }]);
+    const api = createApi({
+      sessionsUrl: '/s/',
+      fetch,
+      cookies: () => 'csrftoken=from-cookie',
+      csrfToken: 'from-tag',
+    });
+    await api.createSession({});
+    assert.equal(requests[0].headers['X-CSRFToken'], 'from-tag');
+  });
+
   test('no CSRF header without the cookie', async () => {
     const { fetch, requests } = fetchDouble([{ status: 201, body: {} }]);
     const api = createApi({ sessionsUrl: '/s/', fetch, cookies: () => '' });

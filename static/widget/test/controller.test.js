@@ -164,7 +164,7 @@ describe('click to talk (poster or no preview)', () => {
   });
 
   test('health says no worker runs: agent unavailable at once, without waiting', async () => {
-    t.api.healthAnswer = { livekit_configured: true, agents_available: false };
+    t.api.healthAnswer = { livekit_configured: true, agents_available: 0 };
     const room = new RoomDouble();
     t.setNextRoom(room);
     await t.controller.start();
@@ -172,6 +172,7 @@ describe('click to talk (poster or no preview)', () => {
     assert.equal(t.controller.state, State.ERROR);
     assert.equal(t.controller.error.code, ErrorCode.AGENT_UNAVAILABLE);
     assert.ok(!room.callNames().includes('connect'));
+    assert.equal(t.api.requests.length, 0, 'no conversation opened in vain');
     assert.equal(t.clock.pending(), 0);
   });
 
