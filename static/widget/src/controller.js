@@ -44,6 +44,7 @@ export const ATTR_END_REASON = 'voice_widget.end_reason';
 export const ATTR_AVATAR = 'voice_widget.avatar';
 
 const RPC_TIMEOUT_MS = 10000;
+const MIC_GRACE_MS = 1500;
 const RPC_UNSUPPORTED_METHOD = 1400;
 
 const defaultClock = {
@@ -51,12 +52,23 @@ const defaultClock = {
   clearTimeout: (id) => clearTimeout(id),
 };
 
+const MIC_DENIED_ERRORS = new Set(['NotAllowedError', 'SecurityError', 'PermissionDeniedError']);
+const MIC_MISSING_ERRORS = new Set([
+  'NotFoundError',
+  'DevicesNotFoundError',
+  'NotReadableError',
+  'TrackStartError',
+  'OverconstrainedError',
+  'ConstraintNotSatisfiedError',
+  'AbortError',
+]);
+
+/** getUserMedia's errors are the visitor's to fix; publishing errors are the connection's. */
 function micErrorCode(error) {
   const name = error && error.name;
-  if (name === 'NotAllowedError' || name === 'SecurityError' || name === 'PermissionDeniedError') {
-    return ErrorCode.MIC_DENIED;
-  }
-  return ErrorCode.MIC_UNAVAILABLE;
+  if (MIC_DENIED_ERRORS.has(name)) return ErrorCode.MIC_DENIED;
+  if (MIC_MISSING_ERRORS.has(name)) return ErrorCode.MIC_UNAVAILABLE;
+  return ErrorCode.LIVEKIT_UNREACHABLE;
 }
 
 class FlowError extends Error {
@@ -240,16 +252,24 @@ export class WidgetController {
       // Microphone and connection together: the pre-connect buffer records the visitor's
       // first words while the room and the agent get ready.
       const mic = this.enableMicrophone(room);
-      const connect = Promise.resolve(
+      const connectError = await Promise.resolve(
         room.connect(this.session.server_url, this.session.participant_token),
       ).then(
         () => null,
         (error) => error || new Error('connect failed'),
       );
-      const connectError = await connect;
+      this.check(run);
+      if (connectError) {
+        // A refused microphone is what the visitor can fix, so it is the error to show if it
+        // comes within a moment. The publication itself waits for a connection that never
+        // comes, so it is not awaited beyond that.
+        const micError = await Promise.race([mic, this.delay(MIC_GRACE_MS)]);
+        this.check(run);
+        if (micError && micError.code !== ErrorCode.LIVEKIT_UNREACHABLE) throw micError;
+        throw new FlowError(ErrorCode.LIVEKIT_UNREACHABLE);
+      }
       const micError = await mic;
       this.check(run);
-      if (connectError) throw new FlowError(ErrorCode.LIVEKIT_UNREACHABLE);
       if (micError) throw micError;
       this.previewConnected = true;
     } else {
@@ -353,6 +373,10 @@ export class WidgetController {
     if (parsed.ok === false) {
       throw new FlowError(ErrorCode.START_FAILED, parsed.detail || '', { agentError: parsed.error });
     }
+  }
+
+  delay(ms) {
+    return new Promise((resolve) => this.clock.setTimeout(() => resolve(null), ms));
   }
 
   check(run) {
@@ -463,8 +487,10 @@ export class WidgetController {
       else this.fail(new FlowError(ErrorCode.DISCONNECTED));
     } else if (this.state === State.PREVIEW) {
       this.resetToIdle();
-    } else if (this.state === State.CONNECTING) {
-      this.fail(new FlowError(ErrorCode.LIVEKIT_UNREACHABLE));
+    } else if (this.state === State.CONNECTING && this.previewConnected) {
+      // Lost after connecting (e.g. while waiting for the agent). A connection attempt that
+      // fails is reported by the start flow itself, which knows about the microphone too.
+      this.fail(new FlowError(ErrorCode.DISCONNECTED));
     }
   }
 

@@ -53,7 +53,7 @@ const TEMPLATE = `
       <div class="captions" aria-live="polite" aria-relevant="additions text"></div>
       <div class="controls">
         <button class="secondary sound" type="button" hidden>${ICONS.sound}<span></span></button>
-        <button class="secondary mute" type="button" aria-pressed="false" hidden>${ICONS.mic}<span></span></button>
+        <button class="secondary round mute" type="button" aria-pressed="false" hidden>${ICONS.mic}</button>
         <span class="grow"></span>
         <button class="secondary danger end" type="button" hidden>${ICONS.end}<span></span></button>
         <button class="primary again" type="button" hidden><span></span></button>
@@ -166,12 +166,12 @@ export class VoiceWidgetElement extends HTMLElement {
       video.playsInline = true;
     }
 
+    const element = this;
     this.controller = new WidgetController({
-      api: createApi({
-        sessionsUrl: '',
-        fetch: (...args) => fetch(...args),
-        sendBeacon: (url, data) => navigator.sendBeacon(url, data),
-      }),
+      // Built at each use, so the endpoint attributes may change after the element connects.
+      get api() {
+        return element.api();
+      },
       createRoom: () => this.createRoom(),
       config: () => this.config(),
       emit: (name, detail) =>
@@ -233,12 +233,6 @@ export class VoiceWidgetElement extends HTMLElement {
   // ---- lifecycle --------------------------------------------------------------------------
 
   connectedCallback() {
-    this.controller.deps.api = createApi({
-      sessionsUrl: this.getAttribute('endpoint') || '',
-      healthUrl: this.healthUrl(),
-      csrfToken: this.getAttribute('csrf-token') || '',
-      sendBeacon: (url, data) => navigator.sendBeacon(url, data),
-    });
     this.open = !this.isFloating || this.previewMode === 'live';
     window.addEventListener('pagehide', this.onPageHide);
     this.render(this.controller.view());
@@ -272,6 +266,15 @@ export class VoiceWidgetElement extends HTMLElement {
 
   get isFloating() {
     return this.getAttribute('position') === 'floating';
+  }
+
+  api() {
+    return createApi({
+      sessionsUrl: this.getAttribute('endpoint') || '',
+      healthUrl: this.healthUrl(),
+      csrfToken: this.getAttribute('csrf-token') || '',
+      sendBeacon: (url, data) => navigator.sendBeacon(url, data),
+    });
   }
 
   healthUrl() {
@@ -439,8 +442,14 @@ export class VoiceWidgetElement extends HTMLElement {
     ui.sound.querySelector('span').textContent = t.enableSound;
     ui.mute.hidden = !active;
     ui.mute.setAttribute('aria-pressed', String(view.muted));
-    ui.mute.querySelector('span').textContent = view.muted ? t.unmute : t.mute;
-    ui.mute.querySelector('svg').outerHTML = view.muted ? ICONS.micOff : ICONS.mic;
+    // One name for a toggle button ("Mute microphone"); aria-pressed says whether it is on.
+    ui.mute.setAttribute('aria-label', t.mute);
+    ui.mute.title = view.muted ? t.unmute : t.mute;
+    const micIcon = view.muted ? ICONS.micOff : ICONS.mic;
+    if (ui.mute.dataset.icon !== micIcon) {
+      ui.mute.innerHTML = micIcon;
+      ui.mute.dataset.icon = micIcon;
+    }
     ui.end.hidden = !(active || view.state === State.CONNECTING);
     ui.end.querySelector('span').textContent = t.end;
     ui.again.hidden = !(view.state === State.ENDED || view.state === State.ERROR);
@@ -471,7 +480,8 @@ export class VoiceWidgetElement extends HTMLElement {
   errorText(error, t) {
     switch (error.code) {
       case 'api_refused':
-        return [error.detail || t.apiRefused, ''];
+        if (error.detail) return [error.detail, ''];
+        return [t.apiRefused, error.status ? '' : t.apiUnreachable];
       case 'agent_unavailable':
         return [t.agentUnavailable, ''];
       case 'mic_denied':

@@ -4,6 +4,8 @@
  */
 
 const en = {
+  apiUnreachable:
+    "The assistant's server did not answer. Check your connection, or ask the site's owner whether this page may use the assistant.",
   offline: 'Not connected',
   start: 'Start conversation',
   startAgain: 'Start again',
@@ -42,6 +44,8 @@ const en = {
 };
 
 const de = {
+  apiUnreachable:
+    'Der Server der Assistenz hat nicht geantwortet. Prüfen Sie Ihre Verbindung oder fragen Sie die Betreiber der Website, ob diese Seite die Assistenz nutzen darf.',
   offline: 'Nicht verbunden',
   start: 'Gespräch starten',
   startAgain: 'Neu starten',
@@ -83,6 +87,8 @@ const de = {
 };
 
 const es = {
+  apiUnreachable:
+    'El servidor del asistente no respondió. Revisa tu conexión o pregunta al responsable del sitio si esta página puede usar el asistente.',
   offline: 'Sin conexión',
   start: 'Iniciar conversación',
   startAgain: 'Empezar de nuevo',
@@ -122,6 +128,8 @@ const es = {
 };
 
 const pt = {
+  apiUnreachable:
+    'O servidor do assistente não respondeu. Verifique a ligação ou pergunte ao responsável do site se esta página pode usar o assistente.',
   offline: 'Sem ligação',
   start: 'Iniciar conversa',
   startAgain: 'Começar de novo',
@@ -161,6 +169,8 @@ const pt = {
 };
 
 const ru = {
+  apiUnreachable:
+    'Сервер ассистента не ответил. Проверьте подключение или спросите владельца сайта, может ли эта страница использовать ассистента.',
   offline: 'Нет соединения',
   start: 'Начать разговор',
   startAgain: 'Начать заново',
@@ -199,6 +209,8 @@ const ru = {
 };
 
 const fr = {
+  apiUnreachable:
+    'Le serveur de l’assistant n’a pas répondu. Vérifiez votre connexion ou demandez au responsable du site si cette page peut utiliser l’assistant.',
   offline: 'Non connecté',
   start: 'Démarrer la conversation',
   startAgain: 'Recommencer',

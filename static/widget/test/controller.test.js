@@ -233,9 +233,80 @@ describe('click to talk (poster or no preview)', () => {
     t.setNextRoom(room);
     await t.controller.start();
     await settle();
+    t.clock.advance(1500);
+    await settle();
     assert.equal(t.controller.error.code, ErrorCode.LIVEKIT_UNREACHABLE);
     assert.equal(t.eventsNamed('voice-widget:error')[0].code, 'livekit_unreachable');
     assert.equal(t.api.ended.length, 1, 'the created conversation is ended');
+  });
+
+  test('unreachable server with a denied microphone: the microphone is what to fix', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.microphoneResult = Promise.reject(
+      Object.assign(new Error('denied'), { name: 'NotAllowedError' }),
+    );
+    room.microphoneResult.catch(() => {});
+    room.connectResult = Promise.reject(new Error('unreachable'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.MIC_DENIED);
+    assert.equal(t.clock.pending(), 1, 'only the (harmless) grace timer is left');
+  });
+
+  test('unreachable server does not wait for the deferred microphone publication', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.microphoneResult = new Promise(() => {}); // livekit-client waits 15 s for a connection
+    room.connectResult = Promise.reject(new Error('unreachable'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.CONNECTING, 'a moment for a microphone answer');
+    t.clock.advance(1500);
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.LIVEKIT_UNREACHABLE);
+  });
+
+  test('a publishing failure (not getUserMedia) counts as a connection problem', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.microphoneResult = Promise.reject(
+      Object.assign(new Error('publishing rejected'), { name: 'PublishTrackError' }),
+    );
+    room.microphoneResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.LIVEKIT_UNREACHABLE);
+  });
+
+  test('the failed attempt\'s disconnect event does not hide a denied microphone', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    let denyMicrophone;
+    room.microphoneResult = new Promise((_, reject) => {
+      denyMicrophone = () => reject(Object.assign(new Error('no'), { name: 'NotAllowedError' }));
+    });
+    room.connectResult = Promise.reject(new Error('unreachable'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    room.emit('disconnected', 'connection'); // livekit-client's event for the failed attempt
+    assert.equal(t.controller.state, State.CONNECTING);
+    denyMicrophone();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.MIC_DENIED);
+  });
+
+  test('losing the connection while waiting for the agent is the disconnected error', async () => {
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    room.emit('disconnected', 'connection');
+    assert.equal(t.controller.error.code, ErrorCode.DISCONNECTED);
+    assert.equal(t.clock.pending(), 0);
   });
 
   test('agent refuses the start RPC', async () => {

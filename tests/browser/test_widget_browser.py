@@ -1,0 +1,571 @@
+"""<voice-widget> in real headless Chromium on the example site (see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from tests.browser.conftest import persona
+from tests.factories import make_heartbeat
+from voice_widget.signing import unsign_context
+
+SESSIONS = reverse("voice_widget:sessions")
+WIDGET = "voice-widget"
+TIMEOUT = 15_000
+
+
+def widget_text(page: Any, selector: str) -> str:
+    return page.locator(f"{WIDGET} {selector}").inner_text(timeout=TIMEOUT)
+
+
+def wait_for_state(page: Any, state: str, timeout: int = TIMEOUT) -> None:
+    page.wait_for_function(
+        "state => document.querySelector('voice-widget').state === state",
+        arg=state,
+        timeout=timeout,
+    )
+
+
+def record_events(page: Any) -> None:
+    page.evaluate(
+        """() => {
+        window.widgetEvents = [];
+        for (const name of ['voice-widget:state', 'voice-widget:transcript',
+                            'voice-widget:ended', 'voice-widget:error']) {
+          document.addEventListener(name, (event) =>
+            window.widgetEvents.push({name, detail: event.detail,
+                                      composed: event.composed, bubbles: event.bubbles}));
+        }
+      }"""
+    )
+
+
+# ---- rendering ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "slug", "visible", "name"),
+    [
+        ("/", "ben", ".launcher", "home-floating"),
+        ("/contact/", "ben", ".launcher", "contact-floating"),
+        ("/bikes/linden-city/", "paula", ".start", "product-inline"),
+    ],
+)
+def test_element_renders_on_each_page(page, path, slug, visible, name):
+    page.goto(path)
+    widget = page.page.locator(WIDGET)
+    assert widget.count() == 1
+    assert widget.get_attribute("persona") == slug
+    assert page.page.evaluate("document.querySelector('voice-widget').shadowRoot !== null")
+    button = page.page.locator(f"{WIDGET} {visible}")
+    button.wait_for(state="visible", timeout=TIMEOUT)
+    assert button.evaluate("el => el.tagName") == "BUTTON"
+    page.screenshot(name)
+    assert page.console_errors() == []
+
+
+def test_inline_widget_speaks_the_personas_language(page):
+    page.goto("/bikes/linden-city/")
+    assert widget_text(page.page, ".start") == "Gespräch starten"
+    assert widget_text(page.page, ".welcome") == "Fragen zum Rad? Sprechen Sie mit Paula."
+
+
+def test_floating_launcher_opens_the_panel_and_starts(page, worker_alive):
+    page.goto("/")
+    with page.page.expect_request(lambda r: r.url.endswith(SESSIONS)) as request:
+        page.page.locator(f"{WIDGET} .launcher").click()
+    assert request.value.post_data_json["persona"] == "ben"
+    assert page.page.locator(f"{WIDGET} .card").is_visible()
+
+
+# ---- previews -----------------------------------------------------------------------------
+
+
+def test_live_preview_video_is_muted_autoplay_playsinline(page):
+    paula = persona("paula")
+    paula.avatar_provider = "bey"
+    paula.avatar_id = "b9be11b8-89fb-4227-8f86-4a881393cbdb"
+    paula.preview_mode = "live"
+    paula.full_clean()
+    paula.save()
+    make_heartbeat(agent_name="voice-widget-test")
+    page.page.goto(page.base_url + "/bikes/linden-city/")
+    # Visible → the preview asks for a session by itself, without any click.
+    with page.page.expect_request(lambda r: r.url.endswith(SESSIONS), timeout=TIMEOUT) as req:
+        page.page.wait_for_function("customElements.get('voice-widget') !== undefined")
+    assert req.value.post_data_json["persona"] == "paula"
+    video = page.page.locator(f"{WIDGET} video.live")
+    props = video.evaluate(
+        "v => ({muted: v.muted, autoplay: v.autoplay, playsInline: v.playsInline,"
+        " attrs: ['muted', 'autoplay', 'playsinline'].filter(a => v.hasAttribute(a))})"
+    )
+    assert props == {
+        "muted": True,
+        "autoplay": True,
+        "playsInline": True,
+        "attrs": ["muted", "autoplay", "playsinline"],
+    }
+    # The start button stays over the stage while the preview tries to connect.
+    page.page.locator(f"{WIDGET} .start").wait_for(state="visible")
+    page.screenshot("live-preview")
+
+
+def test_poster_preview_shows_the_poster_and_connects_only_on_click(page, site):
+    paula = persona("paula")
+    paula.preview_mode = "poster"
+    paula.preview_image_url = site.url + "/static/example_site/poster-paula.svg"
+    paula.full_clean()
+    paula.save()
+    requests: list[str] = []
+    page.page.on("request", lambda r: requests.append(r.url))
+    page.goto("/bikes/linden-city/")
+    poster = page.page.locator(f"{WIDGET} img.poster")
+    poster.wait_for(state="visible", timeout=TIMEOUT)
+    page.page.wait_for_function(
+        "() => document.querySelector('voice-widget').shadowRoot"
+        ".querySelector('img.poster').naturalWidth > 0"
+    )
+    page.page.wait_for_timeout(500)
+    assert not [url for url in requests if SESSIONS in url], "no session before the click"
+    assert not [url for url in requests if "/chunks/" in url], "LiveKit not loaded yet"
+    page.screenshot("poster-preview")
+
+
+# ---- keyboard and accessibility -----------------------------------------------------------
+
+
+def test_start_button_is_reachable_and_usable_by_keyboard(page, worker_alive):
+    page.goto("/bikes/linden-city/")
+    for _ in range(40):
+        page.page.keyboard.press("Tab")
+        focused = page.page.evaluate(
+            "() => { const a = document.activeElement;"
+            " return a && a.tagName === 'VOICE-WIDGET' && a.shadowRoot.activeElement"
+            " ? a.shadowRoot.activeElement.className : null; }"
+        )
+        if focused:
+            break
+    assert focused == "primary start"
+    outline = page.page.locator(f"{WIDGET} .start").evaluate(
+        "el => getComputedStyle(el).outlineStyle + ' ' + getComputedStyle(el).outlineWidth"
+    )
+    assert outline == "solid 3px", "visible focus"
+    page.screenshot("keyboard-focus")
+    with page.page.expect_request(lambda r: r.url.endswith(SESSIONS), timeout=TIMEOUT):
+        page.page.keyboard.press("Enter")
+
+
+def test_buttons_have_accessible_names_and_captions_are_a_polite_live_region(page):
+    page.goto("/bikes/linden-city/")
+    names = page.page.evaluate(
+        """() => [...document.querySelector('voice-widget').shadowRoot.querySelectorAll('button')]
+        .map(b => (b.getAttribute('aria-label') || b.textContent).trim())"""
+    )
+    assert all(names), names
+    live = page.page.locator(f"{WIDGET} .captions")
+    assert live.get_attribute("aria-live") == "polite"
+
+
+# ---- the token request --------------------------------------------------------------------
+
+
+def test_token_request_carries_persona_and_context(page, worker_alive):
+    page.goto("/bikes/linden-city/")
+    page.page.evaluate(
+        "document.querySelector('voice-widget').setContext({cart: ['linden-city'], step: 2})"
+    )
+    with page.page.expect_request(lambda r: r.url.endswith(SESSIONS)) as request:
+        page.page.locator(f"{WIDGET} .start").click()
+    body = request.value.post_data_json
+    assert body["persona"] == "paula"
+    assert body["context"] == {"cart": ["linden-city"], "step": 2}
+    assert body["page_url"] == page.base_url + "/bikes/linden-city/"
+    facts = unsign_context(body["signed_context"])
+    assert facts == {"product": "Linden City", "price": "1290.00", "in_stock": 7}
+    headers = request.value.headers
+    assert headers["content-type"] == "application/json"
+    assert headers.get("x-csrftoken"), "the tag's CSRF token is sent"
+
+
+# ---- error states -------------------------------------------------------------------------
+
+
+def click_start_and_read_error(page: Any) -> tuple[str, Any]:
+    with page.page.expect_response(lambda r: r.url.endswith(SESSIONS)) as response:
+        page.page.locator(f"{WIDGET} .start").click()
+    wait_for_state(page.page, "error")
+    return widget_text(page.page, ".message-text"), response.value
+
+
+def test_login_required_refusal_shows_the_api_detail(page, worker_alive):
+    paula = persona("paula")
+    paula.login_required = True
+    paula.save()
+    page.goto("/bikes/linden-city/")
+    record_events(page.page)
+    text, response = click_start_and_read_error(page)
+    assert response.status == 401
+    assert text == response.json()["detail"] == "Please log in to talk to this assistant."
+    retry = page.page.locator(f"{WIDGET} .again")
+    assert retry.is_visible() and retry.inner_text() == "Erneut versuchen"
+    events = page.page.evaluate("window.widgetEvents")
+    error = [e for e in events if e["name"] == "voice-widget:error"][0]
+    assert error["detail"]["code"] == "api_refused"
+    assert error["detail"]["status"] == 401
+    assert error["composed"] and error["bubbles"]
+    states = [e["detail"]["state"] for e in events if e["name"] == "voice-widget:state"]
+    assert states == ["connecting", "error"]
+    page.screenshot("error-401-login-required")
+
+
+def test_unknown_persona_refusal_shows_the_api_detail(page, worker_alive):
+    page.goto("/bikes/linden-city/")
+    persona("paula").__class__.objects.filter(slug="paula").update(is_active=False)
+    text, response = click_start_and_read_error(page)
+    assert response.status == 404
+    assert text == response.json()["detail"]
+    page.screenshot("error-404-unknown-persona")
+
+
+def test_throttled_refusal_shows_the_api_detail(page, worker_alive, settings):
+    settings.VOICE_WIDGET = {
+        **settings.VOICE_WIDGET,
+        "THROTTLE_RATES": {"anon": "0/minute", "user": "0/minute"},
+    }
+    page.goto("/bikes/linden-city/")
+    text, response = click_start_and_read_error(page)
+    assert response.status == 429
+    assert text == response.json()["detail"]
+    page.screenshot("error-429-throttled")
+
+
+def test_page_on_a_site_not_allowed_sees_a_plain_refusal(page, worker_alive):
+    """A page on another origin that the persona does not allow: the API answers 403 without
+    CORS headers, so the browser hides the answer and the widget says what it can."""
+    page.goto("/bikes/linden-city/")
+    other_origin = page.base_url.replace("localhost", "127.0.0.1")
+    assert other_origin != page.base_url
+    page.page.evaluate(
+        """origin => {
+        const el = document.querySelector('voice-widget');
+        el.setAttribute('endpoint', origin + '/voice-widget/api/sessions/');
+        el.setAttribute('health-endpoint', origin + '/voice-widget/api/health/');
+      }""",
+        other_origin,
+    )
+    page.page.locator(f"{WIDGET} .start").click()
+    wait_for_state(page.page, "error")
+    assert widget_text(page.page, ".message-text") == "Das Gespräch konnte nicht gestartet werden."
+    assert "ob diese Seite die Assistenz nutzen darf" in widget_text(page.page, ".message-help")
+    page.screenshot("error-403-origin-not-allowed")
+
+
+def test_csrf_refusal_for_a_logged_in_visitor_shows_the_api_detail(page, worker_alive, site):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_user("rider", password="pw-for-tests-only")
+    client = Client()
+    client.force_login(user)
+    page.page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": site.url}]
+    )
+    page.goto("/bikes/linden-city/")
+    page.page.evaluate(
+        "document.querySelector('voice-widget').setAttribute('csrf-token', 'not-the-token')"
+    )
+    page.page.context.clear_cookies(name="csrftoken")
+    text, response = click_start_and_read_error(page)
+    assert response.status == 403
+    assert response.json()["error"] == "csrf_failed"
+    assert text == response.json()["detail"]
+    page.screenshot("error-403-csrf")
+
+
+def test_logged_in_visitor_gets_a_session_with_the_tags_csrf_token(page, worker_alive, site):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_user("rider", password="pw-for-tests-only")
+    client = Client()
+    client.force_login(user)
+    page.page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": site.url}]
+    )
+    paula = persona("paula")
+    paula.login_required = True
+    paula.save()
+    page.goto("/bikes/linden-city/")
+    with page.page.expect_response(lambda r: r.url.endswith(SESSIONS)) as response:
+        page.page.locator(f"{WIDGET} .start").click()
+    assert response.value.status == 201
+
+
+def test_livekit_not_configured_shows_the_api_detail(page, settings, livekit_env_clear):
+    settings.VOICE_WIDGET = {"AGENT_NAME": "voice-widget-test"}
+    make_heartbeat(agent_name="voice-widget-test")
+    page.goto("/bikes/linden-city/")
+    text, response = click_start_and_read_error(page)
+    assert response.status == 503
+    assert text == response.json()["detail"]
+    page.screenshot("error-503-not-configured")
+
+
+def test_no_worker_shows_agent_unavailable_at_once(page):
+    page.goto("/")
+    record_events(page.page)
+    requests: list[str] = []
+    page.page.on("request", lambda r: requests.append(r.url))
+    page.page.locator(f"{WIDGET} .launcher").click()
+    wait_for_state(page.page, "error", timeout=3000)
+    assert widget_text(page.page, ".message-text") == (
+        "The assistant is not available right now. Please try again later."
+    )
+    assert not [url for url in requests if url.endswith(SESSIONS)], "no conversation opened"
+    errors = page.page.evaluate(
+        "window.widgetEvents.filter(e => e.name === 'voice-widget:error').map(e => e.detail.code)"
+    )
+    assert errors == ["agent_unavailable"]
+    page.screenshot("error-agent-unavailable")
+
+
+def test_unreachable_livekit_server_shows_its_error(page, worker_alive, settings, closed_port):
+    settings.VOICE_WIDGET = {
+        **settings.VOICE_WIDGET,
+        "LIVEKIT_URL": f"ws://127.0.0.1:{closed_port}",
+    }
+    page.goto("/bikes/linden-city/")
+    record_events(page.page)
+    with page.page.expect_response(lambda r: r.url.endswith(SESSIONS)) as response:
+        page.page.locator(f"{WIDGET} .start").click()
+    assert response.value.status == 201
+    assert response.value.json()["server_url"] == f"ws://127.0.0.1:{closed_port}"
+    wait_for_state(page.page, "error", timeout=30_000)
+    assert widget_text(page.page, ".message-text") == (
+        "Der Sprachdienst ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es "
+        "erneut."
+    )
+    codes = page.page.evaluate(
+        "window.widgetEvents.filter(e => e.name === 'voice-widget:error').map(e => e.detail.code)"
+    )
+    assert codes == ["livekit_unreachable"]
+    page.screenshot("error-livekit-unreachable")
+
+
+def test_microphone_denied_explains_how_to_allow_it(denying_browser, site, worker_alive):
+    context = denying_browser.new_context(viewport={"width": 1200, "height": 820})
+    try:
+        page = context.new_page()
+        page.goto(site.url + "/")
+        page.wait_for_function("customElements.get('voice-widget') !== undefined")
+        page.locator(f"{WIDGET} .launcher").click()
+        wait_for_state(page, "error", timeout=30_000)
+        assert widget_text(page, ".message-text") == (
+            "The microphone is blocked, so the assistant cannot hear you."
+        )
+        assert "Allow microphone access" in widget_text(page, ".message-help")
+        page.screenshot(path=str(screenshot_path("error-mic-denied")))
+    finally:
+        context.close()
+
+
+def screenshot_path(name: str) -> Any:
+    from tests.browser.conftest import ARTIFACTS
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / f"{name}.png"
+
+
+# ---- a whole conversation, with a room test double in the page ------------------------------
+
+ROOM_DOUBLE = """
+() => {
+  /* A room test double: the room interface of livekit-room.js, scripted by the test. */
+  class RoomDouble {
+    constructor() { this.listeners = {}; this.calls = []; this.attributes = {}; }
+    on(e, f) { (this.listeners[e] = this.listeners[e] || []).push(f); }
+    emit(e, ...a) { (this.listeners[e] || []).forEach((f) => f(...a)); }
+    async connect(url, token) { this.calls.push('connect'); }
+    async disconnect() { this.calls.push('disconnect'); }
+    startAudio() { this.calls.push('startAudio'); return Promise.resolve(); }
+    get canPlaybackAudio() { return true; }
+    playRemoteAudio() { this.calls.push('playRemoteAudio'); }
+    async enableMicrophone() { this.calls.push('enableMicrophone'); }
+    async setMicrophoneMuted(m) { this.calls.push('muted:' + m); }
+    agentIdentity() { return 'agent-1'; }
+    agentAttributes() { return { ...this.attributes }; }
+    async performRpc(id, method) { this.calls.push(method); return '{"ok": true}'; }
+    registerRpcMethod() {}
+    set(attrs) {
+      Object.assign(this.attributes, attrs);
+      this.emit('agent-attributes', { ...this.attributes });
+    }
+  }
+  const el = document.querySelector('voice-widget');
+  window.roomDouble = new RoomDouble();
+  el.createRoom = () => window.roomDouble;
+}
+"""
+
+
+def test_conversation_flow_with_a_room_double(page, worker_alive):
+    page.goto("/")
+    page.page.evaluate(ROOM_DOUBLE)
+    record_events(page.page)
+    page.page.locator(f"{WIDGET} .launcher").click()
+    wait_for_state(page.page, "active")
+    calls = page.page.evaluate("window.roomDouble.calls")
+    assert calls[:2] == ["startAudio", "enableMicrophone"]
+    assert "voice_widget.start" in calls
+    page.page.evaluate(
+        """() => {
+        const r = window.roomDouble;
+        r.set({'lk.agent.state': 'speaking'});
+        r.emit('transcription', {streamId: 'a1', segmentId: 'SG_1', role: 'agent',
+          delta: "Hi, I'm Ben from Linden Bikes. What can I help you with?"});
+        r.emit('transcription', {streamId: 'a1', segmentId: 'SG_1', role: 'agent',
+          delta: '', done: true, final: true});
+        r.emit('transcription', {streamId: 'u1', segmentId: 'SG_2', role: 'user',
+          delta: 'Can I test ride the Linden Cargo on Saturday?', done: true, final: true});
+        r.emit('transcription', {streamId: 'a2', segmentId: 'SG_3', role: 'agent',
+          delta: 'Yes, Saturdays from half past nine to three, no appointment needed.'});
+      }"""
+    )
+    captions = page.page.locator(f"{WIDGET} .captions .line")
+    assert captions.count() == 3
+    assert captions.nth(1).get_attribute("data-role") == "user"
+    assert widget_text(page.page, ".status-text") == "Speaking"
+    page.screenshot("active-captions")
+    page.page.locator(f"{WIDGET} .card").screenshot(path=str(screenshot_path("active-card")))
+
+    mute = page.page.locator(f"{WIDGET} .mute")
+    assert mute.get_attribute("aria-label") == "Mute microphone"
+    mute.click()
+    assert mute.get_attribute("aria-pressed") == "true"
+    assert widget_text(page.page, ".status-text") == "Your microphone is muted"
+    page.page.locator(f"{WIDGET} .card").screenshot(path=str(screenshot_path("active-muted")))
+    mute.click()
+    assert mute.get_attribute("aria-pressed") == "false"
+
+    with page.page.expect_request(lambda r: r.url.endswith("/end/")) as end_request:
+        page.page.locator(f"{WIDGET} .end").click()
+    assert json.loads(end_request.value.post_data)["end_key"]
+    wait_for_state(page.page, "ended")
+    assert page.page.locator(f"{WIDGET} .again").inner_text() == "Start again"
+    page.screenshot("ended")
+    events = page.page.evaluate("window.widgetEvents")
+    names = {e["name"] for e in events}
+    assert {"voice-widget:state", "voice-widget:transcript", "voice-widget:ended"} <= names
+    ended = [e for e in events if e["name"] == "voice-widget:ended"][0]["detail"]
+    assert ended["reason"] == "client_end" and ended["conversation"]
+    assert page.console_errors() == []
+
+
+def test_dark_theme_and_accent(page, worker_alive):
+    ben = persona("ben")
+    ben.theme = "dark"
+    ben.accent_color = "#f59e0b"
+    ben.save()
+    page.goto("/")
+    page.page.evaluate(ROOM_DOUBLE)
+    page.page.locator(f"{WIDGET} .launcher").click()
+    wait_for_state(page.page, "active")
+    page.page.evaluate(
+        """() => {
+        const r = window.roomDouble;
+        r.set({'lk.agent.state': 'listening'});
+        r.emit('transcription', {streamId: 'a1', segmentId: 'SG_1', role: 'agent',
+          delta: 'Hi! Which bike are you curious about?', done: true, final: true});
+      }"""
+    )
+    colours = page.page.locator(f"{WIDGET} .end").evaluate(
+        "el => [getComputedStyle(el.closest('.card')).backgroundColor,"
+        " getComputedStyle(el.closest('.card')).color]"
+    )
+    assert colours == ["rgb(23, 25, 31)", "rgb(242, 243, 245)"]
+    # Dark text on the light amber accent, for contrast.
+    on_accent = page.page.locator(f"{WIDGET} .card .face").evaluate(
+        "el => getComputedStyle(el).color"
+    )
+    assert on_accent == "rgb(17, 17, 17)"
+    page.screenshot("active-dark-theme")
+
+
+# ---- the host page ------------------------------------------------------------------------
+
+
+def test_no_console_errors_on_a_page_without_the_widget(page):
+    persona("ben").__class__.objects.update(is_active=False)
+    page.page.goto(page.base_url + "/")
+    page.page.wait_for_load_state("networkidle")
+    assert page.page.locator(WIDGET).count() == 0
+    assert page.page.locator("script[src*='voice-widget']").count() == 0
+    assert page.console_errors() == []
+
+
+def test_no_console_errors_on_a_page_with_the_idle_widget(page):
+    page.goto("/bikes/linden-city/")
+    page.page.wait_for_load_state("networkidle")
+    assert page.console_errors() == []
+
+
+AGGRESSIVE_HOST_CSS = """
+* { font-family: "Comic Sans MS", cursive !important; color: #f0f !important;
+    letter-spacing: 3px !important; text-transform: uppercase !important;
+    line-height: 3 !important; font-size: 22px !important; word-spacing: 9px !important; }
+html { font-size: 31px !important; }
+button { background: lime !important; border: 6px dashed red !important; padding: 30px !important;
+         border-radius: 0 !important; }
+div, section, header, p, span { margin: 20px !important; background: yellow !important; }
+img, video { filter: grayscale(1) invert(1) !important; display: none !important; }
+[hidden] { display: block !important; }
+svg { width: 90px !important; }
+"""
+
+STYLE_PROBE = """
+() => {
+  const root = document.querySelector('voice-widget').shadowRoot;
+  const props = ['font-family', 'font-size', 'color', 'letter-spacing', 'text-transform',
+                 'line-height', 'background-color', 'padding-top', 'border-top-width',
+                 'border-radius', 'margin-top', 'display', 'width', 'height'];
+  const out = {};
+  for (const sel of ['.card', '.start', '.welcome', '.name', '.status-text', '.head', '.stage',
+                     '.start svg', '.tile .avatar']) {
+    const el = root.querySelector(sel);
+    const cs = getComputedStyle(el);
+    out[sel] = Object.fromEntries(props.map((p) => [p, cs.getPropertyValue(p)]));
+  }
+  return out;
+}
+"""
+
+
+def test_host_page_css_does_not_change_the_widget(page):
+    page.goto("/bikes/linden-city/")
+    # The host decides where the inline widget sits and how wide it is (the aggressive CSS
+    # below also changes the product page's own layout); pin both with the host element's
+    # style, so what is compared is the widget itself.
+    page.page.evaluate(
+        "document.querySelector('voice-widget').style.cssText ="
+        " 'position: fixed; left: 24px; top: 24px; width: 320px; z-index: 10'"
+    )
+    # The inside of the card, without its rounded corners (where the page shows through).
+    inside = {"x": 32, "y": 32, "width": 304, "height": 270}
+    before = page.page.evaluate(STYLE_PROBE)
+    shot_before = page.page.screenshot(clip=inside, path=str(screenshot_path("host-css-before")))
+    page.page.add_style_tag(content=AGGRESSIVE_HOST_CSS)
+    page.page.wait_for_timeout(100)
+    after = page.page.evaluate(STYLE_PROBE)
+    shot_after = page.page.screenshot(clip=inside, path=str(screenshot_path("host-css-after")))
+    page.screenshot("host-css-page")
+    assert after == before
+    assert shot_after == shot_before, "the widget's pixels are the same"
+    # …and the widget's CSS does not leak out: the page's own buttons keep the host's look.
+    host_button = page.page.evaluate(
+        "() => { const b = document.createElement('button'); document.body.append(b);"
+        " return getComputedStyle(b).backgroundColor; }"
+    )
+    assert host_button == "rgb(0, 255, 0)"
