@@ -23,10 +23,6 @@ from tests.factories import make_heartbeat
 from voice_widget.conf import vw_settings
 from voice_widget.models import Persona
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the
-# test itself (not by the served site) would otherwise be refused as "async unsafe".
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM_ARGS = [
@@ -58,19 +54,30 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Any]:
+    """Playwright for the browser tests only: its sync API keeps an event loop running in
+    this thread, which other tests (async_to_sync) must not meet, so it stops with this
+    package. Meanwhile the tests' own ORM calls would be refused as "async unsafe"."""
     if chromium_path() is None:
         pytest.skip("Chromium not found (apt-get install chromium); browser tests skipped")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:  # pragma: no cover - playwright is in the dev extra
         pytest.skip("playwright is not installed (pip install playwright); browser tests skipped")
-    with sync_playwright() as playwright:
-        yield playwright
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            yield playwright
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_driver: Any) -> Iterator[Any]:
     browser = playwright_driver.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
     yield browser

@@ -12,6 +12,8 @@ from tests.browser.conftest import persona
 from tests.factories import make_heartbeat
 from voice_widget.signing import unsign_context
 
+pytestmark = pytest.mark.browser
+
 SESSIONS = reverse("voice_widget:sessions")
 WIDGET = "voice-widget"
 TIMEOUT = 15_000
