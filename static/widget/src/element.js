@@ -6,7 +6,7 @@
 
 import { createApi } from './api.js';
 import { State, WidgetController } from './controller.js';
-import { labelsFor } from './i18n.js';
+import { labelsFor, labelsReady, loadLabels } from './i18n.js';
 import CSS from './widget.css';
 
 const DEFAULT_AGENT_TIMEOUT_S = 20;
@@ -301,8 +301,12 @@ export class VoiceWidgetElement extends HTMLElement {
     };
   }
 
+  get language() {
+    return this.getAttribute('lang') || document.documentElement.lang || 'en';
+  }
+
   get labels() {
-    return labelsFor(this.getAttribute('lang') || document.documentElement.lang || 'en');
+    return labelsFor(this.language);
   }
 
   createRoom() {
@@ -338,6 +342,18 @@ export class VoiceWidgetElement extends HTMLElement {
 
   render(view) {
     const ui = this.ui;
+    const language = this.language;
+    // Drawn once its language's labels are here (a small chunk, for languages but English).
+    ui.root.hidden = !labelsReady(language);
+    if (ui.root.hidden) {
+      loadLabels(language)
+        .catch(() => {})
+        .then(() => {
+          if (language === this.language) ui.root.hidden = false;
+          this.render(this.controller.view());
+        });
+      return;
+    }
     const t = this.labels;
     const previousView = this.lastView;
     this.lastView = view;
@@ -469,7 +485,7 @@ export class VoiceWidgetElement extends HTMLElement {
         if (view.muted) return t.muted;
         return t[view.agentState] || t.initializing;
       case State.ENDED:
-        return t.ended;
+        return t.endedShort;
       case State.ERROR:
         return t.offline; // the alert below says what went wrong
       default:

@@ -1,261 +1,44 @@
 /**
- * Built-in labels in English, German, Spanish, Portuguese, Russian and French. The persona's
- * button label and welcome text (from admin) override `start` and `welcome`.
+ * Built-in labels in English, German, Spanish, Portuguese, Russian and French, chosen by the
+ * persona's language (or the `lang` attribute). The persona's button label and welcome text
+ * (from admin) override `start` and `welcome`. English is in the first-load script; the other
+ * languages are small chunks loaded when a widget needs them.
  */
 
-const en = {
-  apiUnreachable:
-    "The assistant's server did not answer. Check your connection, or ask the site's owner whether this page may use the assistant.",
-  offline: 'Not connected',
-  start: 'Start conversation',
-  startAgain: 'Start again',
-  retry: 'Try again',
-  connecting: 'Connecting…',
-  waitingForAgent: 'Waiting for the assistant…',
-  initializing: 'Getting ready…',
-  listening: 'Listening',
-  thinking: 'Thinking',
-  speaking: 'Speaking',
-  reconnecting: 'Connection lost, reconnecting…',
-  mute: 'Mute microphone',
-  unmute: 'Unmute microphone',
-  muted: 'Your microphone is muted',
-  end: 'End conversation',
-  close: 'Close',
-  open: 'Open the assistant',
-  captions: 'Live captions',
-  you: 'You',
-  enableSound: 'Tap to turn on sound',
-  soundBlocked: 'Your browser paused the sound.',
-  ended: 'The conversation has ended.',
-  endedTimeout: 'The conversation reached its time limit.',
-  endedIdle: 'The assistant left because nobody was talking.',
-  endedError: 'The conversation ended because of a problem on our side.',
-  agentUnavailable: 'The assistant is not available right now. Please try again later.',
-  micDenied: 'The microphone is blocked, so the assistant cannot hear you.',
-  micHowTo:
-    'Allow microphone access: click the camera or lock icon in the address bar, allow the microphone, then try again.',
-  micUnavailable: 'No microphone was found. Connect one, or check that no other app is using it.',
-  unreachable: 'The voice service cannot be reached. Check your connection and try again.',
-  disconnected: 'The connection was lost and could not be restored.',
-  apiRefused: 'The conversation could not be started.',
-  startFailed: 'The assistant could not start the conversation.',
-  poweredBy: 'Voice assistant',
+import en from './labels/en.js';
+
+const loaders = {
+  de: () => import('./labels/de.js'),
+  es: () => import('./labels/es.js'),
+  pt: () => import('./labels/pt.js'),
+  ru: () => import('./labels/ru.js'),
+  fr: () => import('./labels/fr.js'),
 };
+const loaded = { en };
 
-const de = {
-  apiUnreachable:
-    'Der Server der Assistenz hat nicht geantwortet. Prüfen Sie Ihre Verbindung oder fragen Sie die Betreiber der Website, ob diese Seite die Assistenz nutzen darf.',
-  offline: 'Nicht verbunden',
-  start: 'Gespräch starten',
-  startAgain: 'Neu starten',
-  retry: 'Erneut versuchen',
-  connecting: 'Verbinde…',
-  waitingForAgent: 'Warte auf die Assistenz…',
-  initializing: 'Wird vorbereitet…',
-  listening: 'Hört zu',
-  thinking: 'Denkt nach',
-  speaking: 'Spricht',
-  reconnecting: 'Verbindung unterbrochen, verbinde neu…',
-  mute: 'Mikrofon stummschalten',
-  unmute: 'Mikrofon einschalten',
-  muted: 'Ihr Mikrofon ist stummgeschaltet',
-  end: 'Gespräch beenden',
-  close: 'Schließen',
-  open: 'Assistenz öffnen',
-  captions: 'Live-Untertitel',
-  you: 'Sie',
-  enableSound: 'Tippen, um den Ton einzuschalten',
-  soundBlocked: 'Ihr Browser hat den Ton angehalten.',
-  ended: 'Das Gespräch ist beendet.',
-  endedTimeout: 'Das Gespräch hat seine Höchstdauer erreicht.',
-  endedIdle: 'Die Assistenz hat das Gespräch verlassen, weil niemand gesprochen hat.',
-  endedError: 'Das Gespräch wurde wegen eines Problems auf unserer Seite beendet.',
-  agentUnavailable:
-    'Die Assistenz ist gerade nicht erreichbar. Bitte versuchen Sie es später noch einmal.',
-  micDenied: 'Das Mikrofon ist blockiert, daher kann die Assistenz Sie nicht hören.',
-  micHowTo:
-    'Mikrofon erlauben: Klicken Sie auf das Kamera- oder Schloss-Symbol in der Adressleiste, erlauben Sie das Mikrofon und versuchen Sie es erneut.',
-  micUnavailable:
-    'Kein Mikrofon gefunden. Schließen Sie eines an oder prüfen Sie, ob eine andere App es nutzt.',
-  unreachable:
-    'Der Sprachdienst ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es erneut.',
-  disconnected: 'Die Verbindung ist abgebrochen und konnte nicht wiederhergestellt werden.',
-  apiRefused: 'Das Gespräch konnte nicht gestartet werden.',
-  startFailed: 'Die Assistenz konnte das Gespräch nicht beginnen.',
-  poweredBy: 'Sprachassistenz',
-};
+export const LANGUAGES = ['en', ...Object.keys(loaders)];
 
-const es = {
-  apiUnreachable:
-    'El servidor del asistente no respondió. Revisa tu conexión o pregunta al responsable del sitio si esta página puede usar el asistente.',
-  offline: 'Sin conexión',
-  start: 'Iniciar conversación',
-  startAgain: 'Empezar de nuevo',
-  retry: 'Reintentar',
-  connecting: 'Conectando…',
-  waitingForAgent: 'Esperando al asistente…',
-  initializing: 'Preparando…',
-  listening: 'Escuchando',
-  thinking: 'Pensando',
-  speaking: 'Hablando',
-  reconnecting: 'Conexión perdida, reconectando…',
-  mute: 'Silenciar micrófono',
-  unmute: 'Activar micrófono',
-  muted: 'Tu micrófono está silenciado',
-  end: 'Terminar conversación',
-  close: 'Cerrar',
-  open: 'Abrir el asistente',
-  captions: 'Subtítulos en directo',
-  you: 'Tú',
-  enableSound: 'Toca para activar el sonido',
-  soundBlocked: 'Tu navegador ha pausado el sonido.',
-  ended: 'La conversación ha terminado.',
-  endedTimeout: 'La conversación alcanzó su duración máxima.',
-  endedIdle: 'El asistente se fue porque nadie hablaba.',
-  endedError: 'La conversación terminó por un problema de nuestra parte.',
-  agentUnavailable: 'El asistente no está disponible ahora mismo. Inténtalo más tarde.',
-  micDenied: 'El micrófono está bloqueado, así que el asistente no puede oírte.',
-  micHowTo:
-    'Permite el micrófono: haz clic en el icono de cámara o candado de la barra de direcciones, permite el micrófono y vuelve a intentarlo.',
-  micUnavailable:
-    'No se encontró ningún micrófono. Conecta uno o comprueba que otra aplicación no lo esté usando.',
-  unreachable: 'No se puede conectar con el servicio de voz. Revisa tu conexión y reinténtalo.',
-  disconnected: 'Se perdió la conexión y no se pudo restablecer.',
-  apiRefused: 'No se pudo iniciar la conversación.',
-  startFailed: 'El asistente no pudo iniciar la conversación.',
-  poweredBy: 'Asistente de voz',
-};
-
-const pt = {
-  apiUnreachable:
-    'O servidor do assistente não respondeu. Verifique a ligação ou pergunte ao responsável do site se esta página pode usar o assistente.',
-  offline: 'Sem ligação',
-  start: 'Iniciar conversa',
-  startAgain: 'Começar de novo',
-  retry: 'Tentar novamente',
-  connecting: 'A ligar…',
-  waitingForAgent: 'À espera do assistente…',
-  initializing: 'A preparar…',
-  listening: 'A ouvir',
-  thinking: 'A pensar',
-  speaking: 'A falar',
-  reconnecting: 'Ligação perdida, a restabelecer…',
-  mute: 'Silenciar microfone',
-  unmute: 'Ativar microfone',
-  muted: 'O seu microfone está silenciado',
-  end: 'Terminar conversa',
-  close: 'Fechar',
-  open: 'Abrir o assistente',
-  captions: 'Legendas em direto',
-  you: 'Você',
-  enableSound: 'Toque para ligar o som',
-  soundBlocked: 'O seu navegador pausou o som.',
-  ended: 'A conversa terminou.',
-  endedTimeout: 'A conversa atingiu a duração máxima.',
-  endedIdle: 'O assistente saiu porque ninguém estava a falar.',
-  endedError: 'A conversa terminou devido a um problema do nosso lado.',
-  agentUnavailable: 'O assistente não está disponível de momento. Tente mais tarde.',
-  micDenied: 'O microfone está bloqueado, por isso o assistente não o consegue ouvir.',
-  micHowTo:
-    'Permita o microfone: clique no ícone da câmara ou do cadeado na barra de endereço, permita o microfone e tente novamente.',
-  micUnavailable:
-    'Nenhum microfone encontrado. Ligue um ou verifique se outra aplicação o está a usar.',
-  unreachable: 'Não é possível contactar o serviço de voz. Verifique a ligação e tente novamente.',
-  disconnected: 'A ligação perdeu-se e não foi possível restabelecê-la.',
-  apiRefused: 'Não foi possível iniciar a conversa.',
-  startFailed: 'O assistente não conseguiu iniciar a conversa.',
-  poweredBy: 'Assistente de voz',
-};
-
-const ru = {
-  apiUnreachable:
-    'Сервер ассистента не ответил. Проверьте подключение или спросите владельца сайта, может ли эта страница использовать ассистента.',
-  offline: 'Нет соединения',
-  start: 'Начать разговор',
-  startAgain: 'Начать заново',
-  retry: 'Повторить',
-  connecting: 'Подключение…',
-  waitingForAgent: 'Ждём ассистента…',
-  initializing: 'Подготовка…',
-  listening: 'Слушает',
-  thinking: 'Думает',
-  speaking: 'Говорит',
-  reconnecting: 'Связь прервалась, переподключаемся…',
-  mute: 'Выключить микрофон',
-  unmute: 'Включить микрофон',
-  muted: 'Ваш микрофон выключен',
-  end: 'Завершить разговор',
-  close: 'Закрыть',
-  open: 'Открыть ассистента',
-  captions: 'Субтитры',
-  you: 'Вы',
-  enableSound: 'Нажмите, чтобы включить звук',
-  soundBlocked: 'Браузер приостановил звук.',
-  ended: 'Разговор завершён.',
-  endedTimeout: 'Разговор достиг максимальной длительности.',
-  endedIdle: 'Ассистент ушёл, потому что никто не говорил.',
-  endedError: 'Разговор завершился из-за проблемы на нашей стороне.',
-  agentUnavailable: 'Ассистент сейчас недоступен. Попробуйте позже.',
-  micDenied: 'Микрофон заблокирован, поэтому ассистент вас не слышит.',
-  micHowTo:
-    'Разрешите микрофон: нажмите значок камеры или замка в адресной строке, разрешите микрофон и попробуйте снова.',
-  micUnavailable: 'Микрофон не найден. Подключите его или проверьте, не занят ли он другой программой.',
-  unreachable: 'Голосовой сервис недоступен. Проверьте подключение и попробуйте снова.',
-  disconnected: 'Соединение потеряно, восстановить его не удалось.',
-  apiRefused: 'Не удалось начать разговор.',
-  startFailed: 'Ассистент не смог начать разговор.',
-  poweredBy: 'Голосовой ассистент',
-};
-
-const fr = {
-  apiUnreachable:
-    'Le serveur de l’assistant n’a pas répondu. Vérifiez votre connexion ou demandez au responsable du site si cette page peut utiliser l’assistant.',
-  offline: 'Non connecté',
-  start: 'Démarrer la conversation',
-  startAgain: 'Recommencer',
-  retry: 'Réessayer',
-  connecting: 'Connexion…',
-  waitingForAgent: 'En attente de l’assistant…',
-  initializing: 'Préparation…',
-  listening: 'À l’écoute',
-  thinking: 'Réfléchit',
-  speaking: 'Parle',
-  reconnecting: 'Connexion perdue, reconnexion…',
-  mute: 'Couper le micro',
-  unmute: 'Activer le micro',
-  muted: 'Votre micro est coupé',
-  end: 'Terminer la conversation',
-  close: 'Fermer',
-  open: 'Ouvrir l’assistant',
-  captions: 'Sous-titres en direct',
-  you: 'Vous',
-  enableSound: 'Touchez pour activer le son',
-  soundBlocked: 'Votre navigateur a mis le son en pause.',
-  ended: 'La conversation est terminée.',
-  endedTimeout: 'La conversation a atteint sa durée maximale.',
-  endedIdle: 'L’assistant est parti car personne ne parlait.',
-  endedError: 'La conversation s’est terminée à cause d’un problème de notre côté.',
-  agentUnavailable: 'L’assistant n’est pas disponible pour le moment. Réessayez plus tard.',
-  micDenied: 'Le micro est bloqué, l’assistant ne peut donc pas vous entendre.',
-  micHowTo:
-    'Autorisez le micro : cliquez sur l’icône de caméra ou de cadenas dans la barre d’adresse, autorisez le micro, puis réessayez.',
-  micUnavailable:
-    'Aucun micro trouvé. Branchez-en un ou vérifiez qu’aucune autre application ne l’utilise.',
-  unreachable: 'Le service vocal est injoignable. Vérifiez votre connexion et réessayez.',
-  disconnected: 'La connexion a été perdue et n’a pas pu être rétablie.',
-  apiRefused: 'La conversation n’a pas pu démarrer.',
-  startFailed: 'L’assistant n’a pas pu démarrer la conversation.',
-  poweredBy: 'Assistant vocal',
-};
-
-export const LABELS = { en, de, es, pt, ru, fr };
-
-/** The built-in labels for a BCP-47 tag (`de-AT` → German), English when unknown. */
-export function labelsFor(lang) {
+/** `de-AT` → `de`; unknown languages → `en`. */
+export function primaryLanguage(lang) {
   const primary = String(lang || '')
     .trim()
     .toLowerCase()
     .split(/[-_]/)[0];
-  return LABELS[primary] || en;
+  return LANGUAGES.includes(primary) ? primary : 'en';
+}
+
+/** The labels for `lang` if they are loaded (English until then). */
+export function labelsFor(lang) {
+  return loaded[primaryLanguage(lang)] || en;
+}
+
+export function labelsReady(lang) {
+  return Boolean(loaded[primaryLanguage(lang)]);
+}
+
+/** Load the labels for `lang` (once per page); resolves with them. */
+export async function loadLabels(lang) {
+  const primary = primaryLanguage(lang);
+  if (!loaded[primary]) loaded[primary] = (await loaders[primary]()).default;
+  return loaded[primary];
 }

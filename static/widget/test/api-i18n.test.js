@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 
 import { ApiError, createApi, csrfToken } from '../src/api.js';
 import { CaptionLog } from '../src/captions.js';
-import { LABELS, labelsFor } from '../src/i18n.js';
+import { LANGUAGES, labelsFor, labelsReady, loadLabels } from '../src/i18n.js';
 
 function fetchDouble(answers) {
   const requests = [];
@@ -125,16 +125,25 @@ describe('api', () => {
 });
 
 describe('labels', () => {
-  test('six languages with the same keys', () => {
-    assert.deepEqual(Object.keys(LABELS).sort(), ['de', 'en', 'es', 'fr', 'pt', 'ru']);
-    const keys = Object.keys(LABELS.en).sort();
-    for (const [lang, labels] of Object.entries(LABELS)) {
+  test('six languages with the same keys', async () => {
+    assert.deepEqual([...LANGUAGES].sort(), ['de', 'en', 'es', 'fr', 'pt', 'ru']);
+    const keys = Object.keys(labelsFor('en')).sort();
+    for (const lang of LANGUAGES) {
+      const labels = await loadLabels(lang);
       assert.deepEqual(Object.keys(labels).sort(), keys, lang);
       for (const value of Object.values(labels)) assert.ok(value.trim(), lang);
     }
   });
 
-  test('chosen by the primary language subtag, English otherwise', () => {
+  test('English is there at once; others once loaded', async () => {
+    assert.equal(labelsReady('en-GB'), true);
+    assert.equal(labelsReady('xx'), true, 'unknown languages use English');
+    await loadLabels('de');
+    assert.equal(labelsReady('de'), true);
+  });
+
+  test('chosen by the primary language subtag, English otherwise', async () => {
+    for (const lang of LANGUAGES) await loadLabels(lang);
     assert.equal(labelsFor('de-AT').start, 'Gespräch starten');
     assert.equal(labelsFor('pt_BR').start, 'Iniciar conversa');
     assert.equal(labelsFor('RU').start, 'Начать разговор');
