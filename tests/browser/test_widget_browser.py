@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -498,6 +499,37 @@ def test_dark_theme_and_accent(page, worker_alive):
 
 
 # ---- the host page ------------------------------------------------------------------------
+
+
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    # The LiveKit server: signalling over wss, and an https check when a connection fails.
+    "connect-src 'self' wss://livekit.test.invalid https://livekit.test.invalid"
+)
+
+
+def test_works_under_a_strict_content_security_policy(page, worker_alive):
+    """No inline script, no inline style: the page's CSP needs no 'unsafe-inline'."""
+
+    def with_csp(route: Any) -> None:
+        response = route.fetch()
+        route.fulfill(
+            response=response,
+            headers={**response.headers, "content-security-policy": STRICT_CSP},
+        )
+
+    page.page.route(re.compile(r".*/bikes/linden-city/$"), with_csp)
+    page.goto("/bikes/linden-city/")
+    start = page.page.locator(f"{WIDGET} .start")
+    assert start.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(37, 99, 235)"
+    assert start.evaluate("el => getComputedStyle(el).borderRadius") == "999px"
+    with page.page.expect_request(lambda r: r.url.endswith(SESSIONS)):
+        start.click()
+    page.page.wait_for_timeout(300)
+    violations = [text for text in page.console_errors() if "Content Security Policy" in text]
+    assert violations == []
+    page.screenshot("strict-csp")
 
 
 def test_no_console_errors_on_a_page_without_the_widget(page):

@@ -63,6 +63,26 @@ const TEMPLATE = `
   <div class="audio"></div>
 </div>`;
 
+let sharedSheet = null;
+
+/**
+ * A constructed stylesheet, shared by every widget on the page: CSP's style-src does not
+ * apply to it, so a strict policy without 'unsafe-inline' works. Older browsers get <style>.
+ */
+function adoptStyles(root) {
+  try {
+    if (!sharedSheet) {
+      sharedSheet = new CSSStyleSheet();
+      sharedSheet.replaceSync(CSS);
+    }
+    root.adoptedStyleSheets = [sharedSheet];
+  } catch {
+    const style = document.createElement('style');
+    style.textContent = CSS;
+    root.prepend(style);
+  }
+}
+
 let roomModule = null;
 let roomModulePromise = null;
 
@@ -125,11 +145,10 @@ export class VoiceWidgetElement extends HTMLElement {
     this.seen = false;
     this.lastView = null;
     const root = this.attachShadow({ mode: 'open' });
-    const style = document.createElement('style');
-    style.textContent = CSS;
     const holder = document.createElement('div');
     holder.innerHTML = TEMPLATE;
-    root.append(style, ...holder.childNodes);
+    root.append(...holder.childNodes);
+    adoptStyles(root);
     const $ = (selector) => root.querySelector(selector);
     this.ui = {
       root: $('.vw'),
