@@ -114,6 +114,7 @@ export class WidgetController {
     this.run = 0; // bumped by every new flow; late results of an older run are ignored
     this.previewPromise = null;
     this.previewConnected = false;
+    this.previewFailed = false;
     this.agentWaiters = new Set();
   }
 
@@ -160,12 +161,14 @@ export class WidgetController {
 
   /** The element became visible: a live preview connects now (no microphone, no sound). */
   preview() {
-    if (this.deps.config().previewMode !== 'live') return Promise.resolve();
+    if (this.deps.config().previewMode !== 'live' || this.previewFailed) return Promise.resolve();
     if (this.state !== State.IDLE || this.previewPromise) return this.previewPromise;
     const run = ++this.run;
     this.previewPromise = this.connectPreview(run)
       .catch(() => {
-        // A preview that cannot connect leaves the poster in place; the click shows why.
+        // A preview that cannot connect leaves the poster in place, and is not tried again
+        // on every scroll (each try would open a conversation); the click shows why.
+        this.previewFailed = true;
         if (run === this.run) this.teardownRoom();
       })
       .finally(() => {

@@ -388,6 +388,19 @@ describe('live preview', () => {
     assert.equal(t.api.requests.length, 1, 'the preview session is the conversation');
   });
 
+  test('a preview that failed is not retried on the next scroll into view', async () => {
+    const t = setup({ previewMode: 'live' });
+    const room = new RoomDouble({ agentPresent: true });
+    room.connectResult = Promise.reject(new Error('unreachable'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.preview();
+    assert.equal(t.controller.state, State.IDLE);
+    await t.controller.preview();
+    assert.equal(t.api.requests.length, 1);
+    assert.equal(t.rooms.length, 1);
+  });
+
   test('preview does nothing for poster or none', async () => {
     const t = setup({ previewMode: 'poster' });
     await t.controller.preview();
