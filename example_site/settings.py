@@ -107,6 +107,9 @@ SPECTACULAR_SETTINGS = {
 # CORS for the widget's API is decided per persona by voice_widget (see its README section);
 # nothing else on this site is shared with other origins.
 CORS_URLS_REGEX = r"^/voice-widget/api/.*$"
+# Embedding sites call the API without the visitor's cookies; a session (and its CSRF
+# check) only applies on this site's own pages. See the README's "Origins, CORS and CSRF".
+CORS_ALLOW_CREDENTIALS = False
 
 VOICE_WIDGET = {
     "LIVEKIT_URL": env("LIVEKIT_URL", default=None),

@@ -1,7 +1,8 @@
 """Which pages may use a persona: the views' 403 and django-cors-headers' CORS answers."""
 
 import pytest
-from django.test import RequestFactory
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, RequestFactory
 
 from tests.api_support import (
     assert_refused,
@@ -176,3 +177,34 @@ def test_cors_for_same_origin_requests_needs_no_database(persona, django_assert_
     request = RequestFactory().options(URL, HTTP_ORIGIN="http://testserver")
     with django_assert_num_queries(0):
         assert allow_cors_for_persona_origins(None, request) is False
+
+
+# --- under ASGI (daphne): CorsMiddleware runs on the event loop ---------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cors_decision_works_when_cors_middleware_runs_async(persona):
+    client = AsyncClient()
+    allowed = async_to_sync(client.options)(
+        URL, headers={"Origin": PARTNER, "Access-Control-Request-Method": "POST"}
+    )
+    refused = async_to_sync(client.options)(
+        URL, headers={"Origin": STRANGER, "Access-Control-Request-Method": "POST"}
+    )
+    assert allowed.status_code == 200
+    assert allowed[ACAO] == PARTNER
+    assert ACAO not in refused
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cross_origin_session_under_asgi_is_created_with_cors_headers(persona):
+    client = AsyncClient()
+    response = async_to_sync(client.post)(
+        URL, {"persona": "ben"}, content_type="application/json", headers={"Origin": PARTNER}
+    )
+    assert response.status_code == 201, response.content
+    assert response[ACAO] == PARTNER
+    refused = async_to_sync(client.post)(
+        URL, {"persona": "ben"}, content_type="application/json", headers={"Origin": STRANGER}
+    )
+    assert refused.status_code == 403

@@ -49,3 +49,11 @@ def test_schema_only_describes_the_widget_api(client):
     schema = client.get("/voice-widget/api/schema/").json()
     assert all(path.startswith("/voice-widget/api/") for path in schema["paths"])
     assert schema["info"]["title"] == "django-voice-widget API"
+
+
+@pytest.mark.urls("tests.api_host_urls")
+def test_schema_leaves_out_the_host_projects_api_and_follows_its_mount_point(client):
+    schema = client.get("/talk/api/schema/").json()
+    assert "/shop-api/orders/" not in schema["paths"]
+    assert "/talk/api/sessions/" in schema["paths"]
+    assert all(path.startswith("/talk/api/") for path in schema["paths"])

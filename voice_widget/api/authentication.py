@@ -4,10 +4,12 @@ The widget posts same-origin with the host site's cookies, so a logged-in visito
 conversation is tied to their user (and ``login_required`` personas work). DRF's
 ``SessionAuthentication`` then enforces CSRF, and we keep it that way: a cross-site
 form or script must not be able to start a conversation (and spend the site's money)
-in a logged-in user's name. The widget sends ``X-CSRFToken`` (the template tag hands it
-the token, so it works with ``CSRF_COOKIE_HTTPONLY`` too). Anonymous requests carry no
-session to ride on, so CSRF does not apply to them (DRF's behaviour); the origin check
-and the throttles guard those.
+in a logged-in user's name. The widget sends ``X-CSRFToken`` for them (read from the
+``csrftoken`` cookie, or handed over by the page when that cookie is HttpOnly). A
+custom authentication that skipped CSRF here would let any site that knows the endpoint
+start conversations billed to the host and recorded under a user's account. Anonymous
+requests carry no session to ride on, so CSRF does not apply to them (DRF's behaviour);
+the origin check and the throttles guard those.
 """
 
 from __future__ import annotations

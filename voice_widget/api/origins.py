@@ -14,11 +14,14 @@ browser from *reading* a response, not the server from acting on the request.
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 from corsheaders.signals import check_request_enabled
 from django.core.exceptions import DisallowedHost
+from django.db import close_old_connections
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django.urls import Resolver404, resolve
@@ -29,6 +32,8 @@ from ..models import Conversation, Persona
 APP_NAME = "voice_widget"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _CACHE_ATTR = "_voice_widget_cors_allowed"
+#: Threads for the CORS lookup under ASGI; few, so they keep few database connections.
+_ORM_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voice-widget-cors")
 
 
 def canonical_origin(value: str) -> str:
@@ -122,11 +127,29 @@ def _cors_allowed(request: HttpRequest) -> bool:
     return False  # the LiveKit webhook is server-to-server
 
 
+def _cors_allowed_in_thread(request: HttpRequest) -> bool:
+    try:
+        return _cors_allowed(request)
+    finally:
+        close_old_connections()  # honours CONN_MAX_AGE, like the end of a request
+
+
+def _decide(request: HttpRequest) -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _cors_allowed(request)  # WSGI, or a sync middleware chain: a plain call
+    # Under ASGI, CorsMiddleware runs on the event loop, where the ORM may not run.
+    # A signal receiver cannot await, so the lookup (one indexed query, only for
+    # cross-origin requests to our API) runs on a worker thread while the loop waits.
+    return _ORM_EXECUTOR.submit(_cors_allowed_in_thread, request).result()
+
+
 @receiver(check_request_enabled, dispatch_uid="voice_widget.cors")
 def allow_cors_for_persona_origins(sender: Any, request: HttpRequest, **kwargs: Any) -> bool:
     """django-cors-headers' ``check_request_enabled``: share our API with allowed origins."""
     cached = getattr(request, _CACHE_ATTR, None)
     if cached is None:
-        cached = _cors_allowed(request)
+        cached = _decide(request)
         setattr(request, _CACHE_ATTR, cached)
     return cached

@@ -57,6 +57,7 @@ from .throttling import UserSessionRateThrottle, VisitorRateThrottle
 logger = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
+VISITOR_DISPLAY_NAME = "Visitor"
 #: Seconds a visitor is told to wait when the persona is at its concurrency limit.
 BUSY_RETRY_AFTER = 30
 
@@ -107,9 +108,10 @@ class SessionCreateView(VoiceWidgetAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
 
-        persona = Persona.objects.active().filter(slug=data["persona"]).first()
-        if persona is None:
-            raise errors.PersonaNotFound()
+        try:
+            persona = Persona.objects.active().get(slug=data["persona"])
+        except Persona.DoesNotExist as exc:
+            raise errors.PersonaNotFound() from exc
         if not request_allowed_for_persona(request, persona):
             raise errors.OriginNotAllowed()
         user = request.user if request.user and request.user.is_authenticated else None
@@ -136,7 +138,9 @@ class SessionCreateView(VoiceWidgetAPIView):
             room_name=conversation.room_name,
             identity=conversation.identity,
             conversation_id=conversation.pk,
-            display_name=(user.get_short_name() or user.get_username()) if user else "Visitor",
+            # The token goes to LiveKit (possibly LiveKit Cloud): no names of users in it.
+            # The worker finds the user, if any, through the conversation.
+            display_name=VISITOR_DISPLAY_NAME,
         )
         logger.info("conversation %s created (persona %s)", conversation.pk, persona.slug)
         body = {
