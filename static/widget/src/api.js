@@ -26,6 +26,16 @@ export function csrfToken(cookieString) {
   return '';
 }
 
+/** `url` made absolute against `base` (default: the page), or left as it is. */
+export function absoluteUrl(url, base) {
+  try {
+    const pageUrl = typeof document === 'undefined' ? undefined : document.baseURI;
+    return new URL(url, base || pageUrl).href;
+  } catch {
+    return url;
+  }
+}
+
 /**
  * @param {{sessionsUrl: string, healthUrl?: string, fetch?: typeof fetch,
  *          cookies?: () => string, csrfToken?: string,
@@ -78,10 +88,15 @@ export function createApi({
   }
 
   return {
-    /** POST the session request; resolves with the API's 201 body. */
-    createSession(body) {
-      if (!sessionsUrl) return Promise.reject(new ApiError(0, 'not_configured', ''));
-      return postJson(sessionsUrl, body);
+    /**
+     * POST the session request; resolves with the API's 201 body. Its `end_url` is a path on
+     * the API's site, so it is made absolute against the endpoint (the page may be elsewhere).
+     */
+    async createSession(body) {
+      if (!sessionsUrl) throw new ApiError(0, 'not_configured', '');
+      const data = await postJson(sessionsUrl, body);
+      if (data.end_url) data.end_url = absoluteUrl(data.end_url, absoluteUrl(sessionsUrl));
+      return data;
     },
 
     /**

@@ -52,6 +52,19 @@ describe('api', () => {
     assert.equal(requests[0].headers['X-CSRFToken'], 'from-tag');
   });
 
+  test("end_url is resolved against the API's URL, not the page's", async () => {
+    const { fetch } = fetchDouble([
+      { status: 201, body: { end_url: '/voice-widget/api/sessions/c1/end/', end_key: 'k' } },
+    ]);
+    const api = createApi({
+      sessionsUrl: 'https://shop.example/voice-widget/api/sessions/',
+      fetch,
+      cookies: () => '',
+    });
+    const data = await api.createSession({});
+    assert.equal(data.end_url, 'https://shop.example/voice-widget/api/sessions/c1/end/');
+  });
+
   test('no CSRF header without the cookie', async () => {
     const { fetch, requests } = fetchDouble([{ status: 201, body: {} }]);
     const api = createApi({ sessionsUrl: '/s/', fetch, cookies: () => '' });
