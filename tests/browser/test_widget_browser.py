@@ -395,7 +395,7 @@ ROOM_DOUBLE = """
     async connect(url, token) { this.calls.push('connect'); }
     async disconnect() { this.calls.push('disconnect'); }
     startAudio() { this.calls.push('startAudio'); return Promise.resolve(); }
-    get canPlaybackAudio() { return true; }
+    get canPlaybackAudio() { return this.canPlay !== false; }
     playRemoteAudio() { this.calls.push('playRemoteAudio'); }
     async enableMicrophone() { this.calls.push('enableMicrophone'); }
     async setMicrophoneMuted(m) { this.calls.push('muted:' + m); }
@@ -466,6 +466,96 @@ def test_conversation_flow_with_a_room_double(page, worker_alive):
     ended = [e for e in events if e["name"] == "voice-widget:ended"][0]["detail"]
     assert ended["reason"] == "client_end" and ended["conversation"]
     assert page.console_errors() == []
+
+
+def start_with_room_double(page: Any, path: str = "/", opener: str = ".launcher") -> None:
+    page.goto(path)
+    page.page.evaluate(ROOM_DOUBLE)
+    record_events(page.page)
+    page.page.locator(f"{WIDGET} {opener}").click()
+    wait_for_state(page.page, "active")
+
+
+def test_audio_blocked_offers_a_tap_to_enable_sound(page, worker_alive):
+    page.goto("/")
+    page.page.evaluate(ROOM_DOUBLE)
+    page.page.evaluate("window.roomDouble.canPlay = false")
+    record_events(page.page)
+    page.page.locator(f"{WIDGET} .launcher").click()
+    wait_for_state(page.page, "active")
+    sound = page.page.locator(f"{WIDGET} .sound")
+    assert sound.is_visible()
+    assert sound.inner_text() == "Tap to turn on sound"
+    codes = page.page.evaluate(
+        "window.widgetEvents.filter(e => e.name === 'voice-widget:error').map(e => e.detail.code)"
+    )
+    assert codes == ["audio_blocked"]
+    page.page.locator(f"{WIDGET} .card").screenshot(path=str(screenshot_path("audio-blocked")))
+    page.page.evaluate("window.roomDouble.canPlay = true")
+    sound.click()
+    sound.wait_for(state="hidden")
+    assert page.page.evaluate("window.roomDouble.calls.filter(c => c === 'startAudio').length") == 2
+
+
+def test_agent_ends_with_a_reason(page, worker_alive):
+    start_with_room_double(page)
+    page.page.evaluate("window.roomDouble.set({'voice_widget.end_reason': 'max_duration'})")
+    wait_for_state(page.page, "ended")
+    assert widget_text(page.page, ".note") == "The conversation reached its time limit."
+    ended = page.page.evaluate(
+        "window.widgetEvents.filter(e => e.name === 'voice-widget:ended').map(e => e.detail)"
+    )
+    assert [e["reason"] for e in ended] == ["max_duration"]
+    page.page.locator(f"{WIDGET} .card").screenshot(path=str(screenshot_path("ended-by-agent")))
+
+
+def test_reconnecting_then_giving_up_offers_retry(page, worker_alive):
+    start_with_room_double(page)
+    page.page.evaluate("window.roomDouble.emit('reconnecting')")
+    assert widget_text(page.page, ".status-text") == "Reconnecting…"
+    page.page.locator(f"{WIDGET} .card").screenshot(path=str(screenshot_path("reconnecting")))
+    page.page.evaluate("window.roomDouble.emit('disconnected', 'connection')")
+    wait_for_state(page.page, "error")
+    assert widget_text(page.page, ".message-text") == (
+        "The connection was lost and could not be restored."
+    )
+    assert page.page.locator(f"{WIDGET} .again").inner_text() == "Try again"
+    page.page.locator(f"{WIDGET} .card").screenshot(path=str(screenshot_path("disconnected")))
+
+
+def test_escape_closes_the_floating_panel_and_focus_returns_to_the_launcher(page, worker_alive):
+    start_with_room_double(page)
+    page.page.locator(f"{WIDGET} .end").focus()
+    page.page.keyboard.press("Escape")
+    launcher = page.page.locator(f"{WIDGET} .launcher")
+    launcher.wait_for(state="visible")
+    assert page.page.locator(f"{WIDGET} .card").is_hidden()
+    assert launcher.get_attribute("aria-expanded") == "false"
+    focused = page.page.evaluate(
+        "document.querySelector('voice-widget').shadowRoot.activeElement.className"
+    )
+    assert focused == "launcher"
+    assert "Listening" in launcher.inner_text() or "Getting ready" in launcher.inner_text()
+    page.page.keyboard.press("Enter")
+    assert page.page.locator(f"{WIDGET} .card").is_visible()
+    assert page.page.evaluate("document.querySelector('voice-widget').state") == "active"
+
+
+def test_reduced_motion_stops_the_animations(page, worker_alive):
+    page.page.emulate_media(reduced_motion="reduce")
+    start_with_room_double(page)
+    page.page.evaluate("window.roomDouble.set({'lk.agent.state': 'speaking'})")
+    animations = page.page.locator(f"{WIDGET} .bars i").first.evaluate(
+        "el => getComputedStyle(el).animationName"
+    )
+    assert animations == "none"
+    page.page.emulate_media(reduced_motion="no-preference")
+    assert (
+        page.page.locator(f"{WIDGET} .bars i").first.evaluate(
+            "el => getComputedStyle(el).animationName"
+        )
+        == "vw-talk"
+    )
 
 
 def test_dark_theme_and_accent(page, worker_alive):

@@ -13,7 +13,7 @@ export default {
   listening: 'Hört zu',
   thinking: 'Denkt nach',
   speaking: 'Spricht',
-  reconnecting: 'Verbindung unterbrochen, verbinde neu…',
+  reconnecting: 'Verbinde neu…',
   mute: 'Mikrofon stummschalten',
   unmute: 'Mikrofon einschalten',
   muted: 'Ihr Mikrofon ist stummgeschaltet',

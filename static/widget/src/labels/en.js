@@ -13,7 +13,7 @@ export default {
   listening: 'Listening',
   thinking: 'Thinking',
   speaking: 'Speaking',
-  reconnecting: 'Connection lost, reconnecting…',
+  reconnecting: 'Reconnecting…',
   mute: 'Mute microphone',
   unmute: 'Unmute microphone',
   muted: 'Your microphone is muted',

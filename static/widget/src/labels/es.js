@@ -13,7 +13,7 @@ export default {
   listening: 'Escuchando',
   thinking: 'Pensando',
   speaking: 'Hablando',
-  reconnecting: 'Conexión perdida, reconectando…',
+  reconnecting: 'Reconectando…',
   mute: 'Silenciar micrófono',
   unmute: 'Activar micrófono',
   muted: 'Tu micrófono está silenciado',

@@ -13,7 +13,7 @@ export default {
   listening: 'À l’écoute',
   thinking: 'Réfléchit',
   speaking: 'Parle',
-  reconnecting: 'Connexion perdue, reconnexion…',
+  reconnecting: 'Reconnexion…',
   mute: 'Couper le micro',
   unmute: 'Activer le micro',
   muted: 'Votre micro est coupé',

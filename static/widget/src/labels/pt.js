@@ -13,7 +13,7 @@ export default {
   listening: 'A ouvir',
   thinking: 'A pensar',
   speaking: 'A falar',
-  reconnecting: 'Ligação perdida, a restabelecer…',
+  reconnecting: 'A religar…',
   mute: 'Silenciar microfone',
   unmute: 'Ativar microfone',
   muted: 'O seu microfone está silenciado',

@@ -13,7 +13,7 @@ export default {
   listening: 'Слушает',
   thinking: 'Думает',
   speaking: 'Говорит',
-  reconnecting: 'Связь прервалась, переподключаемся…',
+  reconnecting: 'Переподключение…',
   mute: 'Выключить микрофон',
   unmute: 'Включить микрофон',
   muted: 'Ваш микрофон выключен',
