@@ -106,3 +106,20 @@ def test_languages_other_than_english_are_small_lazy_chunks():
         (chunk,) = COMMITTED.glob(f"chunks/{name}-*.js")
         assert f'"./{chunk.relative_to(COMMITTED).as_posix()}"' in text
         assert len(gzip.compress(chunk.read_bytes(), mtime=0)) < 2048
+
+
+def test_readme_states_the_gzipped_sizes():
+    """The README's size table follows the committed bundle (within 0.3 KB)."""
+    readme = (ROOT / "README.md").read_text()
+    rows = {
+        "voice-widget.js": COMMITTED / "voice-widget.js",
+        "chunks/livekit-room-": next(COMMITTED.glob("chunks/livekit-room-*.js")),
+    }
+    for label, path in rows.items():
+        match = re.search(rf"^\| `{re.escape(label)}[^\n]*\*\*([\d.]+) KB\*\*", readme, re.M)
+        if match is None:
+            pytest.skip("the README has no widget size table")
+        actual = len(gzip.compress(path.read_bytes(), compresslevel=9, mtime=0)) / 1024
+        assert abs(float(match.group(1)) - actual) <= 0.3, (
+            f"{label}: README says {match.group(1)} KB, it is {actual:.1f} KB gzipped"
+        )
