@@ -7,6 +7,7 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.core import signing
 from django.template import Context, Template, TemplateSyntaxError
 from django.test import RequestFactory
@@ -81,8 +82,22 @@ def test_renders_the_element_with_urls_and_the_personas_public_look():
     assert widget["preview"] == "poster"
     assert widget["poster"] == "https://cdn.example/paula.jpg"
     assert widget["idle-clip"] == "https://cdn.example/paula-idle.mp4"
-    assert widget["csrf-token"]
     assert "signed-context" not in widget
+
+
+def test_csrf_token_only_for_logged_in_visitors(django_user_model):
+    make_persona(slug="ben")
+    anonymous = RequestFactory().get("/")
+    anonymous.user = AnonymousUser()
+    (widget,) = render('{% voice_widget "ben" %}', request=anonymous).widgets
+    assert "csrf-token" not in widget
+    assert "CSRF_COOKIE_NEEDS_UPDATE" not in anonymous.META, "no CSRF cookie for anonymous pages"
+
+    member = RequestFactory().get("/")
+    member.user = django_user_model.objects.create_user("rider")
+    (widget,) = render('{% voice_widget "ben" %}', request=member).widgets
+    assert len(widget["csrf-token"]) == 64  # a masked CSRF token, as {% csrf_token %} renders
+    assert member.META.get("CSRF_COOKIE_NEEDS_UPDATE")
 
 
 def test_empty_values_are_left_out():

@@ -138,6 +138,37 @@ def test_poster_preview_shows_the_poster_and_connects_only_on_click(page, site):
     page.screenshot("poster-preview")
 
 
+def test_idle_clip_plays_muted_and_looping(page, site):
+    paula = persona("paula")
+    paula.preview_mode = "poster"
+    paula.preview_image_url = site.url + "/static/example_site/poster-paula.svg"
+    paula.preview_video_url = "https://cdn.example.invalid/paula-idle.mp4"
+    paula.full_clean()
+    paula.save()
+    page.goto("/bikes/linden-city/")
+    clip = page.page.locator(f"{WIDGET} video.idle")
+    page.page.wait_for_function(
+        "() => document.querySelector('voice-widget').shadowRoot"
+        ".querySelector('video.idle').getAttribute('src')"
+    )
+    props = clip.evaluate(
+        "v => ({src: v.getAttribute('src'), muted: v.muted, loop: v.loop, autoplay: v.autoplay,"
+        " playsInline: v.playsInline, poster: v.poster})"
+    )
+    assert props == {
+        "src": "https://cdn.example.invalid/paula-idle.mp4",
+        "muted": True,
+        "loop": True,
+        "autoplay": True,
+        "playsInline": True,
+        "poster": site.url + "/static/example_site/poster-paula.svg",
+    }
+    # This clip cannot load (its host does not exist): the poster takes its place rather
+    # than a black box.
+    page.page.locator(f"{WIDGET} img.poster").wait_for(state="visible", timeout=TIMEOUT)
+    assert clip.is_hidden()
+
+
 # ---- keyboard and accessibility -----------------------------------------------------------
 
 
@@ -189,9 +220,7 @@ def test_token_request_carries_persona_and_context(page, worker_alive):
     assert body["page_url"] == page.base_url + "/bikes/linden-city/"
     facts = unsign_context(body["signed_context"])
     assert facts == {"product": "Linden City", "price": "1290.00", "in_stock": 7}
-    headers = request.value.headers
-    assert headers["content-type"] == "application/json"
-    assert headers.get("x-csrftoken"), "the tag's CSRF token is sent"
+    assert request.value.headers["content-type"] == "application/json"
 
 
 # ---- error states -------------------------------------------------------------------------
@@ -306,6 +335,7 @@ def test_logged_in_visitor_gets_a_session_with_the_tags_csrf_token(page, worker_
     with page.page.expect_response(lambda r: r.url.endswith(SESSIONS)) as response:
         page.page.locator(f"{WIDGET} .start").click()
     assert response.value.status == 201
+    assert response.value.request.headers.get("x-csrftoken"), "the tag's CSRF token is sent"
 
 
 def test_livekit_not_configured_shows_the_api_detail(page, settings, livekit_env_clear):

@@ -179,6 +179,11 @@ export class VoiceWidgetElement extends HTMLElement {
       again: $('.again'),
       audio: $('.audio'),
     };
+    // An idle clip that cannot play gives way to the poster (or the tile).
+    this.ui.idle.addEventListener('error', () => {
+      this.idleClipFailed = this.ui.idle.getAttribute('src');
+      this.render(this.controller.view());
+    });
     // Playsinline and muted as properties too: iOS Safari checks the properties.
     for (const video of [this.ui.idle, this.ui.live]) {
       video.muted = true;
@@ -432,10 +437,14 @@ export class VoiceWidgetElement extends HTMLElement {
     // The stage: live avatar video, idle clip, poster, or the neutral tile.
     const idleClip = this.getAttribute('idle-clip') || '';
     const live = view.hasVideo;
-    const useIdleClip = !live && this.previewMode !== 'none' && Boolean(idleClip);
+    const useIdleClip =
+      !live && this.previewMode !== 'none' && Boolean(idleClip) && this.idleClipFailed !== idleClip;
     const usePoster = !live && !useIdleClip && Boolean(poster) && this.previewMode !== 'none';
     ui.live.hidden = !live;
-    if (useIdleClip && ui.idle.getAttribute('src') !== idleClip) ui.idle.src = idleClip;
+    if (useIdleClip && ui.idle.getAttribute('src') !== idleClip) {
+      if (poster) ui.idle.poster = poster; // shown while the clip loads
+      ui.idle.src = idleClip;
+    }
     ui.idle.hidden = !useIdleClip;
     if (ui.idle.hidden && !ui.idle.paused) ui.idle.pause();
     if (useIdleClip && ui.idle.paused) ui.idle.play().catch(() => {});
