@@ -116,6 +116,65 @@ def test_live_preview_video_is_muted_autoplay_playsinline(page):
     page.screenshot("live-preview")
 
 
+AVATAR_VIDEO_DOUBLE = """
+async (posterUrl) => {
+  /* The avatar's video, as a test double: a canvas stream drawn from the poster image. */
+  const el = document.querySelector('voice-widget');
+  const image = new Image();
+  image.src = posterUrl;
+  await image.decode();
+  const canvas = document.createElement('canvas');
+  canvas.width = 640; canvas.height = 480;
+  const ctx = canvas.getContext('2d');
+  let frame = 0;
+  setInterval(() => { ctx.drawImage(image, 0, 0, 640, 480);
+    ctx.fillStyle = `rgba(47, 107, 79, ${0.1 + 0.1 * Math.sin(frame++ / 5)})`;
+    ctx.fillRect(0, 0, 640, 480); }, 40);
+  const r = window.roomDouble;
+  r.connect = async () => {
+    r.calls.push('connect');
+    el.shadowRoot.querySelector('video.live').srcObject = canvas.captureStream(25);
+    r.emit('video', true);
+  };
+}
+"""
+
+
+def test_live_preview_shows_the_avatar_video_under_the_start_button(page, site):
+    paula = persona("paula")
+    paula.avatar_provider = "bey"
+    paula.avatar_id = "b9be11b8-89fb-4227-8f86-4a881393cbdb"
+    paula.preview_mode = "live"
+    paula.full_clean()
+    paula.save()
+    make_heartbeat(agent_name="voice-widget-test")
+    # Keep the widget out of view until the doubles are in place: the preview starts on view.
+    page.page.set_viewport_size({"width": 1200, "height": 200})
+    page.goto("/bikes/linden-city/")
+    page.page.evaluate(ROOM_DOUBLE)
+    page.page.evaluate(AVATAR_VIDEO_DOUBLE, site.url + "/static/example_site/poster-paula.svg")
+    page.page.set_viewport_size({"width": 1200, "height": 820})
+    wait_for_state(page.page, "preview")
+    video = page.page.locator(f"{WIDGET} video.live")
+    video.wait_for(state="visible", timeout=TIMEOUT)
+    page.page.wait_for_function(
+        "() => { const v = document.querySelector('voice-widget').shadowRoot"
+        ".querySelector('video.live'); return v.readyState >= 2 && !v.paused; }"
+    )
+    assert video.evaluate("v => v.muted") is True
+    assert page.page.locator(f"{WIDGET} .tile").is_hidden()
+    assert page.page.locator(f"{WIDGET} .start").is_visible()
+    calls = page.page.evaluate("window.roomDouble.calls")
+    assert calls == ["connect"], "no microphone, no sound before the click"
+    page.page.wait_for_timeout(200)
+    page.screenshot("live-preview-video")
+    page.page.locator(f"{WIDGET} .start").click()
+    wait_for_state(page.page, "active")
+    calls = page.page.evaluate("window.roomDouble.calls")
+    assert calls[1:4] == ["startAudio", "enableMicrophone", "playRemoteAudio"]
+    page.page.locator(f"{WIDGET} .card").screenshot(path=str(screenshot_path("live-active")))
+
+
 def test_poster_preview_shows_the_poster_and_connects_only_on_click(page, site):
     paula = persona("paula")
     paula.preview_mode = "poster"
