@@ -291,3 +291,24 @@ def test_product_page_signs_the_product_facts(client):
     facts = unsign_context(collector.widgets[0]["signed-context"])
     assert facts["product"] == "Linden City"
     assert facts["price"] == "1290.00"
+
+
+def test_works_with_manifest_static_files_storage(settings, tmp_path):
+    """With hashed file names the entry's relative import of its chunks still resolves."""
+    from django.core.management import call_command
+
+    make_persona(slug="ben")
+    settings.STATIC_ROOT = str(tmp_path)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
+    call_command("collectstatic", interactive=False, verbosity=0)
+    (script,) = render('{% voice_widget "ben" %}').scripts
+    match = re.fullmatch(r"/static/(voice_widget/voice-widget\.[0-9a-f]{12}\.js)", script["src"])
+    assert match, script["src"]
+    entry = (tmp_path / match.group(1)).read_text()
+    chunks = re.findall(r'import\("\./(chunks/[\w.-]+\.js)"\)', entry)
+    assert chunks
+    for chunk in chunks:
+        assert (tmp_path / "voice_widget" / chunk).is_file(), chunk
