@@ -143,6 +143,11 @@ def page(browser: Any, site: Any) -> Iterator[PageWithLog]:
     context.grant_permissions(["microphone"], origin=site.url)
     wrapped = PageWithLog(context.new_page(), site.url)
     yield wrapped
+    # Closing the page sends the widget's end beacon; the served site must not be writing to
+    # the database while the test's database is flushed, so requests stop here.
+    context.route("**/*", lambda route: route.abort())
+    wrapped.page.goto("about:blank")
+    wrapped.page.wait_for_timeout(150)
     context.close()
 
 

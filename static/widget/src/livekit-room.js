@@ -10,9 +10,13 @@ import {
   Room,
   RoomEvent,
   Track,
+  setLogLevel,
 } from 'livekit-client';
 
 import { LiveKitRoom } from './room-adapter.js';
+
+// The host page's console is not ours to fill: livekit-client logs warnings and errors only.
+setLogLevel('warn');
 
 const livekit = { ConnectionState, DisconnectReason, ParticipantKind, Room, RoomEvent, Track };
 

@@ -46,8 +46,7 @@ export class LiveKitRoom {
     // preConnectBuffer also goes in the publish defaults: livekit-client 2.x reads it from
     // there (merged with the capture options) when it creates the microphone track.
     this.room = new lk.Room({
-      adaptiveStream: true,
-      dynacast: true,
+      adaptiveStream: true, // the avatar's video at the size it is shown
       audioCaptureDefaults: MICROPHONE_OPTIONS,
       publishDefaults: { preConnectBuffer: true },
     });
