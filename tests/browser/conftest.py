@@ -107,8 +107,13 @@ class PageWithLog:
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     def goto(self, path: str) -> None:
+        """Open a page with a widget and wait until it is drawn (its labels loaded)."""
         self.page.goto(self.base_url + path)
-        self.page.wait_for_function("customElements.get('voice-widget') !== undefined")
+        self.page.wait_for_function(
+            "() => customElements.get('voice-widget') !== undefined"
+            " && [...document.querySelectorAll('voice-widget')]"
+            ".every((el) => !el.shadowRoot.querySelector('.vw').hidden)"
+        )
 
     def screenshot(self, name: str, **kwargs: Any) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
