@@ -153,7 +153,8 @@ def render_widget(
     preview_mode = _choice(preview, PreviewMode, "preview", persona.slug, persona.preview_mode)
     if preview_mode == PreviewMode.LIVE and not persona.has_avatar:
         logger.warning(
-            "voice_widget tag for persona %s: a live preview needs an avatar; using a poster.",
+            "voice_widget tag for persona %s: a live preview needs an avatar; "
+            "showing the poster (or the button) instead.",
             persona.slug,
         )
         preview_mode = PreviewMode.POSTER if persona.poster_url else PreviewMode.NONE
