@@ -783,3 +783,19 @@ def test_host_page_css_does_not_change_the_widget(page):
         " return getComputedStyle(b).backgroundColor; }"
     )
     assert host_button == "rgb(0, 255, 0)"
+
+
+@pytest.mark.parametrize("path", ["/", "/bikes/linden-city/"])
+def test_fits_a_phone_screen(page, worker_alive, path):
+    page.page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(path)
+    page.page.evaluate(ROOM_DOUBLE)
+    opener = ".launcher" if path == "/" else ".start"
+    page.page.locator(f"{WIDGET} {opener}").click()
+    wait_for_state(page.page, "active")
+    box = page.page.locator(f"{WIDGET} .card").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    for control in (".mute", ".end"):
+        control_box = page.page.locator(f"{WIDGET} {control}").bounding_box()
+        assert control_box["height"] >= 40, "touch targets"
+    page.screenshot("phone" + path.replace("/", "-").rstrip("-"))

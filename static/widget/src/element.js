@@ -51,10 +51,9 @@ const TEMPLATE = `
       <div class="message" role="alert" hidden><p class="message-text"></p><p class="message-help"></p></div>
       <p class="note" hidden></p>
       <div class="captions" aria-live="polite" aria-relevant="additions text"></div>
+      <button class="secondary sound" type="button" hidden>${ICONS.sound}<span></span></button>
       <div class="controls">
-        <button class="secondary sound" type="button" hidden>${ICONS.sound}<span></span></button>
         <button class="secondary round mute" type="button" aria-pressed="false" hidden>${ICONS.mic}</button>
-        <span class="grow"></span>
         <button class="secondary danger end" type="button" hidden>${ICONS.end}<span></span></button>
         <button class="primary again" type="button" hidden><span></span></button>
       </div>
