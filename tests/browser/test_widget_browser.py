@@ -799,3 +799,62 @@ def test_fits_a_phone_screen(page, worker_alive, path):
         control_box = page.page.locator(f"{WIDGET} {control}").bounding_box()
         assert control_box["height"] >= 40, "touch targets"
     page.screenshot("phone" + path.replace("/", "-").rstrip("-"))
+
+
+CONTRAST_PROBE = """
+(selectors) => {
+  const root = document.querySelector('voice-widget').shadowRoot;
+  const rgb = (value) => value.match(/[\\d.]+/g).map(Number);
+  const luminance = ([r, g, b]) => {
+    const c = (x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * c(r) + 0.7152 * c(g) + 0.0722 * c(b);
+  };
+  const background = (el) => {
+    for (let node = el; node; node = node.parentElement || node.getRootNode().host) {
+      const value = getComputedStyle(node).backgroundColor;
+      const parts = rgb(value);
+      if (parts.length === 3 || parts[3] > 0) return parts.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = {};
+  for (const selector of selectors) {
+    const el = root.querySelector(selector);
+    const fg = luminance(rgb(getComputedStyle(el).color));
+    const bg = luminance(background(el));
+    out[selector] = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+  }
+  return out;
+}
+"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_text_contrast_is_at_least_4_5_to_1(page, worker_alive, theme):
+    ben = persona("ben")
+    ben.theme = theme
+    ben.save()
+    page.goto("/")
+    page.page.evaluate(ROOM_DOUBLE)
+    page.page.locator(f"{WIDGET} .launcher").click()
+    wait_for_state(page.page, "active")
+    page.page.evaluate(
+        """() => {
+        const r = window.roomDouble;
+        r.set({'lk.agent.state': 'listening'});
+        r.emit('transcription', {streamId: 'a', segmentId: 'A', role: 'agent', delta: 'Hello'});
+        r.emit('transcription', {streamId: 'u', segmentId: 'U', role: 'user', delta: 'Hi'});
+      }"""
+    )
+    ratios = page.page.evaluate(
+        CONTRAST_PROBE,
+        [
+            ".name",
+            ".status-text",
+            ".line[data-role='agent'] .said",
+            ".line[data-role='user'] .said",
+            ".end",
+            ".mute",
+        ],
+    )
+    assert all(ratio >= 4.5 for ratio in ratios.values()), ratios
