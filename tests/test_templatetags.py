@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
@@ -16,6 +17,8 @@ from django.urls import reverse
 from tests.factories import make_persona
 from voice_widget.signing import unsign_context
 
+ROOT = Path(__file__).resolve().parent.parent
+
 pytestmark = pytest.mark.django_db
 
 
@@ -25,9 +28,12 @@ class _Collector(HTMLParser):
         self.widgets: list[dict[str, str | None]] = []
         self.scripts: list[dict[str, str | None]] = []
         self.script_bodies: list[str] = []
+        self.links: list[dict[str, str | None]] = []
         self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "link":
+            self.links.append(dict(attrs))
         if tag == "voice-widget":
             self.widgets.append(dict(attrs))
         elif tag == "script":
@@ -200,6 +206,23 @@ def test_script_once_per_render_without_a_request():
     page = render('{% voice_widget "ben" %}{% voice_widget "ben" %}', with_request=False)
     assert len(page.scripts) == 1
     assert "csrf-token" not in page.widgets[0]
+
+
+def test_labels_in_the_personas_language_are_preloaded_once():
+    make_persona(slug="paula", language="de-DE")
+    make_persona(slug="ben", language="en")
+    page = render('{% voice_widget "paula" %}{% voice_widget "paula" %}{% voice_widget "ben" %}')
+    (link,) = page.links
+    assert link["rel"] == "modulepreload"
+    match = re.fullmatch(r"/static/voice_widget/(chunks/de-[\w]+\.js)", link["href"])
+    assert match, link["href"]
+    assert (ROOT / "voice_widget" / "static" / "voice_widget" / match.group(1)).is_file()
+
+
+def test_no_preload_for_english_or_unknown_languages():
+    make_persona(slug="ben", language="en-GB")
+    make_persona(slug="kenji", language="ja")
+    assert render('{% voice_widget "ben" %}{% voice_widget "kenji" %}').links == []
 
 
 def test_no_inline_script():

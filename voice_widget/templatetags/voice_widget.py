@@ -9,14 +9,17 @@ renders nothing and logs a warning: a page never fails because of the widget.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from django import template
 from django.middleware.csrf import get_token
 from django.template.base import FilterExpression, token_kwargs
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
 
 from ..models import Persona, PreviewMode
@@ -31,20 +34,47 @@ register = template.Library()
 SCRIPT_FLAG = "_voice_widget_script_emitted"
 
 
-def _script_needed(context: template.Context) -> bool:
-    """True the first time a page asks; the script tag is emitted once per page."""
+def _first_time(context: template.Context, flag: str) -> bool:
+    """True the first time a page asks about ``flag``: marked on the request, or without
+    one on the render context, which lives for one render including extends and includes."""
     request = context.get("request")
     if request is not None:
-        if getattr(request, SCRIPT_FLAG, False):
+        if getattr(request, flag, False):
             return False
-        setattr(request, SCRIPT_FLAG, True)
+        setattr(request, flag, True)
         return True
-    # render_context lives for one render of the page, including extends and includes.
     state = context.render_context.dicts[0]
-    if state.get(SCRIPT_FLAG):
+    if state.get(flag):
         return False
-    state[SCRIPT_FLAG] = True
+    state[flag] = True
     return True
+
+
+def _script_needed(context: template.Context) -> bool:
+    """The script tag is emitted once per page."""
+    return _first_time(context, SCRIPT_FLAG)
+
+
+#: Where the build puts the widget's chunks (labels other than English, livekit-client).
+CHUNKS_DIR = Path(__file__).resolve().parent.parent / "static" / "voice_widget" / "chunks"
+
+
+@functools.cache
+def _labels_chunk(language: str) -> str | None:
+    """The file name of the built label chunk for ``language`` (e.g. ``de-4KX2.js``)."""
+    found = sorted(CHUNKS_DIR.glob(f"{language}-*.js"))
+    return found[0].name if found else None
+
+
+def _labels_preload_url(context: template.Context, language: str) -> str:
+    """A ``modulepreload`` URL for the widget's labels in ``language``, once per page, so
+    they load alongside the script instead of after it. English is in the script itself."""
+    primary = (language or "").replace("_", "-").split("-")[0].lower()
+    chunk = _labels_chunk(primary) if primary.isalpha() and primary != "en" else None
+    if chunk is None or not _first_time(context, f"{SCRIPT_FLAG}_labels_{primary}"):
+        return ""
+    # Next to the script's URL (hashed or not): where the script's own import() looks.
+    return f"{static('voice_widget/voice-widget.js').rsplit('/', 1)[0]}/chunks/{chunk}"
 
 
 def _choice(value: Any, choices: type, name: str, slug: str, default: str) -> str:
@@ -194,6 +224,7 @@ def render_widget(
         {
             "attributes": [(name, value) for name, value in attributes.items() if value],
             "include_script": _script_needed(context),
+            "preload_labels": _labels_preload_url(context, persona.language),
         },
     )
 
