@@ -516,7 +516,7 @@ export class VoiceWidgetElement extends HTMLElement {
       case State.ERROR:
         return t.offline; // the alert below says what went wrong
       default:
-        return this.getAttribute('welcome') && this.isFloating ? '' : t.poweredBy;
+        return t.poweredBy;
     }
   }
 
