@@ -1,0 +1,135 @@
+/**
+ * The widget's side of the token API: create a session, end it, ask whether an agent runs.
+ */
+
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status (0 when the request never got an answer)
+   * @param {string} code the API's error code, e.g. "login_required"
+   * @param {string} detail a message for the visitor, from the API when it sent one
+   */
+  constructor(status, code, detail) {
+    super(detail || code);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+/** The value of the `csrftoken` cookie, when the page has one. */
+export function csrfToken(cookieString) {
+  for (const part of (cookieString || '').split(';')) {
+    const [name, ...rest] = part.trim().split('=');
+    if (name === 'csrftoken') return decodeURIComponent(rest.join('='));
+  }
+  return '';
+}
+
+/** `url` made absolute against `base` (default: the page), or left as it is. */
+export function absoluteUrl(url, base) {
+  try {
+    const pageUrl = typeof document === 'undefined' ? undefined : document.baseURI;
+    return new URL(url, base || pageUrl).href;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * @param {{sessionsUrl: string, healthUrl?: string, fetch?: typeof fetch,
+ *          cookies?: () => string, csrfToken?: string,
+ *          sendBeacon?: (url: string, data: Blob|string) => boolean}} options
+ *   `csrfToken` comes from the template tag (works with an HttpOnly CSRF cookie); without
+ *   it the `csrftoken` cookie is used.
+ */
+export function createApi({
+  sessionsUrl,
+  healthUrl,
+  fetch: fetchImpl,
+  cookies,
+  csrfToken: givenCsrfToken,
+  sendBeacon,
+}) {
+  const doFetch = fetchImpl || ((...args) => globalThis.fetch(...args));
+  const readCookies = cookies || (() => (typeof document === 'undefined' ? '' : document.cookie));
+
+  function headers() {
+    const result = { 'Content-Type': 'application/json', Accept: 'application/json' };
+    const token = givenCsrfToken || csrfToken(readCookies());
+    if (token) result['X-CSRFToken'] = token;
+    return result;
+  }
+
+  async function postJson(url, body) {
+    let response;
+    try {
+      response = await doFetch(url, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: headers(),
+        body: JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, 'network', '');
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    if (!response.ok) {
+      const code = (data && data.error) || `http_${response.status}`;
+      const detail = (data && typeof data.detail === 'string' && data.detail) || '';
+      throw new ApiError(response.status, code, detail);
+    }
+    return data || {};
+  }
+
+  return {
+    /**
+     * POST the session request; resolves with the API's 201 body. Its `end_url` is a path on
+     * the API's site, so it is made absolute against the endpoint (the page may be elsewhere).
+     */
+    async createSession(body) {
+      if (!sessionsUrl) throw new ApiError(0, 'not_configured', '');
+      const data = await postJson(sessionsUrl, body);
+      if (data.end_url) data.end_url = absoluteUrl(data.end_url, absoluteUrl(sessionsUrl));
+      return data;
+    },
+
+    /**
+     * Tell the server the conversation is over. With `beacon`, use navigator.sendBeacon
+     * (text/plain, so no CORS preflight), which survives the page being closed.
+     */
+    async endSession(session, { beacon = false } = {}) {
+      if (!session || !session.end_url) return;
+      const body = JSON.stringify({ end_key: session.end_key });
+      if (beacon && sendBeacon) {
+        sendBeacon(session.end_url, new Blob([body], { type: 'text/plain' }));
+        return;
+      }
+      try {
+        await postJson(session.end_url, { end_key: session.end_key });
+      } catch {
+        // Ending is best effort: the worker and the room's timeouts end it too.
+      }
+    },
+
+    /** The health endpoint's answer, or null when it cannot be asked. */
+    async health() {
+      if (!healthUrl) return null;
+      try {
+        const response = await doFetch(healthUrl, {
+          credentials: 'same-origin',
+          headers: { Accept: 'application/json' },
+        });
+        if (!response.ok) return null;
+        return await response.json();
+      } catch {
+        return null;
+      }
+    },
+  };
+}

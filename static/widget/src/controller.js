@@ -1,0 +1,636 @@
+/**
+ * The widget's behaviour, without DOM or LiveKit: a state machine over a small room interface.
+ *
+ * The element (element.js) renders what this controller says and turns clicks into calls; the
+ * LiveKit adapter (livekit-room.js) implements the room interface with livekit-client. Unit
+ * tests drive this controller with a room test double.
+ *
+ * Room interface (see livekit-room.js for the real one):
+ *   connect(url, token), disconnect(), startAudio(), canPlaybackAudio, playRemoteAudio(),
+ *   enableMicrophone(), setMicrophoneMuted(muted), agentIdentity(), agentAttributes(),
+ *   performRpc(identity, method, payload, timeoutMs), registerRpcMethod(method, handler),
+ *   on(event, listener) for: agent-joined, agent-left, agent-attributes, transcription,
+ *   video, audio-playback, reconnecting, reconnected, disconnected.
+ */
+
+import { CaptionLog } from './captions.js';
+
+export const State = Object.freeze({
+  IDLE: 'idle',
+  PREVIEW: 'preview',
+  CONNECTING: 'connecting',
+  ACTIVE: 'active',
+  ENDED: 'ended',
+  ERROR: 'error',
+});
+
+export const ErrorCode = Object.freeze({
+  API: 'api_refused',
+  AGENT_UNAVAILABLE: 'agent_unavailable',
+  MIC_DENIED: 'mic_denied',
+  MIC_UNAVAILABLE: 'mic_unavailable',
+  AUDIO_BLOCKED: 'audio_blocked',
+  LIVEKIT_UNREACHABLE: 'livekit_unreachable',
+  DISCONNECTED: 'disconnected',
+  START_FAILED: 'start_failed',
+});
+
+export const PROTOCOL_VERSION = 1;
+export const RPC_START = 'voice_widget.start';
+export const RPC_END = 'voice_widget.end';
+export const RPC_ENDED = 'voice_widget.ended';
+export const ATTR_AGENT_STATE = 'lk.agent.state';
+export const ATTR_END_REASON = 'voice_widget.end_reason';
+export const ATTR_AVATAR = 'voice_widget.avatar';
+
+const RPC_TIMEOUT_MS = 10000;
+const MIC_GRACE_MS = 1500;
+const RPC_UNSUPPORTED_METHOD = 1400;
+
+const defaultClock = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id),
+};
+
+const MIC_DENIED_ERRORS = new Set(['NotAllowedError', 'SecurityError', 'PermissionDeniedError']);
+const MIC_MISSING_ERRORS = new Set([
+  'NotFoundError',
+  'DevicesNotFoundError',
+  'NotReadableError',
+  'TrackStartError',
+  'OverconstrainedError',
+  'ConstraintNotSatisfiedError',
+  'AbortError',
+]);
+
+/** getUserMedia's errors are the visitor's to fix; publishing errors are the connection's. */
+function micErrorCode(error) {
+  const name = error && error.name;
+  if (MIC_DENIED_ERRORS.has(name)) return ErrorCode.MIC_DENIED;
+  if (MIC_MISSING_ERRORS.has(name)) return ErrorCode.MIC_UNAVAILABLE;
+  return ErrorCode.LIVEKIT_UNREACHABLE;
+}
+
+class FlowError extends Error {
+  constructor(code, detail = '', extra = {}) {
+    super(code);
+    this.code = code;
+    this.detail = detail;
+    Object.assign(this, extra);
+  }
+}
+
+/** Thrown (and swallowed) when a flow was overtaken by end(), a newer start, or an error. */
+class Superseded extends Error {}
+
+export class WidgetController {
+  /**
+   * @param {object} deps
+   * @param {ReturnType<import('./api.js').createApi>} deps.api
+   * @param {() => object | Promise<object>} deps.createRoom a room now (if the LiveKit part
+   *   is loaded) or a promise of one; called inside the click for click-started flows.
+   * @param {() => object} deps.config persona, previewMode, agentTimeoutMs, context,
+   *   signedContext, pageUrl (read at each use, so attribute changes apply)
+   * @param {(name: string, detail: object) => void} deps.emit DOM event sink
+   * @param {(view: object) => void} [deps.onChange] called after every change
+   * @param {{setTimeout: Function, clearTimeout: Function}} [deps.clock]
+   * @param {() => void} [deps.unlockAudio] unlocks audio in the click when no room exists yet
+   */
+  constructor(deps) {
+    this.deps = deps;
+    this.clock = deps.clock || defaultClock;
+    this.state = State.IDLE;
+    this.agentState = '';
+    this.error = null;
+    this.endReason = '';
+    this.muted = false;
+    this.audioBlocked = false;
+    this.reconnecting = false;
+    this.hasVideo = false;
+    this.avatarFailed = false;
+    this.captions = new CaptionLog();
+    this.session = null;
+    this.room = null;
+    this.run = 0; // bumped by every new flow; late results of an older run are ignored
+    this.previewPromise = null;
+    this.previewConnected = false;
+    this.previewFailed = false;
+    this.agentWaiters = new Set();
+  }
+
+  // ---- the view ---------------------------------------------------------------------------
+
+  view() {
+    return {
+      state: this.state,
+      agentState: this.agentState,
+      error: this.error,
+      endReason: this.endReason,
+      muted: this.muted,
+      audioBlocked: this.audioBlocked,
+      reconnecting: this.reconnecting,
+      hasVideo: this.hasVideo && !this.avatarFailed,
+      avatarFailed: this.avatarFailed,
+      captions: this.captions.list(),
+    };
+  }
+
+  changed() {
+    if (this.deps.onChange) this.deps.onChange(this.view());
+  }
+
+  setState(state, extra = {}) {
+    const previous = this.state;
+    this.state = state;
+    if (state !== State.ACTIVE) {
+      this.audioBlocked = false;
+      this.reconnecting = false;
+    }
+    if (previous !== state || extra.force) {
+      this.deps.emit('voice-widget:state', {
+        state,
+        previous,
+        agentState: this.agentState || null,
+        conversation: this.session ? this.session.conversation : null,
+      });
+    }
+    this.changed();
+  }
+
+  // ---- preview ----------------------------------------------------------------------------
+
+  /** The element became visible: a live preview connects now (no microphone, no sound). */
+  preview() {
+    if (this.deps.config().previewMode !== 'live' || this.previewFailed) return Promise.resolve();
+    if (this.state !== State.IDLE || this.previewPromise) return this.previewPromise;
+    const run = ++this.run;
+    this.previewPromise = this.connectPreview(run)
+      .catch(() => {
+        // A preview that cannot connect leaves the poster in place, and is not tried again
+        // on every scroll (each try would open a conversation); the click shows why.
+        this.previewFailed = true;
+        if (run === this.run) this.teardownRoom();
+      })
+      .finally(() => {
+        this.previewPromise = null;
+      });
+    return this.previewPromise;
+  }
+
+  async connectPreview(run) {
+    const health = await this.deps.api.health();
+    this.check(run);
+    if (noAgentRuns(health)) return;
+    const room = await this.deps.createRoom();
+    this.check(run);
+    this.attachRoom(room);
+    await this.openSession(run);
+    await room.connect(this.session.server_url, this.session.participant_token);
+    this.check(run);
+    this.previewConnected = true;
+    if (this.state === State.IDLE) this.setState(State.PREVIEW);
+  }
+
+  // ---- start ------------------------------------------------------------------------------
+
+  /**
+   * The visitor's click. Everything before the first `await` runs inside the click, which is
+   * what browsers (iOS Safari above all) require to allow sound.
+   */
+  start() {
+    if (this.state === State.CONNECTING || this.state === State.ACTIVE) {
+      return Promise.resolve();
+    }
+    // A live preview still connecting is adopted, not replaced: same run, same room.
+    const adopting = Boolean(this.previewPromise);
+    const run = adopting ? this.run : ++this.run;
+    let roomNow = this.room;
+    let roomLater = null;
+    if (!roomNow && !adopting) {
+      const created = this.deps.createRoom();
+      if (created && typeof created.then === 'function') roomLater = created;
+      else roomNow = created;
+    }
+    let audioUnlock = null;
+    if (roomNow) {
+      audioUnlock = Promise.resolve(roomNow.startAudio()).catch(() => {});
+    } else if (this.deps.unlockAudio) {
+      this.deps.unlockAudio();
+    }
+    this.error = null;
+    this.endReason = '';
+    this.agentState = '';
+    this.muted = false;
+    this.avatarFailed = false;
+    this.captions.clear();
+    this.setState(State.CONNECTING);
+    return this.startFlow(run, { roomNow, roomLater, audioUnlock, adopting }).catch((error) =>
+      this.failed(run, error),
+    );
+  }
+
+  async startFlow(run, { roomNow, roomLater, audioUnlock, adopting }) {
+    if (adopting) {
+      await this.previewPromise;
+      this.check(run);
+    }
+    let room = this.room || roomNow;
+    if (!room) {
+      room = await (roomLater || this.deps.createRoom());
+      this.check(run);
+    }
+    if (!audioUnlock || room !== roomNow) {
+      audioUnlock = Promise.resolve(room.startAudio()).catch(() => {});
+    }
+    this.attachRoom(room);
+    if (!this.previewConnected) {
+      if (!this.session) {
+        // Asked first, so "not available" shows at once and no conversation is opened in vain.
+        const health = await this.deps.api.health();
+        this.check(run);
+        if (noAgentRuns(health)) throw new FlowError(ErrorCode.AGENT_UNAVAILABLE);
+      }
+      await this.openSession(run);
+      this.check(run);
+      // Microphone and connection together: the pre-connect buffer records the visitor's
+      // first words while the room and the agent get ready.
+      const mic = this.enableMicrophone(room);
+      const connectError = await Promise.resolve(
+        room.connect(this.session.server_url, this.session.participant_token),
+      ).then(
+        () => null,
+        (error) => error || new Error('connect failed'),
+      );
+      this.check(run);
+      if (connectError) {
+        // A refused microphone is what the visitor can fix, so it is the error to show if it
+        // comes within a moment. The publication itself waits for a connection that never
+        // comes, so it is not awaited beyond that.
+        const micError = await Promise.race([mic, this.delay(MIC_GRACE_MS)]);
+        this.check(run);
+        if (micError && micError.code !== ErrorCode.LIVEKIT_UNREACHABLE) throw micError;
+        throw new FlowError(ErrorCode.LIVEKIT_UNREACHABLE);
+      }
+      const micError = await mic;
+      this.check(run);
+      if (micError) throw micError;
+      this.previewConnected = true;
+    } else {
+      const micError = await this.enableMicrophone(room);
+      this.check(run);
+      if (micError) throw micError;
+    }
+    await audioUnlock;
+    this.check(run);
+    room.playRemoteAudio();
+    this.audioBlocked = !room.canPlaybackAudio;
+    const agent = await this.waitForAgent(run);
+    await this.callStart(run, agent);
+    this.agentState = this.agentState || agentStateOf(room.agentAttributes());
+    this.setState(State.ACTIVE);
+    if (this.audioBlocked) this.reportAudioBlocked();
+    this.applyAgentAttributes(room.agentAttributes());
+  }
+
+  async enableMicrophone(room) {
+    try {
+      await room.enableMicrophone();
+      return null;
+    } catch (error) {
+      return new FlowError(micErrorCode(error));
+    }
+  }
+
+  async openSession(run) {
+    if (this.session) return this.session;
+    const config = this.deps.config();
+    const body = {
+      persona: config.persona,
+      context: config.context || {},
+      page_url: config.pageUrl,
+    };
+    if (config.signedContext) body.signed_context = config.signedContext;
+    let data;
+    try {
+      data = await this.deps.api.createSession(body);
+    } catch (error) {
+      if (error && error.name === 'ApiError') {
+        throw new FlowError(ErrorCode.API, error.detail, { status: error.status, api: error.code });
+      }
+      throw error;
+    }
+    this.check(run);
+    this.session = data;
+    this.previewConnected = false;
+    return data;
+  }
+
+  waitForAgent(run) {
+    const present = this.room.agentIdentity();
+    if (present) return Promise.resolve(present);
+    const timeoutMs = this.deps.config().agentTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: (identity) => {
+          this.clock.clearTimeout(timer);
+          this.agentWaiters.delete(waiter);
+          resolve(identity);
+        },
+        reject: (error) => {
+          this.clock.clearTimeout(timer);
+          this.agentWaiters.delete(waiter);
+          reject(error);
+        },
+      };
+      const timer = this.clock.setTimeout(() => {
+        waiter.reject(
+          run === this.run ? new FlowError(ErrorCode.AGENT_UNAVAILABLE) : new Superseded(),
+        );
+      }, timeoutMs);
+      this.agentWaiters.add(waiter);
+    });
+  }
+
+  async callStart(run, agent) {
+    let answer;
+    try {
+      answer = await this.room.performRpc(
+        agent,
+        RPC_START,
+        JSON.stringify({ protocol: PROTOCOL_VERSION }),
+        RPC_TIMEOUT_MS,
+      );
+    } catch (error) {
+      this.check(run);
+      // An agent that does not speak this protocol starts on its own.
+      if (error && error.code === RPC_UNSUPPORTED_METHOD) return;
+      throw new FlowError(ErrorCode.START_FAILED, (error && error.message) || '');
+    }
+    this.check(run);
+    let parsed = {};
+    try {
+      parsed = JSON.parse(answer || '{}') || {};
+    } catch {
+      parsed = {};
+    }
+    if (parsed.ok === false) {
+      throw new FlowError(ErrorCode.START_FAILED, parsed.detail || '', { agentError: parsed.error });
+    }
+  }
+
+  delay(ms) {
+    return new Promise((resolve) => this.clock.setTimeout(() => resolve(null), ms));
+  }
+
+  check(run) {
+    if (run !== this.run) throw new Superseded();
+  }
+
+  // ---- room events ------------------------------------------------------------------------
+
+  attachRoom(room) {
+    if (this.room === room) return;
+    this.room = room;
+    this.hasVideo = false;
+    room.on('agent-joined', (identity) => {
+      if (room !== this.room) return;
+      for (const waiter of [...this.agentWaiters]) waiter.resolve(identity);
+      this.applyAgentAttributes(room.agentAttributes());
+    });
+    room.on('agent-attributes', (attributes) => {
+      if (room === this.room) this.applyAgentAttributes(attributes);
+    });
+    room.on('agent-left', () => {
+      if (room !== this.room) return;
+      if (this.state === State.ACTIVE) this.finish('agent_left');
+      else if (this.state === State.PREVIEW) this.resetToIdle();
+    });
+    room.on('transcription', (part) => {
+      if (room !== this.room || this.state !== State.ACTIVE) return;
+      const caption = this.captions.apply(part);
+      if (caption) {
+        this.deps.emit('voice-widget:transcript', caption);
+        this.changed();
+      }
+    });
+    room.on('video', (present) => {
+      if (room !== this.room) return;
+      this.hasVideo = Boolean(present);
+      this.changed();
+    });
+    room.on('audio-playback', (canPlay) => {
+      if (room !== this.room || this.state !== State.ACTIVE) return;
+      const blocked = !canPlay;
+      if (blocked === this.audioBlocked) return;
+      this.audioBlocked = blocked;
+      if (blocked) this.reportAudioBlocked();
+      this.changed();
+    });
+    room.on('reconnecting', () => {
+      if (room !== this.room || this.state !== State.ACTIVE) return;
+      this.reconnecting = true;
+      this.changed();
+    });
+    room.on('reconnected', () => {
+      if (room !== this.room) return;
+      this.reconnecting = false;
+      this.changed();
+    });
+    room.on('disconnected', (reason) => {
+      if (room !== this.room) return;
+      this.onDisconnected(reason);
+    });
+    room.registerRpcMethod(RPC_ENDED, async (payload) => {
+      let reason = 'agent_end';
+      try {
+        reason = JSON.parse(payload || '{}').reason || reason;
+      } catch {
+        // keep the default reason
+      }
+      if (room === this.room) this.agentEnded(reason);
+      return JSON.stringify({ ok: true });
+    });
+  }
+
+  applyAgentAttributes(attributes) {
+    if (!attributes) return;
+    const endReason = attributes[ATTR_END_REASON];
+    if (endReason) {
+      this.agentEnded(endReason);
+      return;
+    }
+    let dirty = false;
+    const avatarFailed = attributes[ATTR_AVATAR] === 'failed';
+    if (avatarFailed !== this.avatarFailed) {
+      this.avatarFailed = avatarFailed;
+      dirty = true;
+    }
+    const agentState = agentStateOf(attributes);
+    if (agentState && agentState !== this.agentState) {
+      this.agentState = agentState;
+      if (this.state === State.ACTIVE) this.setState(State.ACTIVE, { force: true });
+      return;
+    }
+    if (dirty) this.changed();
+  }
+
+  agentEnded(reason) {
+    if (this.state === State.ACTIVE || this.state === State.CONNECTING) {
+      this.finish(reason || 'agent_end');
+    } else if (this.state === State.PREVIEW) {
+      // The agent gave up on a preview nobody clicked (e.g. idle_timeout): back to the poster.
+      this.resetToIdle();
+    }
+  }
+
+  onDisconnected(reason) {
+    if (reason === 'client') return;
+    if (this.state === State.ACTIVE) {
+      if (reason === 'room_closed') this.finish('room_closed');
+      else this.fail(new FlowError(ErrorCode.DISCONNECTED));
+    } else if (this.state === State.PREVIEW) {
+      this.resetToIdle();
+    } else if (this.state === State.CONNECTING && this.previewConnected) {
+      // Lost after connecting (e.g. while waiting for the agent). A connection attempt that
+      // fails is reported by the start flow itself, which knows about the microphone too.
+      this.fail(new FlowError(ErrorCode.DISCONNECTED));
+    }
+  }
+
+  // ---- visitor actions --------------------------------------------------------------------
+
+  /** Mute or unmute the microphone. */
+  async toggleMute() {
+    if (this.state !== State.ACTIVE || !this.room) return;
+    const muted = !this.muted;
+    this.muted = muted;
+    this.changed();
+    try {
+      await this.room.setMicrophoneMuted(muted);
+    } catch {
+      this.muted = !muted;
+      this.changed();
+    }
+  }
+
+  /** The "tap to turn on sound" button: a click, so startAudio may now play. */
+  async enableAudio() {
+    if (!this.room) return;
+    try {
+      await this.room.startAudio();
+    } catch {
+      // still blocked; the button stays
+    }
+    this.audioBlocked = !this.room.canPlaybackAudio;
+    this.changed();
+  }
+
+  /** The visitor ends the conversation (also the host page's `el.end()`). */
+  async end() {
+    if (this.state === State.ACTIVE || this.state === State.CONNECTING) {
+      const room = this.room;
+      const agent = room && room.agentIdentity();
+      if (this.state === State.ACTIVE && agent) {
+        // Best effort and short: the agent also notices the visitor leaving.
+        Promise.resolve(room.performRpc(agent, RPC_END, '{}', RPC_TIMEOUT_MS)).catch(() => {});
+      }
+      await this.finish('client_end');
+    } else if (this.state === State.PREVIEW) {
+      this.resetToIdle();
+    }
+  }
+
+  /** Leave the error or ended screen for the idle one (then a click starts afresh). */
+  dismiss() {
+    if (this.state === State.ERROR || this.state === State.ENDED) this.resetToIdle();
+  }
+
+  /** The page is being closed: end the session with a beacon, which survives the unload. */
+  pageHidden() {
+    if (this.session) {
+      this.deps.api.endSession(this.session, { beacon: true });
+      this.session = null;
+    }
+    this.teardownRoom();
+  }
+
+  // ---- endings ----------------------------------------------------------------------------
+
+  async finish(reason) {
+    this.run++;
+    const session = this.session;
+    this.session = null;
+    this.teardownRoom();
+    this.endReason = reason;
+    this.setState(State.ENDED);
+    this.deps.emit('voice-widget:ended', {
+      reason,
+      conversation: session ? session.conversation : null,
+    });
+    await this.deps.api.endSession(session);
+  }
+
+  failed(run, error) {
+    if (error instanceof Superseded || run !== this.run) return;
+    this.fail(error);
+  }
+
+  fail(error) {
+    this.run++;
+    const flow = error instanceof FlowError ? error : new FlowError(ErrorCode.LIVEKIT_UNREACHABLE);
+    const session = this.session;
+    this.session = null;
+    this.teardownRoom();
+    this.error = {
+      code: flow.code,
+      detail: flow.detail || '',
+      status: flow.status || null,
+    };
+    this.setState(State.ERROR);
+    this.deps.emit('voice-widget:error', {
+      code: flow.code,
+      detail: flow.detail || '',
+      status: flow.status || null,
+      conversation: session ? session.conversation : null,
+    });
+    if (session) this.deps.api.endSession(session);
+  }
+
+  reportAudioBlocked() {
+    this.deps.emit('voice-widget:error', {
+      code: ErrorCode.AUDIO_BLOCKED,
+      detail: '',
+      status: null,
+      conversation: this.session ? this.session.conversation : null,
+    });
+  }
+
+  resetToIdle() {
+    this.run++;
+    const session = this.session;
+    this.session = null;
+    this.teardownRoom();
+    this.error = null;
+    this.setState(State.IDLE);
+    if (session) this.deps.api.endSession(session);
+  }
+
+  teardownRoom() {
+    for (const waiter of [...this.agentWaiters]) waiter.reject(new Superseded());
+    const room = this.room;
+    this.room = null;
+    this.previewConnected = false;
+    this.hasVideo = false;
+    if (room) Promise.resolve(room.disconnect()).catch(() => {});
+  }
+}
+
+/** The health endpoint counts live workers (`agents_available`: 0 means none). */
+function noAgentRuns(health) {
+  return Boolean(health) && (health.agents_available === 0 || health.agents_available === false);
+}
+
+function agentStateOf(attributes) {
+  const value = attributes && attributes[ATTR_AGENT_STATE];
+  return ['initializing', 'listening', 'thinking', 'speaking'].includes(value) ? value : '';
+}

@@ -1,0 +1,605 @@
+/**
+ * <voice-widget>: the custom element. It renders what the controller says inside its own
+ * shadow root and turns the visitor's clicks into controller calls. LiveKit is loaded only
+ * when the widget is about to connect (see loadRoomModule).
+ */
+
+import { createApi } from './api.js';
+import { State, WidgetController } from './controller.js';
+import { labelsFor, labelsReady, loadLabels } from './i18n.js';
+import CSS from './widget.css';
+
+const DEFAULT_AGENT_TIMEOUT_S = 20;
+
+const ICONS = {
+  mic: '<svg viewBox="0 0 24 24" aria-hidden="true"><rect x="9" y="3" width="6" height="11" rx="3"/><path d="M5 11a7 7 0 0 0 14 0M12 18v3"/></svg>',
+  micOff:
+    '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M9 9v2a3 3 0 0 0 5.1 2.1M15 10V6a3 3 0 0 0-5.7-1.3M5 11a7 7 0 0 0 11.4 5.4M19 11a7 7 0 0 1-.6 2.8M12 18v3M3 3l18 18"/></svg>',
+  end: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M3 14.5c5-4.7 13-4.7 18 0l-2.4 2.6-3.3-1.3v-2.4a9.5 9.5 0 0 0-6.6 0v2.4l-3.3 1.3z"/></svg>',
+  close: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 6l12 12M18 6L6 18"/></svg>',
+  sound:
+    '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 10v4h4l5 4V6L8 10zM16.5 8.5a5 5 0 0 1 0 7M19 6a8.5 8.5 0 0 1 0 12"/></svg>',
+  talk: '<svg viewBox="0 0 24 24" aria-hidden="true"><rect x="9" y="3" width="6" height="11" rx="3"/><path d="M5 11a7 7 0 0 0 14 0M12 18v3"/></svg>',
+};
+
+const TEMPLATE = `
+<div class="vw" part="widget">
+  <button class="launcher" type="button" aria-expanded="false" hidden>
+    <span class="face" aria-hidden="true"></span>
+    <span class="launcher-text"><small></small><strong></strong></span>
+  </button>
+  <section class="card" part="card">
+    <header class="head">
+      <span class="face" aria-hidden="true"></span>
+      <span class="who">
+        <span class="name"></span>
+        <span class="status" role="status"><span class="dot" aria-hidden="true"></span><span class="bars" aria-hidden="true" hidden><i></i><i></i><i></i><i></i></span><span class="status-text"></span></span>
+      </span>
+      <button class="icon-button close" type="button" hidden>${ICONS.close}</button>
+    </header>
+    <div class="stage">
+      <div class="tile"><span class="avatar" aria-hidden="true"></span></div>
+      <img class="poster" alt="" hidden>
+      <video class="idle" muted loop autoplay playsinline disablepictureinpicture hidden></video>
+      <video class="live" muted autoplay playsinline disablepictureinpicture hidden></video>
+      <div class="overlay">
+        <button class="primary start" type="button">${ICONS.talk}<span></span></button>
+      </div>
+    </div>
+    <div class="body">
+      <p class="welcome"></p>
+      <div class="message" role="alert" hidden><p class="message-text"></p><p class="message-help"></p></div>
+      <p class="note" hidden></p>
+      <div class="captions" aria-live="polite" aria-relevant="additions text"></div>
+      <button class="secondary sound" type="button" hidden>${ICONS.sound}<span></span></button>
+      <div class="controls">
+        <button class="secondary round mute" type="button" aria-pressed="false" hidden>${ICONS.mic}</button>
+        <button class="secondary danger end" type="button" hidden>${ICONS.end}<span></span></button>
+        <button class="primary again" type="button" hidden><span></span></button>
+      </div>
+    </div>
+  </section>
+  <div class="audio"></div>
+</div>`;
+
+let sharedSheet = null;
+
+/**
+ * A constructed stylesheet, shared by every widget on the page: CSP's style-src does not
+ * apply to it, so a strict policy without 'unsafe-inline' works. Older browsers get <style>.
+ */
+function adoptStyles(root) {
+  try {
+    if (!sharedSheet) {
+      sharedSheet = new CSSStyleSheet();
+      sharedSheet.replaceSync(CSS);
+    }
+    root.adoptedStyleSheets = [sharedSheet];
+  } catch {
+    const style = document.createElement('style');
+    style.textContent = CSS;
+    root.prepend(style);
+  }
+}
+
+let roomModule = null;
+let roomModulePromise = null;
+
+/** Loads livekit-client (a separate chunk) once per page. */
+function loadRoomModule() {
+  if (!roomModulePromise) {
+    roomModulePromise = import('./livekit-room.js').then((module) => {
+      roomModule = module;
+      return module;
+    });
+    roomModulePromise.catch(() => {
+      roomModulePromise = null;
+    });
+  }
+  return roomModulePromise;
+}
+
+function parseJsonObject(text) {
+  if (!text) return {};
+  try {
+    const value = JSON.parse(text);
+    return value && typeof value === 'object' && !Array.isArray(value) ? value : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Black or white, whichever reads better on `hex`. */
+function textOn(hex) {
+  const value = hex.length === 4 ? hex.replace(/\w/g, (c) => c + c) : hex;
+  const channel = (i) => {
+    const c = parseInt(value.slice(i, i + 2), 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  const luminance = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+  return (luminance + 0.05) / 0.05 > 1.05 / (luminance + 0.05) ? '#111111' : '#ffffff';
+}
+
+export class VoiceWidgetElement extends HTMLElement {
+  static get observedAttributes() {
+    return [
+      'persona',
+      'preview',
+      'poster',
+      'idle-clip',
+      'position',
+      'theme',
+      'accent',
+      'label',
+      'welcome',
+      'lang',
+      'agent-name',
+    ];
+  }
+
+  constructor() {
+    super();
+    this.contextOverride = null;
+    this.open = false;
+    this.seen = false;
+    this.lastView = null;
+    const root = this.attachShadow({ mode: 'open' });
+    const holder = document.createElement('div');
+    holder.innerHTML = TEMPLATE;
+    root.append(...holder.childNodes);
+    adoptStyles(root);
+    const $ = (selector) => root.querySelector(selector);
+    this.ui = {
+      root: $('.vw'),
+      launcher: $('.launcher'),
+      card: $('.card'),
+      faces: root.querySelectorAll('.face'),
+      name: $('.name'),
+      bars: $('.bars'),
+      statusText: $('.status-text'),
+      close: $('.close'),
+      stage: $('.stage'),
+      tile: $('.tile'),
+      avatar: $('.tile .avatar'),
+      poster: $('img.poster'),
+      idle: $('video.idle'),
+      live: $('video.live'),
+      overlay: $('.overlay'),
+      start: $('.start'),
+      welcome: $('.welcome'),
+      message: $('.message'),
+      messageText: $('.message-text'),
+      messageHelp: $('.message-help'),
+      note: $('.note'),
+      captions: $('.captions'),
+      sound: $('.sound'),
+      mute: $('.mute'),
+      end: $('.end'),
+      again: $('.again'),
+      audio: $('.audio'),
+    };
+    // An idle clip that cannot play gives way to the poster (or the tile).
+    this.ui.idle.addEventListener('error', () => {
+      this.idleClipFailed = this.ui.idle.getAttribute('src');
+      this.render(this.controller.view());
+    });
+    // Playsinline and muted as properties too: iOS Safari checks the properties.
+    for (const video of [this.ui.idle, this.ui.live]) {
+      video.muted = true;
+      video.playsInline = true;
+    }
+
+    const element = this;
+    this.controller = new WidgetController({
+      // Built at each use, so the endpoint attributes may change after the element connects.
+      get api() {
+        return element.api();
+      },
+      createRoom: () => this.createRoom(),
+      config: () => this.config(),
+      emit: (name, detail) =>
+        this.dispatchEvent(new CustomEvent(name, { detail, bubbles: true, composed: true })),
+      onChange: (view) => this.render(view),
+      unlockAudio: () => this.unlockAudio(),
+    });
+
+    const ui = this.ui;
+    ui.start.addEventListener('click', () => this.start());
+    ui.again.addEventListener('click', () => this.start());
+    ui.end.addEventListener('click', () => this.end());
+    ui.mute.addEventListener('click', () => this.controller.toggleMute());
+    ui.sound.addEventListener('click', () => this.controller.enableAudio());
+    ui.close.addEventListener('click', () => this.setOpen(false, { focusLauncher: true }));
+    ui.launcher.addEventListener('click', () => {
+      this.setOpen(true);
+      const state = this.controller.state;
+      if (state === State.IDLE || state === State.PREVIEW) this.start();
+      else this.focusFirst();
+    });
+    ui.root.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && this.isFloating && this.open) {
+        this.setOpen(false, { focusLauncher: true });
+      }
+    });
+    // Intent to talk (hover, focus, touch): fetch the LiveKit chunk so the click finds it ready.
+    for (const type of ['pointerenter', 'focusin', 'touchstart']) {
+      ui.root.addEventListener(type, () => loadRoomModule().catch(() => {}), {
+        passive: true,
+        once: true,
+      });
+    }
+    this.onPageHide = () => this.controller.pageHidden();
+  }
+
+  // ---- host-page API ----------------------------------------------------------------------
+
+  /** Start a conversation (must be called from a click or key handler to allow sound). */
+  start() {
+    if (this.isFloating) this.setOpen(true);
+    return this.controller.start();
+  }
+
+  /** End the conversation, if one is running. */
+  end() {
+    return this.controller.end();
+  }
+
+  /** Page facts for the next conversation (unverified: the agent treats them as visitor data). */
+  setContext(context) {
+    this.contextOverride = context && typeof context === 'object' ? { ...context } : {};
+  }
+
+  get state() {
+    return this.controller.state;
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------
+
+  connectedCallback() {
+    this.open = !this.isFloating || this.previewMode === 'live';
+    window.addEventListener('pagehide', this.onPageHide);
+    this.render(this.controller.view());
+    if (this.previewMode === 'live' && 'IntersectionObserver' in window) {
+      this.observer = new IntersectionObserver(
+        (entries) => {
+          if (entries.some((entry) => entry.isIntersecting)) this.controller.preview();
+        },
+        { threshold: 0.25 },
+      );
+      this.observer.observe(this.ui.card);
+    }
+  }
+
+  disconnectedCallback() {
+    window.removeEventListener('pagehide', this.onPageHide);
+    if (this.observer) this.observer.disconnect();
+    this.controller.pageHidden();
+  }
+
+  attributeChangedCallback() {
+    if (this.isConnected) this.render(this.controller.view());
+  }
+
+  // ---- configuration ----------------------------------------------------------------------
+
+  get previewMode() {
+    const value = this.getAttribute('preview');
+    return ['live', 'poster', 'none'].includes(value) ? value : 'none';
+  }
+
+  get isFloating() {
+    return this.getAttribute('position') === 'floating';
+  }
+
+  api() {
+    return createApi({
+      sessionsUrl: this.getAttribute('endpoint') || '',
+      healthUrl: this.healthUrl(),
+      csrfToken: this.getAttribute('csrf-token') || '',
+      sendBeacon: (url, data) => navigator.sendBeacon(url, data),
+    });
+  }
+
+  healthUrl() {
+    const explicit = this.getAttribute('health-endpoint');
+    if (explicit) return explicit;
+    const endpoint = this.getAttribute('endpoint');
+    if (!endpoint) return '';
+    try {
+      return new URL('../health/', new URL(endpoint, document.baseURI)).href;
+    } catch {
+      return '';
+    }
+  }
+
+  config() {
+    const timeout = Number.parseFloat(this.getAttribute('agent-timeout'));
+    return {
+      persona: this.getAttribute('persona') || '',
+      previewMode: this.previewMode,
+      agentTimeoutMs: (timeout > 0 ? timeout : DEFAULT_AGENT_TIMEOUT_S) * 1000,
+      context: this.contextOverride || parseJsonObject(this.getAttribute('context')),
+      signedContext: this.getAttribute('signed-context') || '',
+      pageUrl: window.location.href,
+    };
+  }
+
+  get language() {
+    return this.getAttribute('lang') || document.documentElement.lang || 'en';
+  }
+
+  get labels() {
+    return labelsFor(this.language);
+  }
+
+  createRoom() {
+    const elements = { videoElement: this.ui.live, audioContainer: this.ui.audio };
+    if (roomModule) return roomModule.createRoom(elements);
+    return loadRoomModule().then((module) => module.createRoom(elements));
+  }
+
+  /** Without a room yet, play silence in the click so the page may play sound later. */
+  unlockAudio() {
+    try {
+      const AudioContextClass = window.AudioContext || window.webkitAudioContext;
+      if (!AudioContextClass) return;
+      const context = new AudioContextClass();
+      const source = context.createBufferSource();
+      source.buffer = context.createBuffer(1, 1, 22050);
+      source.connect(context.destination);
+      source.start(0);
+      context.resume().finally(() => setTimeout(() => context.close(), 1000));
+    } catch {
+      // nothing to unlock
+    }
+  }
+
+  setOpen(open, { focusLauncher = false } = {}) {
+    if (!this.isFloating) return;
+    this.open = open;
+    this.render(this.controller.view());
+    if (focusLauncher) this.ui.launcher.focus();
+  }
+
+  // ---- rendering --------------------------------------------------------------------------
+
+  render(view) {
+    const ui = this.ui;
+    const language = this.language;
+    // Drawn once its language's labels are here (a small chunk, for languages but English).
+    ui.root.hidden = !labelsReady(language);
+    if (ui.root.hidden) {
+      loadLabels(language)
+        .catch(() => {})
+        .then(() => {
+          if (language === this.language) ui.root.hidden = false;
+          this.render(this.controller.view());
+        });
+      return;
+    }
+    const t = this.labels;
+    const previousView = this.lastView;
+    this.lastView = view;
+    const focusWasInside = Boolean(this.shadowRoot.activeElement);
+
+    const theme = this.getAttribute('theme');
+    ui.root.dataset.theme = ['light', 'dark'].includes(theme) ? theme : 'auto';
+    ui.root.dataset.position = this.isFloating ? 'floating' : 'inline';
+    ui.root.dataset.preview = this.previewMode;
+    ui.root.dataset.state = view.state;
+    ui.root.dataset.agent = view.state === State.ACTIVE ? view.agentState || 'initializing' : '';
+    ui.root.toggleAttribute('data-reconnecting', view.reconnecting);
+    const accent = this.getAttribute('accent');
+    if (accent && /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(accent)) {
+      ui.root.style.setProperty('--vw-accent', accent);
+      ui.root.style.setProperty('--vw-on-accent', textOn(accent));
+    } else {
+      ui.root.style.removeProperty('--vw-accent');
+      ui.root.style.removeProperty('--vw-on-accent');
+    }
+
+    const agentName = this.getAttribute('agent-name') || this.getAttribute('persona') || '';
+    const initial = agentName.trim().charAt(0).toUpperCase() || '•';
+    const poster = this.getAttribute('poster') || '';
+    const startLabel = this.getAttribute('label') || t.start;
+    const welcome = this.getAttribute('welcome') || '';
+
+    for (const face of ui.faces) {
+      if (poster && face.dataset.poster !== poster) {
+        face.textContent = '';
+        const img = document.createElement('img');
+        img.alt = '';
+        img.src = poster;
+        face.append(img);
+        face.dataset.poster = poster;
+      } else if (!poster && face.textContent !== initial) {
+        face.textContent = initial;
+        delete face.dataset.poster;
+      }
+    }
+    ui.avatar.textContent = initial;
+    ui.name.textContent = agentName;
+    ui.card.setAttribute('aria-label', agentName ? `${agentName} · ${t.poweredBy}` : t.poweredBy);
+    ui.launcher.setAttribute('aria-label', `${startLabel}${agentName ? ` · ${agentName}` : ''}`);
+
+    // Floating: a launcher button until opened.
+    const showCard = !this.isFloating || this.open;
+    ui.card.hidden = !showCard;
+    ui.launcher.hidden = showCard;
+    ui.launcher.setAttribute('aria-expanded', String(showCard));
+    ui.launcher.querySelector('small').textContent = welcome || agentName;
+    ui.launcher.querySelector('strong').textContent =
+      view.state === State.ACTIVE ? this.statusLabel(view, t) : startLabel;
+    ui.close.hidden = !this.isFloating;
+    ui.close.setAttribute('aria-label', t.close);
+
+    // The stage: live avatar video, idle clip, poster, or the neutral tile.
+    const idleClip = this.getAttribute('idle-clip') || '';
+    const live = view.hasVideo;
+    const useIdleClip =
+      !live && this.previewMode !== 'none' && Boolean(idleClip) && this.idleClipFailed !== idleClip;
+    const usePoster = !live && !useIdleClip && Boolean(poster) && this.previewMode !== 'none';
+    ui.live.hidden = !live;
+    if (useIdleClip && ui.idle.getAttribute('src') !== idleClip) {
+      if (poster) ui.idle.poster = poster; // shown while the clip loads
+      ui.idle.src = idleClip;
+    }
+    ui.idle.hidden = !useIdleClip;
+    if (ui.idle.hidden && !ui.idle.paused) ui.idle.pause();
+    if (useIdleClip && ui.idle.paused) ui.idle.play().catch(() => {});
+    if (usePoster && ui.poster.getAttribute('src') !== poster) ui.poster.src = poster;
+    ui.poster.hidden = !usePoster;
+    ui.tile.hidden = live || useIdleClip || usePoster;
+    ui.root.dataset.media = live || useIdleClip || usePoster ? 'media' : 'none';
+
+    const idle = view.state === State.IDLE || view.state === State.PREVIEW;
+    ui.start.hidden = !idle;
+    ui.start.querySelector('span').textContent = startLabel;
+    ui.overlay.hidden = !idle;
+
+    ui.welcome.textContent = welcome;
+    ui.welcome.hidden = !welcome || !idle;
+
+    // Status line.
+    ui.statusText.textContent = this.statusLabel(view, t);
+    ui.bars.hidden = view.state !== State.ACTIVE;
+
+    // Errors and endings.
+    const error = view.state === State.ERROR ? view.error : null;
+    ui.message.hidden = !error;
+    if (error) {
+      const [text, help] = this.errorText(error, t);
+      ui.messageText.textContent = text;
+      ui.messageHelp.textContent = help;
+      ui.messageHelp.hidden = !help;
+    }
+    ui.note.hidden = view.state !== State.ENDED;
+    if (view.state === State.ENDED) ui.note.textContent = this.endedText(view.endReason, t);
+
+    // Captions, keyed by segment so an utterance is updated in place.
+    this.renderCaptions(view, t);
+
+    // Controls.
+    const active = view.state === State.ACTIVE;
+    ui.sound.hidden = !(active && view.audioBlocked);
+    ui.sound.querySelector('span').textContent = t.enableSound;
+    ui.mute.hidden = !active;
+    ui.mute.setAttribute('aria-pressed', String(view.muted));
+    // One name for a toggle button ("Mute microphone"); aria-pressed says whether it is on.
+    ui.mute.setAttribute('aria-label', t.mute);
+    ui.mute.title = view.muted ? t.unmute : t.mute;
+    const micIcon = view.muted ? ICONS.micOff : ICONS.mic;
+    if (ui.mute.dataset.icon !== micIcon) {
+      ui.mute.innerHTML = micIcon;
+      ui.mute.dataset.icon = micIcon;
+    }
+    ui.end.hidden = !(active || view.state === State.CONNECTING);
+    ui.end.querySelector('span').textContent = t.end;
+    ui.again.hidden = !(view.state === State.ENDED || view.state === State.ERROR);
+    ui.again.querySelector('span').textContent =
+      view.state === State.ERROR ? t.retry : t.startAgain;
+
+    const stateChanged = !previousView || previousView.state !== view.state;
+    if (stateChanged && focusWasInside && !this.focusStillVisible()) this.focusFirst();
+  }
+
+  statusLabel(view, t) {
+    switch (view.state) {
+      case State.CONNECTING:
+        return t.connecting;
+      case State.ACTIVE:
+        if (view.reconnecting) return t.reconnecting;
+        if (view.muted) return t.muted;
+        return t[view.agentState] || t.initializing;
+      case State.ENDED:
+        return t.endedShort;
+      case State.ERROR:
+        return t.offline; // the alert below says what went wrong
+      default:
+        return t.poweredBy;
+    }
+  }
+
+  errorText(error, t) {
+    switch (error.code) {
+      case 'api_refused':
+        if (error.detail) return [error.detail, ''];
+        return [t.apiRefused, error.status ? '' : t.apiUnreachable];
+      case 'agent_unavailable':
+        return [t.agentUnavailable, ''];
+      case 'mic_denied':
+        return [t.micDenied, t.micHowTo];
+      case 'mic_unavailable':
+        return [t.micUnavailable, ''];
+      case 'livekit_unreachable':
+        return [t.unreachable, ''];
+      case 'disconnected':
+        return [t.disconnected, ''];
+      case 'start_failed':
+        return [error.detail || t.startFailed, ''];
+      default:
+        return [t.apiRefused, ''];
+    }
+  }
+
+  endedText(reason, t) {
+    if (reason === 'max_duration') return t.endedTimeout;
+    if (reason === 'idle_timeout') return t.endedIdle;
+    if (reason === 'error' || reason === 'worker_shutdown') return t.endedError;
+    return t.ended;
+  }
+
+  renderCaptions(view, t) {
+    const box = this.ui.captions;
+    const captions = view.state === State.ACTIVE || view.state === State.ENDED ? view.captions : [];
+    const keep = new Set(captions.map((c) => c.id));
+    for (const line of [...box.children]) {
+      if (!keep.has(line.dataset.id)) line.remove();
+    }
+    const agentName = this.getAttribute('agent-name') || '';
+    let previous = null;
+    for (const caption of captions.slice(-20)) {
+      let line = box.querySelector(`[data-id="${CSS_ESCAPE(caption.id)}"]`);
+      if (!line) {
+        line = document.createElement('p');
+        line.className = 'line';
+        line.dataset.id = caption.id;
+        const who = document.createElement('span');
+        who.className = 'who-said';
+        const text = document.createElement('span');
+        text.className = 'said';
+        line.append(who, text);
+        if (previous) previous.after(line);
+        else box.prepend(line);
+      }
+      line.dataset.role = caption.role;
+      line.dataset.final = String(caption.final);
+      line.firstChild.textContent = `${caption.role === 'user' ? t.you : agentName}: `;
+      line.lastChild.textContent = caption.text;
+      previous = line;
+    }
+    box.scrollTop = box.scrollHeight;
+  }
+
+  focusStillVisible() {
+    const active = this.shadowRoot.activeElement;
+    return Boolean(active && active.offsetParent !== null && !active.closest('[hidden]'));
+  }
+
+  focusFirst() {
+    const ui = this.ui;
+    const order = [ui.start, ui.again, ui.mute, ui.end, ui.launcher];
+    const target = order.find((button) => !button.hidden && !button.closest('[hidden]'));
+    if (target) target.focus();
+  }
+}
+
+function CSS_ESCAPE(value) {
+  return window.CSS && window.CSS.escape
+    ? window.CSS.escape(value)
+    : String(value).replace(/["\\]/g, '\\$&');
+}
+
+export function defineVoiceWidget(name = 'voice-widget') {
+  if (!customElements.get(name)) customElements.define(name, VoiceWidgetElement);
+}

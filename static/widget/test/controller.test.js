@@ -1,0 +1,628 @@
+import assert from 'node:assert/strict';
+import { beforeEach, describe, test } from 'node:test';
+
+import { ApiError } from '../src/api.js';
+import { ErrorCode, State, WidgetController } from '../src/controller.js';
+import { ApiDouble, ManualClock, RoomDouble, settle } from './doubles.js';
+
+function setup({ previewMode = 'none', roomAsync = false, room, agentTimeoutMs = 5000 } = {}) {
+  const api = new ApiDouble();
+  const clock = new ManualClock();
+  const rooms = [];
+  const events = [];
+  const views = [];
+  let nextRoom = room || null;
+  let unlocked = 0;
+  const controller = new WidgetController({
+    api,
+    clock,
+    config: () => ({
+      persona: 'ben',
+      previewMode,
+      agentTimeoutMs,
+      context: { product: 'Linden City' },
+      signedContext: 'signed-facts',
+      pageUrl: 'https://shop.example/bikes/linden-city/',
+    }),
+    createRoom: () => {
+      const r = nextRoom || new RoomDouble();
+      nextRoom = null;
+      rooms.push(r);
+      return roomAsync ? Promise.resolve(r) : r;
+    },
+    emit: (name, detail) => events.push({ name, detail }),
+    onChange: (view) => views.push(view),
+    unlockAudio: () => {
+      unlocked += 1;
+    },
+  });
+  return {
+    api,
+    clock,
+    rooms,
+    events,
+    views,
+    controller,
+    get unlocked() {
+      return unlocked;
+    },
+    setNextRoom(r) {
+      nextRoom = r;
+    },
+    eventsNamed(name) {
+      return events.filter((e) => e.name === name).map((e) => e.detail);
+    },
+    states() {
+      return events.filter((e) => e.name === 'voice-widget:state').map((e) => e.detail.state);
+    },
+  };
+}
+
+async function startActive(t) {
+  const room = new RoomDouble({ agentPresent: true });
+  t.setNextRoom(room);
+  await t.controller.start();
+  await settle();
+  return room;
+}
+
+describe('click to talk (poster or no preview)', () => {
+  let t;
+  beforeEach(() => {
+    t = setup();
+  });
+
+  test('startAudio runs inside the click, before start() yields', () => {
+    const room = new RoomDouble({ agentPresent: true });
+    t.setNextRoom(room);
+    t.controller.start();
+    assert.deepEqual(room.callNames(), ['startAudio']);
+    assert.equal(t.controller.state, State.CONNECTING);
+  });
+
+  test('preview → click → start RPC → active, in that order', async () => {
+    const room = await startActive(t);
+    assert.deepEqual(room.callNames(), [
+      'startAudio',
+      'enableMicrophone',
+      'connect',
+      'playRemoteAudio',
+      'performRpc',
+    ]);
+    const rpc = room.calls.find(([name]) => name === 'performRpc');
+    assert.equal(rpc[1], 'agent-1');
+    assert.equal(rpc[2], 'voice_widget.start');
+    assert.deepEqual(JSON.parse(rpc[3]), { protocol: 1 });
+    assert.equal(t.controller.state, State.ACTIVE);
+    assert.deepEqual(t.states(), ['connecting', 'active']);
+  });
+
+  test('the token request carries persona, context, signed context and page URL', async () => {
+    await startActive(t);
+    assert.deepEqual(t.api.requests, [
+      {
+        persona: 'ben',
+        context: { product: 'Linden City' },
+        signed_context: 'signed-facts',
+        page_url: 'https://shop.example/bikes/linden-city/',
+      },
+    ]);
+  });
+
+  test('connects with the server URL and token of the session', async () => {
+    const room = await startActive(t);
+    const connect = room.calls.find(([name]) => name === 'connect');
+    assert.deepEqual(connect.slice(1), ['wss://livekit.test.invalid', 'token-1']);
+  });
+
+  test('with the LiveKit part still loading, audio is unlocked in the click instead', async () => {
+    t = setup({ roomAsync: true });
+    const room = new RoomDouble({ agentPresent: true });
+    t.setNextRoom(room);
+    const done = t.controller.start();
+    assert.equal(t.unlocked, 1);
+    await done;
+    await settle();
+    assert.equal(room.callNames()[0], 'startAudio');
+    assert.equal(t.controller.state, State.ACTIVE);
+  });
+
+  test('waits for an agent that joins late', async () => {
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.CONNECTING);
+    assert.ok(!room.callNames().includes('performRpc'));
+    t.clock.advance(3000);
+    room.agentJoins('agent-7', { 'lk.agent.state': 'listening' });
+    await settle();
+    assert.equal(t.controller.state, State.ACTIVE);
+    assert.equal(t.controller.agentState, 'listening');
+    assert.equal(room.calls.find(([n]) => n === 'performRpc')[1], 'agent-7');
+    assert.equal(t.clock.pending(), 0, 'the agent timeout was cleared');
+  });
+
+  test('no agent within agent-timeout: agent unavailable, session ended', async () => {
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    t.clock.advance(4999);
+    await settle();
+    assert.equal(t.controller.state, State.CONNECTING);
+    t.clock.advance(1);
+    await settle();
+    assert.equal(t.controller.state, State.ERROR);
+    assert.equal(t.controller.error.code, ErrorCode.AGENT_UNAVAILABLE);
+    assert.deepEqual(t.eventsNamed('voice-widget:error')[0].code, 'agent_unavailable');
+    assert.deepEqual(
+      t.api.ended.map((e) => e.conversation),
+      ['conv-1'],
+    );
+    assert.ok(room.callNames().includes('disconnect'));
+  });
+
+  test('health says no worker runs: agent unavailable at once, without waiting', async () => {
+    t.api.healthAnswer = { livekit_configured: true, agents_available: 0 };
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.ERROR);
+    assert.equal(t.controller.error.code, ErrorCode.AGENT_UNAVAILABLE);
+    assert.ok(!room.callNames().includes('connect'));
+    assert.equal(t.api.requests.length, 0, 'no conversation opened in vain');
+    assert.equal(t.clock.pending(), 0);
+  });
+
+  test('health endpoint missing or failing: falls back to waiting', async () => {
+    t.api.healthAnswer = null;
+    await startActive(t);
+    assert.equal(t.controller.state, State.ACTIVE);
+  });
+
+  test('API refusal shows the API detail and status', async () => {
+    t.api.sessionError = new ApiError(401, 'login_required', 'Please sign in to talk to Ben.');
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.ERROR);
+    assert.deepEqual(t.controller.error, {
+      code: 'api_refused',
+      detail: 'Please sign in to talk to Ben.',
+      status: 401,
+    });
+    const [event] = t.eventsNamed('voice-widget:error');
+    assert.equal(event.code, 'api_refused');
+    assert.equal(event.status, 401);
+    assert.ok(!room.callNames().includes('connect'));
+  });
+
+  test('microphone permission denied', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.microphoneResult = Promise.reject(
+      Object.assign(new Error('denied'), { name: 'NotAllowedError' }),
+    );
+    room.microphoneResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.MIC_DENIED);
+    assert.equal(t.eventsNamed('voice-widget:error')[0].code, 'mic_denied');
+    assert.equal(t.api.ended.length, 1);
+  });
+
+  test('no microphone at all', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.microphoneResult = Promise.reject(
+      Object.assign(new Error('none'), { name: 'NotFoundError' }),
+    );
+    room.microphoneResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.MIC_UNAVAILABLE);
+  });
+
+  test('LiveKit server unreachable', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.connectResult = Promise.reject(new Error('could not establish signal connection'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    t.clock.advance(1500);
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.LIVEKIT_UNREACHABLE);
+    assert.equal(t.eventsNamed('voice-widget:error')[0].code, 'livekit_unreachable');
+    assert.equal(t.api.ended.length, 1, 'the created conversation is ended');
+  });
+
+  test('unreachable server with a denied microphone: the microphone is what to fix', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.microphoneResult = Promise.reject(
+      Object.assign(new Error('denied'), { name: 'NotAllowedError' }),
+    );
+    room.microphoneResult.catch(() => {});
+    room.connectResult = Promise.reject(new Error('unreachable'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.MIC_DENIED);
+    assert.equal(t.clock.pending(), 1, 'only the (harmless) grace timer is left');
+  });
+
+  test('unreachable server does not wait for the deferred microphone publication', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.microphoneResult = new Promise(() => {}); // livekit-client waits 15 s for a connection
+    room.connectResult = Promise.reject(new Error('unreachable'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.CONNECTING, 'a moment for a microphone answer');
+    t.clock.advance(1500);
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.LIVEKIT_UNREACHABLE);
+  });
+
+  test('a publishing failure (not getUserMedia) counts as a connection problem', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.microphoneResult = Promise.reject(
+      Object.assign(new Error('publishing rejected'), { name: 'PublishTrackError' }),
+    );
+    room.microphoneResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.LIVEKIT_UNREACHABLE);
+  });
+
+  test('the failed attempt\'s disconnect event does not hide a denied microphone', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    let denyMicrophone;
+    room.microphoneResult = new Promise((_, reject) => {
+      denyMicrophone = () => reject(Object.assign(new Error('no'), { name: 'NotAllowedError' }));
+    });
+    room.connectResult = Promise.reject(new Error('unreachable'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    room.emit('disconnected', 'connection'); // livekit-client's event for the failed attempt
+    assert.equal(t.controller.state, State.CONNECTING);
+    denyMicrophone();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.MIC_DENIED);
+  });
+
+  test('losing the connection while waiting for the agent is the disconnected error', async () => {
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    room.emit('disconnected', 'connection');
+    assert.equal(t.controller.error.code, ErrorCode.DISCONNECTED);
+    assert.equal(t.clock.pending(), 0);
+  });
+
+  test('agent refuses the start RPC', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.rpcAnswers.set(
+      'voice_widget.start',
+      Promise.resolve('{"ok": false, "error": "busy", "detail": "Too many callers."}'),
+    );
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.START_FAILED);
+    assert.equal(t.controller.error.detail, 'Too many callers.');
+  });
+
+  test('an agent without the start RPC is treated as started', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    const unsupported = Object.assign(new Error('Method not supported'), { code: 1400 });
+    room.rpcAnswers.set('voice_widget.start', Promise.reject(unsupported));
+    room.rpcAnswers.get('voice_widget.start').catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.ACTIVE);
+  });
+
+  test('start RPC timing out is an error with retry', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    const timeout = Object.assign(new Error('Response timeout'), { code: 1502 });
+    room.rpcAnswers.set('voice_widget.start', Promise.reject(timeout));
+    room.rpcAnswers.get('voice_widget.start').catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.START_FAILED);
+    // Retry is a new click: a fresh session and room.
+    const second = new RoomDouble({ agentPresent: true });
+    t.setNextRoom(second);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.ACTIVE);
+    assert.equal(t.api.requests.length, 2);
+  });
+
+  test('a second click while connecting does nothing', async () => {
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    t.controller.start();
+    await settle();
+    assert.equal(t.rooms.length, 1);
+    assert.equal(t.api.requests.length, 1);
+  });
+});
+
+describe('live preview', () => {
+  test('connects when visible without microphone or sound, then the click starts', async () => {
+    const t = setup({ previewMode: 'live' });
+    const room = new RoomDouble({ agentPresent: true });
+    t.setNextRoom(room);
+    await t.controller.preview();
+    assert.equal(t.controller.state, State.PREVIEW);
+    assert.deepEqual(room.callNames(), ['connect']);
+    room.emit('video', true);
+    assert.equal(t.controller.view().hasVideo, true);
+
+    t.controller.start();
+    // Both inside the click: sound unlocked, microphone requested.
+    assert.deepEqual(room.callNames(), ['connect', 'startAudio', 'enableMicrophone']);
+    await settle();
+    assert.deepEqual(room.callNames(), [
+      'connect',
+      'startAudio',
+      'enableMicrophone',
+      'playRemoteAudio',
+      'performRpc',
+    ]);
+    assert.equal(t.controller.state, State.ACTIVE);
+    assert.equal(t.api.requests.length, 1, 'the preview session is the conversation');
+  });
+
+  test('a preview that failed is not retried on the next scroll into view', async () => {
+    const t = setup({ previewMode: 'live' });
+    const room = new RoomDouble({ agentPresent: true });
+    room.connectResult = Promise.reject(new Error('unreachable'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.preview();
+    assert.equal(t.controller.state, State.IDLE);
+    await t.controller.preview();
+    assert.equal(t.api.requests.length, 1);
+    assert.equal(t.rooms.length, 1);
+  });
+
+  test('preview does nothing for poster or none', async () => {
+    const t = setup({ previewMode: 'poster' });
+    await t.controller.preview();
+    assert.equal(t.rooms.length, 0);
+    assert.equal(t.api.requests.length, 0);
+  });
+
+  test('no worker: the preview does not connect, the click explains', async () => {
+    const t = setup({ previewMode: 'live' });
+    t.api.healthAnswer = { agents_available: false };
+    await t.controller.preview();
+    assert.equal(t.controller.state, State.IDLE);
+    assert.equal(t.api.requests.length, 0);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.AGENT_UNAVAILABLE);
+  });
+
+  test('the agent leaving an unclicked preview goes back to idle quietly', async () => {
+    const t = setup({ previewMode: 'live' });
+    const room = new RoomDouble({ agentPresent: true });
+    t.setNextRoom(room);
+    await t.controller.preview();
+    room.setAgentAttributes({ 'voice_widget.end_reason': 'idle_timeout' });
+    assert.equal(t.controller.state, State.IDLE);
+    assert.equal(t.eventsNamed('voice-widget:error').length, 0);
+    assert.equal(t.api.ended.length, 1);
+  });
+
+  test('a click during the preview connection adopts it', async () => {
+    const t = setup({ previewMode: 'live' });
+    const room = new RoomDouble({ agentPresent: true });
+    let release;
+    room.connectResult = new Promise((resolve) => {
+      release = resolve;
+    });
+    t.setNextRoom(room);
+    const preview = t.controller.preview();
+    await settle();
+    t.controller.start();
+    release();
+    await preview;
+    await settle();
+    assert.equal(t.controller.state, State.ACTIVE);
+    assert.equal(t.rooms.length, 1);
+    assert.equal(t.api.requests.length, 1);
+  });
+
+  test('avatar failure shows the poster instead of the video', async () => {
+    const t = setup({ previewMode: 'live' });
+    const room = new RoomDouble({ agentPresent: true });
+    t.setNextRoom(room);
+    await t.controller.preview();
+    room.emit('video', true);
+    room.setAgentAttributes({ 'voice_widget.avatar': 'failed' });
+    assert.equal(t.controller.view().hasVideo, false);
+    assert.equal(t.controller.view().avatarFailed, true);
+  });
+});
+
+describe('active conversation', () => {
+  let t;
+  let room;
+  beforeEach(async () => {
+    t = setup();
+    room = await startActive(t);
+  });
+
+  test('agent state follows lk.agent.state and is in the state event', () => {
+    room.setAgentAttributes({ 'lk.agent.state': 'thinking' });
+    assert.equal(t.controller.view().agentState, 'thinking');
+    room.setAgentAttributes({ 'lk.agent.state': 'speaking' });
+    const last = t.eventsNamed('voice-widget:state').at(-1);
+    assert.deepEqual([last.state, last.agentState], ['active', 'speaking']);
+  });
+
+  test('captions: interim and final merged by segment, in spoken order', () => {
+    const agent = { role: 'agent', segmentId: 'SG_a' };
+    room.emit('transcription', { ...agent, streamId: 's1', delta: 'Hello, ' });
+    room.emit('transcription', { ...agent, streamId: 's1', delta: 'how can I help?' });
+    // The visitor's speech: one stream per interim result, each with the whole text.
+    const user = { role: 'user', segmentId: 'SG_b' };
+    room.emit('transcription', { ...user, streamId: 'u1', delta: 'I need' });
+    room.emit('transcription', { ...user, streamId: 'u1', done: true, final: false });
+    room.emit('transcription', { ...user, streamId: 'u2', delta: 'I need a bike' });
+    room.emit('transcription', { ...user, streamId: 'u2', done: true, final: true });
+    room.emit('transcription', { ...agent, streamId: 's1', done: true, final: true });
+    assert.deepEqual(t.controller.view().captions, [
+      { id: 'SG_a', role: 'agent', text: 'Hello, how can I help?', final: true },
+      { id: 'SG_b', role: 'user', text: 'I need a bike', final: true },
+    ]);
+    const transcripts = t.eventsNamed('voice-widget:transcript');
+    assert.deepEqual(transcripts.at(-1), {
+      id: 'SG_a',
+      role: 'agent',
+      text: 'Hello, how can I help?',
+      final: true,
+    });
+    assert.ok(transcripts.some((e) => e.id === 'SG_b' && e.text === 'I need' && !e.final));
+  });
+
+  test('mute toggles the microphone', async () => {
+    await t.controller.toggleMute();
+    assert.equal(t.controller.view().muted, true);
+    await t.controller.toggleMute();
+    assert.deepEqual(
+      room.calls.filter(([n]) => n === 'setMicrophoneMuted').map(([, m]) => m),
+      [true, false],
+    );
+  });
+
+  test('end: RPC to the agent, disconnect, end endpoint, ended event', async () => {
+    await t.controller.end();
+    assert.equal(t.controller.state, State.ENDED);
+    const rpcs = room.calls.filter(([n]) => n === 'performRpc').map(([, , method]) => method);
+    assert.deepEqual(rpcs, ['voice_widget.start', 'voice_widget.end']);
+    assert.ok(room.callNames().includes('disconnect'));
+    assert.deepEqual(t.api.ended, [{ conversation: 'conv-1' }]);
+    assert.deepEqual(t.eventsNamed('voice-widget:ended'), [
+      { reason: 'client_end', conversation: 'conv-1' },
+    ]);
+  });
+
+  test('start again after the end opens a new conversation', async () => {
+    await t.controller.end();
+    const second = new RoomDouble({ agentPresent: true });
+    t.setNextRoom(second);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.ACTIVE);
+    assert.equal(t.api.requests.length, 2);
+    assert.deepEqual(t.controller.view().captions, []);
+  });
+
+  test('agent ends by attribute with its reason', () => {
+    room.setAgentAttributes({ 'voice_widget.end_reason': 'max_duration' });
+    assert.equal(t.controller.state, State.ENDED);
+    assert.equal(t.controller.view().endReason, 'max_duration');
+    assert.deepEqual(t.eventsNamed('voice-widget:ended'), [
+      { reason: 'max_duration', conversation: 'conv-1' },
+    ]);
+  });
+
+  test('agent ends by RPC voice_widget.ended', async () => {
+    const answer = await room.agentCalls('voice_widget.ended', '{"reason": "agent_end"}');
+    assert.deepEqual(JSON.parse(answer), { ok: true });
+    assert.equal(t.controller.state, State.ENDED);
+    assert.equal(t.controller.view().endReason, 'agent_end');
+  });
+
+  test('the agent leaving ends the conversation', () => {
+    room.emit('agent-left', 'agent-1');
+    assert.equal(t.controller.state, State.ENDED);
+    assert.equal(t.eventsNamed('voice-widget:ended').length, 1);
+  });
+
+  test('audio blocked: flagged with an error event, cleared by the tap', async () => {
+    room.canPlaybackAudio = false;
+    room.emit('audio-playback', false);
+    assert.equal(t.controller.view().audioBlocked, true);
+    assert.equal(t.eventsNamed('voice-widget:error').at(-1).code, 'audio_blocked');
+    assert.equal(t.controller.state, State.ACTIVE, 'the conversation goes on');
+    room.canPlaybackAudio = true;
+    await t.controller.enableAudio();
+    assert.equal(t.controller.view().audioBlocked, false);
+  });
+
+  test('reconnecting is shown; giving up is the disconnected error', () => {
+    room.emit('reconnecting');
+    assert.equal(t.controller.view().reconnecting, true);
+    room.emit('reconnected');
+    assert.equal(t.controller.view().reconnecting, false);
+    room.emit('reconnecting');
+    room.emit('disconnected', 'connection');
+    assert.equal(t.controller.state, State.ERROR);
+    assert.equal(t.controller.error.code, ErrorCode.DISCONNECTED);
+    assert.equal(t.eventsNamed('voice-widget:error').at(-1).code, 'disconnected');
+  });
+
+  test('the room closing ends the conversation', () => {
+    room.emit('disconnected', 'room_closed');
+    assert.equal(t.controller.state, State.ENDED);
+  });
+
+  test('page unload ends the session with a beacon', () => {
+    t.controller.pageHidden();
+    assert.deepEqual(t.api.ended, [{ conversation: 'conv-1', beacon: true }]);
+    assert.ok(room.callNames().includes('disconnect'));
+  });
+
+  test('transcriptions from an old room are ignored', async () => {
+    await t.controller.end();
+    room.emit('transcription', { role: 'agent', segmentId: 'x', streamId: 'x', delta: 'late' });
+    assert.deepEqual(t.controller.view().captions, []);
+  });
+});
+
+describe('audio blocked at start', () => {
+  test('the tap-to-enable flag and event appear once active', async () => {
+    const t = setup();
+    const room = new RoomDouble({ agentPresent: true, canPlaybackAudio: false });
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.ACTIVE);
+    assert.equal(t.controller.view().audioBlocked, true);
+    assert.equal(t.eventsNamed('voice-widget:error').at(-1).code, 'audio_blocked');
+  });
+});
+
+describe('end while connecting', () => {
+  test('cancels the flow; late results do not revive it', async () => {
+    const t = setup();
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    await t.controller.end();
+    room.agentJoins();
+    await settle();
+    assert.equal(t.controller.state, State.ENDED);
+    assert.ok(!room.callNames().includes('performRpc'));
+    assert.equal(t.clock.pending(), 0);
+  });
+});

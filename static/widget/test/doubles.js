@@ -1,0 +1,175 @@
+/**
+ * Test doubles for the controller's collaborators: a room double (the room interface of
+ * livekit-room.js, scripted by the test), an API double, and a manual clock.
+ */
+
+export class RoomDouble {
+  constructor({ agentPresent = false, canPlaybackAudio = true } = {}) {
+    this.listeners = new Map();
+    this.rpcHandlers = new Map();
+    this.calls = [];
+    this.agent = agentPresent ? 'agent-1' : null;
+    this.attributes = {};
+    this.canPlaybackAudio = canPlaybackAudio;
+    this.connectResult = Promise.resolve();
+    this.microphoneResult = Promise.resolve();
+    this.rpcAnswers = new Map([['voice_widget.start', Promise.resolve('{"ok": true}')]]);
+    this.connected = false;
+  }
+
+  record(name, ...args) {
+    this.calls.push([name, ...args]);
+  }
+
+  callNames() {
+    return this.calls.map(([name]) => name);
+  }
+
+  on(event, listener) {
+    if (!this.listeners.has(event)) this.listeners.set(event, []);
+    this.listeners.get(event).push(listener);
+  }
+
+  emit(event, ...args) {
+    for (const listener of this.listeners.get(event) || []) listener(...args);
+  }
+
+  async connect(url, token) {
+    this.record('connect', url, token);
+    await this.connectResult;
+    this.connected = true;
+  }
+
+  async disconnect() {
+    this.record('disconnect');
+    this.connected = false;
+  }
+
+  startAudio() {
+    this.record('startAudio');
+    return Promise.resolve();
+  }
+
+  playRemoteAudio() {
+    this.record('playRemoteAudio');
+  }
+
+  async enableMicrophone() {
+    this.record('enableMicrophone');
+    await this.microphoneResult;
+  }
+
+  async setMicrophoneMuted(muted) {
+    this.record('setMicrophoneMuted', muted);
+  }
+
+  agentIdentity() {
+    return this.agent;
+  }
+
+  agentAttributes() {
+    return { ...this.attributes };
+  }
+
+  performRpc(identity, method, payload, timeoutMs) {
+    this.record('performRpc', identity, method, payload, timeoutMs);
+    return this.rpcAnswers.get(method) || Promise.resolve('{"ok": true}');
+  }
+
+  registerRpcMethod(method, handler) {
+    this.rpcHandlers.set(method, handler);
+  }
+
+  // ---- what the agent does, scripted by tests -----------------------------------------------
+
+  agentJoins(identity = 'agent-1', attributes = {}) {
+    this.agent = identity;
+    this.attributes = { ...attributes };
+    this.emit('agent-joined', identity);
+  }
+
+  setAgentAttributes(attributes) {
+    this.attributes = { ...this.attributes, ...attributes };
+    this.emit('agent-attributes', { ...this.attributes });
+  }
+
+  agentCalls(method, payload) {
+    return this.rpcHandlers.get(method)(payload, this.agent);
+  }
+}
+
+export class ApiDouble {
+  constructor() {
+    this.requests = [];
+    this.ended = [];
+    this.healthAnswer = { livekit_configured: true, agents_available: true, agent_name: 'test' };
+    this.sessionAnswer = null;
+    this.sessionError = null;
+    this.count = 0;
+  }
+
+  async createSession(body) {
+    this.requests.push(body);
+    if (this.sessionError) throw this.sessionError;
+    this.count += 1;
+    return (
+      this.sessionAnswer || {
+        conversation: `conv-${this.count}`,
+        server_url: 'wss://livekit.test.invalid',
+        participant_token: `token-${this.count}`,
+        room_name: `room-${this.count}`,
+        identity: `visitor-${this.count}`,
+        expires_at: '2030-01-01T00:00:00Z',
+        end_url: `/voice-widget/api/sessions/conv-${this.count}/end/`,
+        end_key: `key-${this.count}`,
+      }
+    );
+  }
+
+  async endSession(session, options = {}) {
+    if (session) this.ended.push({ conversation: session.conversation, ...options });
+  }
+
+  async health() {
+    return this.healthAnswer;
+  }
+}
+
+/** A clock whose timers fire only when the test says time has passed. */
+export class ManualClock {
+  constructor() {
+    this.now = 0;
+    this.timers = new Map();
+    this.nextId = 1;
+  }
+
+  setTimeout(fn, ms) {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.now + ms, fn });
+    return id;
+  }
+
+  clearTimeout(id) {
+    this.timers.delete(id);
+  }
+
+  advance(ms) {
+    this.now += ms;
+    for (const [id, timer] of [...this.timers]) {
+      if (timer.at <= this.now) {
+        this.timers.delete(id);
+        timer.fn();
+      }
+    }
+  }
+
+  pending() {
+    return this.timers.size;
+  }
+}
+
+/** Let queued promise callbacks run. */
+export async function settle(rounds = 20) {
+  for (let i = 0; i < rounds; i++) await Promise.resolve();
+  await new Promise((resolve) => setImmediate(resolve));
+}

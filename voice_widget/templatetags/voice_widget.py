@@ -1,0 +1,254 @@
+"""``{% voice_widget "slug" %}``: the ``<voice-widget>`` element for a persona, in a template.
+
+The tag renders the element with the API's URLs and the persona's public look as attributes
+(so the widget needs no extra request to draw itself), signs the server-side facts given as
+``context=`` (see ``voice_widget.signing``), and adds the module script once per page. There
+is no inline script, so a strict Content-Security-Policy works. An unknown or inactive persona
+renders nothing and logs a warning: a page never fails because of the widget.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from django import template
+from django.middleware.csrf import get_token
+from django.template.base import FilterExpression, token_kwargs
+from django.template.loader import render_to_string
+from django.templatetags.static import static
+from django.urls import NoReverseMatch, reverse
+
+from ..models import Persona, PreviewMode
+from ..models import Position as WidgetPosition
+from ..models import Theme as WidgetTheme
+from ..signing import sign_context
+
+logger = logging.getLogger("voice_widget.templatetags")
+register = template.Library()
+
+#: Marks a request (or, without one, a render) that already has the widget's script tag.
+SCRIPT_FLAG = "_voice_widget_script_emitted"
+
+
+def _first_time(context: template.Context, flag: str) -> bool:
+    """True the first time a page asks about ``flag``: marked on the request, or without
+    one on the render context, which lives for one render including extends and includes."""
+    request = context.get("request")
+    if request is not None:
+        if getattr(request, flag, False):
+            return False
+        setattr(request, flag, True)
+        return True
+    state = context.render_context.dicts[0]
+    if state.get(flag):
+        return False
+    state[flag] = True
+    return True
+
+
+def _script_needed(context: template.Context) -> bool:
+    """The script tag is emitted once per page."""
+    return _first_time(context, SCRIPT_FLAG)
+
+
+#: Where the build puts the widget's chunks (labels other than English, livekit-client).
+CHUNKS_DIR = Path(__file__).resolve().parent.parent / "static" / "voice_widget" / "chunks"
+
+
+@functools.cache
+def _labels_chunk(language: str) -> str | None:
+    """The file name of the built label chunk for ``language`` (e.g. ``de-4KX2.js``)."""
+    found = sorted(CHUNKS_DIR.glob(f"{language}-*.js"))
+    return found[0].name if found else None
+
+
+def _labels_preload_url(context: template.Context, language: str) -> str:
+    """A ``modulepreload`` URL for the widget's labels in ``language``, once per page, so
+    they load alongside the script instead of after it. English is in the script itself."""
+    primary = (language or "").replace("_", "-").split("-")[0].lower()
+    chunk = _labels_chunk(primary) if primary.isalpha() and primary != "en" else None
+    if chunk is None or not _first_time(context, f"{SCRIPT_FLAG}_labels_{primary}"):
+        return ""
+    # Next to the script's URL (hashed or not): where the script's own import() looks.
+    return f"{static('voice_widget/voice-widget.js').rsplit('/', 1)[0]}/chunks/{chunk}"
+
+
+def _choice(value: Any, choices: type, name: str, slug: str, default: str) -> str:
+    if value in (None, ""):
+        return default
+    if value in choices.values:
+        return str(value)
+    logger.warning(
+        "voice_widget tag for persona %s: %s=%r is not one of %s; using %r.",
+        slug,
+        name,
+        value,
+        ", ".join(choices.values),
+        default,
+    )
+    return default
+
+
+#: The tag's optional arguments (``context`` is the dict of server-side facts).
+TAG_ARGUMENTS = frozenset({"context", "position", "preview", "theme", "agent_timeout"})
+
+
+@register.tag(name="voice_widget")
+def do_voice_widget(parser: template.base.Parser, token: template.base.Token) -> VoiceWidgetNode:
+    """``{% voice_widget "slug" context=facts position="inline" preview="poster" %}``."""
+    bits = token.split_contents()
+    tag_name, bits = bits[0], bits[1:]
+    if not bits or "=" in bits[0]:
+        raise template.TemplateSyntaxError(
+            f'{tag_name} needs the persona\'s slug first, e.g. {{% {tag_name} "paula" %}}.'
+        )
+    slug = parser.compile_filter(bits.pop(0))
+    arguments = token_kwargs(bits, parser, support_legacy=False)
+    if bits:
+        raise template.TemplateSyntaxError(
+            f"{tag_name} takes the slug and then name=value arguments; cannot read {bits[0]!r}."
+        )
+    unknown = set(arguments) - TAG_ARGUMENTS
+    if unknown:
+        raise template.TemplateSyntaxError(
+            f"{tag_name} has no argument {', '.join(sorted(unknown))}; "
+            f"it takes {', '.join(sorted(TAG_ARGUMENTS))}."
+        )
+    return VoiceWidgetNode(slug, arguments)
+
+
+class VoiceWidgetNode(template.Node):
+    def __init__(self, slug: FilterExpression, arguments: dict[str, FilterExpression]) -> None:
+        self.slug = slug
+        self.arguments = arguments
+
+    def render(self, context: template.Context) -> str:
+        values = {name: value.resolve(context) for name, value in self.arguments.items()}
+        facts = values.pop("context", None)
+        return render_widget(context, str(self.slug.resolve(context) or ""), facts=facts, **values)
+
+
+def render_widget(
+    context: template.Context,
+    slug: str,
+    *,
+    facts: Mapping[str, Any] | None = None,
+    position: str | None = None,
+    preview: str | None = None,
+    theme: str | None = None,
+    agent_timeout: int | float | str | None = None,
+) -> str:
+    """The element's HTML (and the script tag, the first time on a page), or "" when the
+    persona is unknown or inactive or the API's URLs are not installed.
+    """
+    persona = Persona.objects.active().filter(slug=slug).first()
+    if persona is None:
+        logger.warning(
+            "voice_widget tag: no active persona %r; the widget is not shown.", str(slug)
+        )
+        return ""
+    try:
+        sessions_url = reverse("voice_widget:sessions")
+        health_url = reverse("voice_widget:health")
+    except NoReverseMatch:
+        logger.warning(
+            "voice_widget tag for persona %s: the voice_widget URLs are not installed "
+            '(add path("voice-widget/", include("voice_widget.urls"))); the widget is not shown.',
+            persona.slug,
+        )
+        return ""
+
+    signed_context = ""
+    if facts:
+        if isinstance(facts, Mapping):
+            try:
+                signed_context = sign_context(dict(facts))
+            except (TypeError, ValueError):
+                logger.warning(
+                    "voice_widget tag for persona %s: context= is not JSON-serialisable; "
+                    "no signed context is sent.",
+                    persona.slug,
+                )
+        else:
+            logger.warning(
+                "voice_widget tag for persona %s: context= must be a dict, not %s.",
+                persona.slug,
+                type(facts).__name__,
+            )
+
+    preview_mode = _choice(preview, PreviewMode, "preview", persona.slug, persona.preview_mode)
+    if preview_mode == PreviewMode.LIVE and not persona.has_avatar:
+        logger.warning(
+            "voice_widget tag for persona %s: a live preview needs an avatar; "
+            "showing the poster (or the button) instead.",
+            persona.slug,
+        )
+        preview_mode = PreviewMode.POSTER if persona.poster_url else PreviewMode.NONE
+
+    timeout = ""
+    if agent_timeout not in (None, ""):
+        try:
+            timeout = str(max(1, int(float(agent_timeout))))
+        except (TypeError, ValueError):
+            logger.warning(
+                "voice_widget tag for persona %s: agent_timeout=%r is not a number.",
+                persona.slug,
+                agent_timeout,
+            )
+
+    request = context.get("request")
+    attributes = {
+        "persona": persona.slug,
+        "agent-name": persona.name,
+        "endpoint": sessions_url,
+        "health-endpoint": health_url,
+        "preview": preview_mode,
+        "poster": persona.poster_url,
+        "idle-clip": persona.idle_clip_url,
+        "position": _choice(position, WidgetPosition, "position", persona.slug, persona.position),
+        "theme": _choice(theme, WidgetTheme, "theme", persona.slug, persona.theme),
+        "accent": persona.accent_color,
+        "label": persona.button_label,
+        "welcome": persona.welcome_text,
+        "lang": persona.language,
+        "signed-context": signed_context,
+        "agent-timeout": timeout,
+        "csrf-token": _csrf_token_for_logged_in_visitor(request),
+    }
+    return render_to_string(
+        "voice_widget/widget.html",
+        {
+            "attributes": [(name, value) for name, value in attributes.items() if value],
+            "include_script": _script_needed(context),
+            "preload_labels": _labels_preload_url(context, persona.language),
+        },
+    )
+
+
+def _csrf_token_for_logged_in_visitor(request: Any) -> str:
+    """The API enforces CSRF for logged-in visitors only, so only they get the token (which
+    works with an HttpOnly CSRF cookie too). Pages for anonymous visitors stay free of a
+    CSRF cookie, and so stay cacheable."""
+    user = getattr(request, "user", None)
+    if request is None or user is None or not user.is_authenticated:
+        return ""
+    return get_token(request)
+
+
+@register.simple_tag
+def voice_widget_context(**facts: Any) -> dict[str, Any]:
+    """Collect facts for ``context=`` in a template:
+    ``{% voice_widget_context product=product.name price=product.price as facts %}``.
+    Values are turned into strings, numbers or booleans so they can be signed.
+    """
+    clean: dict[str, Any] = {}
+    for key, value in facts.items():
+        if value is None or isinstance(value, bool | int | float | str):
+            clean[key] = value
+        else:
+            clean[key] = str(value)
+    return clean
