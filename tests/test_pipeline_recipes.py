@@ -1,5 +1,7 @@
 """The seeded example personas (README "Persona recipes") build the sessions they promise."""
 
+import io
+
 import pytest
 
 pytest.importorskip("livekit.agents")
@@ -32,17 +34,9 @@ RECIPES = [
 ]
 
 
-class _Quiet:
-    def write(self, *args, **kwargs):
-        pass
-
-    def flush(self):
-        pass
-
-
 @pytest.fixture
 def seeded(keys):
-    call_command("seed_demo", stdout=_Quiet())
+    call_command("seed_demo", stdout=io.StringIO())
     return {p.slug: p for p in Persona.objects.all()}
 
 

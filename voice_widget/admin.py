@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import DurationField, ExpressionWrapper, F, QuerySet
+from django.db.models import Count, DurationField, ExpressionWrapper, F, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -322,8 +322,6 @@ class ConversationAdmin(admin.ModelAdmin):
         return [field.name for field in Conversation._meta.fields if field.name != "end_key_hash"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        from django.db.models import Count
-
         return (
             super()
             .get_queryset(request)

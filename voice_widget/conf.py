@@ -106,7 +106,7 @@ def _user_settings() -> dict[str, Any]:
 
 @receiver(setting_changed)
 def _reset_cache(*, setting: str, **kwargs: Any) -> None:
-    if setting in (SETTING_NAME, "DEBUG"):
+    if setting == SETTING_NAME:
         _user_settings.cache_clear()
 
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .tools import registry
@@ -975,8 +976,6 @@ class Turn(models.Model):
 
 class WorkerHeartbeatQuerySet(models.QuerySet):
     def alive(self, agent_name: str, within: timedelta) -> WorkerHeartbeatQuerySet:
-        from django.utils import timezone
-
         return self.filter(
             agent_name=agent_name, stopped_at__isnull=True, last_seen__gte=timezone.now() - within
         )
