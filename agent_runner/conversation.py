@@ -47,6 +47,7 @@ class ConversationRunner:
         conversation: Conversation,
         session: AgentSession,
         signals: protocol.RoomSignals | None = None,
+        endpoint: protocol.AgentEndpoint | None = None,
         room: Any | None = None,
         start_immediately: bool | None = None,
         on_finished: Callable[[str], None] | None = None,
@@ -58,6 +59,12 @@ class ConversationRunner:
         )
         self.session = session
         self.signals = signals
+        # The job opens the endpoint right after joining; a runner given only signals opens
+        # its own, still before anything slow.
+        if endpoint is None and signals is not None:
+            endpoint = protocol.AgentEndpoint(signals)
+            endpoint.open()
+        self.endpoint = endpoint
         self.room = room
         if start_immediately is None:
             start_immediately = self.persona.get("start_mode") == "immediate"
@@ -136,15 +143,16 @@ class ConversationRunner:
         # No await between start() returning and this: no visitor audio reaches the model.
         self._set_audio_input(False)
 
-        if self.signals is not None:
-            self.signals.register(protocol.RPC_START, self._rpc_start)
-            self.signals.register(protocol.RPC_END, self._rpc_end)
-            # The attribute tells the widget the agent is ready for voice_widget.start.
-            await self.signals.announce_protocol()
-
         await Conversation.objects.filter(
             pk=self.conversation_id, status=ConversationStatus.CREATED
         ).aupdate(status=ConversationStatus.READY, agent_joined_at=timezone.now())
+        if self.endpoint is not None:
+            self.endpoint.serve(
+                {protocol.RPC_START: self._rpc_start, protocol.RPC_END: self._rpc_end}
+            )
+        if self.signals is not None:
+            # The attribute tells the widget the agent is ready for voice_widget.start.
+            await self.signals.announce_ready()
         logger.info(
             "conversation %s: agent ready (persona %s)",
             self.conversation_id,
@@ -319,19 +327,24 @@ class ConversationRunner:
         for timer in self._timers:
             if timer is not current:
                 timer.cancel()
+        if self.endpoint is not None:
+            self.endpoint.close(f"This conversation has ended ({reason}).")
+        # Recorded first, before anyone is told: the widget answers the news with an end
+        # request of its own, which then cannot overwrite this reason.
+        recorded = await self._record_ending(reason, detail)
         try:
             await self._say_farewell(reason)
         except Exception:
             logger.exception("conversation %s: farewell failed", self.conversation_id)
         if self.signals is not None:
-            await self.signals.announce_end(reason, self.conversation.identity)
+            await self.signals.announce_end(recorded, self.conversation.identity)
         try:
             await asyncio.wait_for(self.session.aclose(), timeout=SESSION_CLOSE_TIMEOUT)
         except Exception:
             logger.exception("conversation %s: session did not close cleanly", self.conversation_id)
         self._session_running = False
         try:
-            await self._complete_record(reason, detail)
+            await self._complete_record()
         except Exception:  # e.g. the database is away: the job must still end
             logger.exception(
                 "conversation %s: the record could not be completed", self.conversation_id
@@ -339,6 +352,38 @@ class ConversationRunner:
         finally:
             if self._on_finished is not None:
                 self._on_finished(reason)
+
+    def _usage(self) -> dict[str, Any]:
+        try:
+            return summarize_usage(self.session.usage.model_usage)
+        except Exception:
+            logger.exception("conversation %s: usage not available", self.conversation_id)
+            return {}
+
+    async def _record_ending(self, reason: str, detail: str) -> str:
+        """End the conversation in the database with ``reason`` (and the usage so far, for
+        ``conversation_ended`` receivers); returns the reason on record, which is another
+        one when the web side ended it first."""
+        try:
+            if await aend_conversation(
+                self.conversation_id,
+                reason,
+                detail=detail,
+                failed=reason == EndReason.ERROR,
+                usage=self._usage(),
+            ):
+                return reason
+            recorded = await (
+                Conversation.objects.filter(pk=self.conversation_id)
+                .values_list("end_reason", flat=True)
+                .afirst()
+            )
+        except Exception:  # the database is away: still end, and say why in the log
+            logger.exception(
+                "conversation %s: the ending could not be recorded", self.conversation_id
+            )
+            return reason
+        return recorded or reason
 
     async def _say_farewell(self, reason: str) -> None:
         if not self._session_running:
@@ -351,17 +396,9 @@ class ConversationRunner:
         elif reason == EndReason.AGENT_END and (speech := self.session.current_speech):
             await asyncio.wait_for(speech.wait_for_playout(), timeout=FAREWELL_TIMEOUT)
 
-    async def _complete_record(self, reason: str, detail: str) -> None:
+    async def _complete_record(self) -> None:
+        """After the session closed: the last turns and the final usage (also when the web
+        side ended the conversation first)."""
         if self.recorder is not None:
             await self.recorder.aclose()
-        try:
-            usage = summarize_usage(self.session.usage.model_usage)
-        except Exception:
-            logger.exception("conversation %s: usage not available", self.conversation_id)
-            usage = {}
-        # Usage first, so conversation_ended receivers see it. Saved even when the web side
-        # ended the conversation first (the visitor's end request).
-        await Conversation.objects.filter(pk=self.conversation_id).aupdate(usage=usage)
-        await aend_conversation(
-            self.conversation_id, reason, detail=detail, failed=reason == EndReason.ERROR
-        )
+        await Conversation.objects.filter(pk=self.conversation_id).aupdate(usage=self._usage())

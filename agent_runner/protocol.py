@@ -26,6 +26,9 @@ ATTR_AVATAR = "voice_widget.avatar"
 
 #: How long the best-effort ``voice_widget.ended`` RPC may take.
 ENDED_RPC_TIMEOUT = 2.0
+#: How long a call that arrives before the conversation is ready waits for it. Shorter than
+#: the widget's RPC timeout, so the widget hears ``not_ready`` and retries instead of timing out.
+READY_WAIT_TIMEOUT = 6.0
 
 
 def ok() -> str:
@@ -66,11 +69,12 @@ class RoomSignals:
         except Exception as exc:  # the room may already be gone
             logger.warning("could not set agent attributes %s: %s", sorted(attributes), exc)
 
-    async def announce_protocol(self) -> None:
-        await self.set_attributes({ATTR_PROTOCOL: PROTOCOL_VERSION})
-
     def register(self, method: str, handler: RpcHandler) -> None:
         self.local_participant.register_rpc_method(method, handler)
+
+    async def announce_ready(self) -> None:
+        """``voice_widget.protocol`` on the agent: ready for ``voice_widget.start``."""
+        await self.set_attributes({ATTR_PROTOCOL: PROTOCOL_VERSION})
 
     async def announce_end(self, reason: str, visitor_identity: str | None) -> None:
         """Set ``voice_widget.end_reason`` and tell the visitor by RPC (best effort)."""
@@ -93,3 +97,59 @@ class RoomSignals:
     def _remote_identities(self) -> set[str]:
         participants = getattr(self.room, "remote_participants", None) or {}
         return {getattr(p, "identity", "") for p in participants.values()}
+
+
+class AgentEndpoint:
+    """The agent's RPC methods, callable from the moment it has joined the room.
+
+    ``open()`` registers ``voice_widget.start`` and ``voice_widget.end`` right after
+    ``ctx.connect()``, before anything slow (database, session, avatar), so the widget never
+    meets "method not supported". A call that arrives before the conversation is ready waits
+    for ``serve()`` (at most ``ready_timeout``, then ``not_ready``, which the widget retries);
+    after ``close()`` every call answers ``ended`` with the reason.
+    """
+
+    def __init__(self, signals: RoomSignals, *, ready_timeout: float = READY_WAIT_TIMEOUT) -> None:
+        self.signals = signals
+        self.ready_timeout = ready_timeout
+        self._handlers: dict[str, RpcHandler] = {}
+        self._settled = asyncio.Event()
+        self._closed_detail: str | None = None
+
+    def open(self) -> None:
+        for method in (RPC_START, RPC_END):
+            self.signals.register(method, self._handler_for(method))
+
+    def serve(self, handlers: dict[str, RpcHandler]) -> None:
+        """The conversation is ready: calls (also those waiting) go to ``handlers``."""
+        self._handlers = dict(handlers)
+        self._settled.set()
+
+    def close(self, detail: str = "This conversation has ended.") -> None:
+        """The conversation is over (or never started): calls answer ``ended``."""
+        if self._closed_detail is None:
+            self._closed_detail = detail
+        self._settled.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._settled.is_set() and self._closed_detail is None
+
+    def _handler_for(self, method: str) -> RpcHandler:
+        async def handle(data: Any) -> str:
+            return await self.dispatch(method, data)
+
+        return handle
+
+    async def dispatch(self, method: str, data: Any) -> str:
+        if not self._settled.is_set():
+            try:
+                await asyncio.wait_for(self._settled.wait(), timeout=self.ready_timeout)
+            except TimeoutError:
+                return error("not_ready", "The agent is still getting ready; try again.")
+        if self._closed_detail is not None:
+            return error("ended", self._closed_detail)
+        handler = self._handlers.get(method)
+        if handler is None:  # pragma: no cover - both methods are always served
+            return error("bad_request", f"Unknown method {method}.")
+        return await handler(data)

@@ -125,6 +125,14 @@ class JobRefused(Exception):
         self.unexpected = unexpected
 
 
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def conversation_id_from_metadata(metadata: str) -> str | None:
     """The conversation id the token endpoint put in the dispatch metadata."""
     if not (metadata or "").strip():
@@ -147,12 +155,8 @@ async def load_conversation(
 
     if not conversation_id:
         raise JobRefused("The job metadata names no conversation.", mark_failed=False)
-    try:
-        uuid.UUID(str(conversation_id))
-    except ValueError:
-        raise JobRefused(
-            "The job metadata holds no valid conversation id.", mark_failed=False
-        ) from None
+    if not _is_uuid(conversation_id):
+        raise JobRefused("The job metadata holds no valid conversation id.", mark_failed=False)
     conversation = (
         await Conversation.objects.select_related("persona").filter(pk=conversation_id).afirst()
     )
@@ -206,6 +210,27 @@ async def refuse(ctx: JobContext, signals: Any, refusal: JobRefused) -> None:
     ctx.shutdown(reason=f"refused: {refusal.detail}")
 
 
+async def fail_join(ctx: JobContext, conversation_id: str | None, exc: BaseException) -> None:
+    """The agent could not join its room: one ERROR line, the conversation ``failed`` with a
+    detail naming the cause, and the job ended (the widget learns it from the status API)."""
+    from voice_widget.lifecycle import aend_conversation
+
+    room_name = getattr(ctx.job.room, "name", "") or "?"
+    cause = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    detail = f"The agent could not join room {room_name}: {cause}"[:500]
+    logger.error(
+        "conversation %s: the agent could not join room %s: %s", conversation_id, room_name, cause
+    )
+    if conversation_id and _is_uuid(conversation_id):
+        try:
+            await aend_conversation(conversation_id, "error", detail=detail, failed=True)
+        except Exception:
+            logger.exception(
+                "conversation %s: the failed join could not be recorded", conversation_id
+            )
+    ctx.shutdown(reason=f"join failed: {cause}")
+
+
 # -- the entrypoint --------------------------------------------------------------------
 
 
@@ -220,12 +245,19 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
     from livekit.agents import AgentSession
 
     from .conversation import ConversationRunner
-    from .protocol import RoomSignals
+    from .protocol import AgentEndpoint, RoomSignals
 
     conversation_id = conversation_id_from_metadata(ctx.job.metadata) or settings.conversation_id
     ctx.log_context_fields = {"conversation": conversation_id}
-    await ctx.connect()
+    try:
+        await ctx.connect()
+    except Exception as exc:
+        await fail_join(ctx, conversation_id, exc)
+        return None
     signals = RoomSignals(ctx.room)
+    # Callable before anything slow: a start that comes early waits instead of failing.
+    endpoint = AgentEndpoint(signals)
+    endpoint.open()
 
     try:
         conversation = await load_conversation(
@@ -243,6 +275,7 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
                 unexpected=None if DOWNLOAD_FILES_COMMAND in detail else exc,
             ) from exc
     except JobRefused as refusal:
+        endpoint.close(refusal.detail if not refusal.mark_failed else "The agent cannot start.")
         await refuse(ctx, signals, refusal)
         return None
 
@@ -250,6 +283,7 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
         conversation=conversation,
         session=session,
         signals=signals,
+        endpoint=endpoint,
         room=ctx.room,
         start_immediately=settings.start_immediately,
         on_finished=lambda reason: ctx.shutdown(reason=f"conversation ended: {reason}"),

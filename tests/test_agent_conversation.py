@@ -11,6 +11,7 @@ from agent_runner import protocol
 from tests.agent_support import build_runner, new_conversation, reload, settle, transcript
 from tests.doubles.audio import DoubleTTS
 from tests.doubles.llm import DoubleLLM, Failure, ToolCall
+from tests.doubles.room import DoubleRoom
 from voice_widget.lifecycle import end_conversation
 from voice_widget.models import ConversationStatus
 from voice_widget.signals import conversation_ended
@@ -431,3 +432,72 @@ async def test_sync_host_tools_run_in_a_thread_and_may_receive_the_conversation(
         registry.unregister("whose_conversation")
 
     assert seen == {"topic": "brakes", "conversation": conversation.pk, "in_loop_thread": False}
+
+
+async def test_a_start_that_comes_before_the_session_is_ready_waits_and_then_starts():
+    conversation = await new_conversation(greeting=GREETING)
+    runner, room = build_runner(conversation, DoubleLLM())
+    # The methods are callable from the moment the runner exists (the job opens them right
+    # after joining), long before the session has started.
+    assert set(room.local_participant.rpc_handlers) == {protocol.RPC_START, protocol.RPC_END}
+    early = asyncio.create_task(room.call_rpc(protocol.RPC_START, caller=conversation.identity))
+    await asyncio.sleep(0.1)
+    assert not early.done()
+
+    await runner.start()
+
+    assert await asyncio.wait_for(early, 5) == {"ok": True}
+    await settle(runner.session)
+    said = [m.text_content for m in runner.session.history.messages() if m.role == "assistant"]
+    assert said == [GREETING]
+    assert (await reload(conversation)).status == ConversationStatus.ACTIVE
+    await runner.request_end("client_end")
+
+
+async def test_a_start_while_the_agent_is_still_getting_ready_answers_not_ready():
+    room = DoubleRoom(visitor="visitor")
+    endpoint = protocol.AgentEndpoint(protocol.RoomSignals(room), ready_timeout=0.1)
+    endpoint.open()
+
+    assert await room.call_rpc(protocol.RPC_START, caller="visitor") == {
+        "ok": False,
+        "error": "not_ready",
+        "detail": "The agent is still getting ready; try again.",
+    }
+    endpoint.close("This conversation has ended (error).")
+    answer = await room.call_rpc(protocol.RPC_START, caller="visitor")
+    assert answer["error"] == "ended" and "(error)" in answer["detail"]
+
+
+async def test_an_ending_the_agent_decides_is_recorded_before_the_widget_is_told():
+    conversation = await new_conversation({"preview_idle_seconds": 0.2})
+    runner, room = build_runner(conversation, DoubleLLM())
+    on_record_when_told = []
+    set_attributes = room.local_participant.set_attributes
+
+    async def record_what_is_on_record(attributes):
+        if protocol.ATTR_END_REASON in attributes:
+            on_record_when_told.append((await reload(conversation)).end_reason)
+        await set_attributes(attributes)
+
+    room.local_participant.set_attributes = record_what_is_on_record
+    await runner.start()
+    assert await asyncio.wait_for(runner.wait_finished(), 5) == "idle_timeout"
+
+    assert on_record_when_told == ["idle_timeout"]
+    # The widget answers the news with its end request; it does not overwrite the reason.
+    assert await sync_to_async(end_conversation)(conversation.pk, "client_end") is False
+    ended = await reload(conversation)
+    assert (ended.status, ended.end_reason) == (ConversationStatus.ENDED, "idle_timeout")
+
+
+async def test_the_widget_is_told_the_reason_on_record_when_the_web_side_ended_first():
+    conversation = await new_conversation()
+    runner, room = build_runner(conversation, DoubleLLM(), start_immediately=True)
+    await runner.start()
+    await sync_to_async(end_conversation)(conversation.pk, "client_end")
+
+    room.leave(conversation.identity)
+    assert await asyncio.wait_for(runner.wait_finished(), 5) == "participant_left"
+    assert room.local_participant.attributes[protocol.ATTR_END_REASON] == "client_end"
+    assert (await reload(conversation)).end_reason == "client_end"

@@ -157,3 +157,32 @@ def test_setup_errors_name_the_download_command_once():
 def test_double_plan_is_a_session_plan():
     plan = double_plan(DoubleLLM())
     assert plan.session_kwargs["vad"] is None and plan.avatar is None
+
+
+async def test_a_failed_join_fails_the_conversation_with_the_room_and_cause(caplog):
+    conversation = await new_conversation()
+    settings = JobSettings(
+        plan_factory=plan_factory_never_called, missing_credentials=no_missing_credentials
+    )
+    shutdowns = []
+
+    async def connect_refused():
+        raise ConnectionError("the LiveKit server refused the join (401)")
+
+    with fake_job_context(room=DoubleRoom(), job_metadata=metadata_for(conversation)) as ctx:
+        ctx.shutdown = lambda reason="": shutdowns.append(reason)
+        ctx.connect = connect_refused
+        with caplog.at_level("ERROR", logger="agent_runner"):
+            assert await run_job(ctx, settings) is None
+        room_name = ctx.job.room.name
+
+    failed = await reload(conversation)
+    assert failed.status == ConversationStatus.FAILED and failed.end_reason == "error"
+    assert failed.end_detail == (
+        f"The agent could not join room {room_name}: "
+        "ConnectionError: the LiveKit server refused the join (401)"
+    )
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert str(conversation.pk) in errors[0] and room_name in errors[0]
+    assert len(shutdowns) == 1 and "join failed" in shutdowns[0]

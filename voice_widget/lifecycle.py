@@ -23,18 +23,28 @@ def end_conversation(
     *,
     detail: str = "",
     failed: bool = False,
+    usage: dict | None = None,
 ) -> bool:
     """Mark an open conversation ended (or failed) with ``reason``; True if this call ended it.
 
     The update is conditional on the conversation still being open, so the web process and
     the worker may both try: exactly one succeeds, and only that one sends
-    ``conversation_ended``.
+    ``conversation_ended``. ``usage``, when given, is saved with the ending, so receivers
+    see it.
     """
     reason = EndReason(reason)
     status = ConversationStatus.FAILED if failed else ConversationStatus.ENDED
+    changes = {
+        "status": status,
+        "end_reason": reason,
+        "end_detail": detail[:500],
+        "ended_at": timezone.now(),
+    }
+    if usage is not None:
+        changes["usage"] = usage
     with transaction.atomic():
         updated = Conversation.objects.filter(pk=conversation_id, status__in=OPEN_STATUSES).update(
-            status=status, end_reason=reason, end_detail=detail[:500], ended_at=timezone.now()
+            **changes
         )
     if not updated:
         return False
@@ -46,4 +56,4 @@ def end_conversation(
     return True
 
 
-aend_conversation = sync_to_async(end_conversation, thread_sensitive=False)
+aend_conversation = sync_to_async(end_conversation)
