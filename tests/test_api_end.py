@@ -16,6 +16,7 @@ from tests.api_support import (
     verifier,
 )
 from tests.factories import make_conversation, make_persona
+from voice_widget.lifecycle import end_conversation
 from voice_widget.models import Conversation, ConversationStatus, EndReason
 from voice_widget.signals import conversation_ended
 
@@ -224,3 +225,52 @@ def test_end_endpoint_is_not_throttled_by_the_session_rates(client, session, set
     for _ in range(3):
         response = post_json(client, session["end_url"], {"end_key": session["end_key"]})
         assert response.status_code == 200
+
+
+def test_a_closed_page_reports_participant_left(client, session):
+    body = {"end_key": session["end_key"], "reason": "participant_left"}
+    response = client.post(session["end_url"], json.dumps(body), content_type="text/plain")
+    assert response.status_code == 200, response.content
+    assert response.json()["end_reason"] == "participant_left"
+    assert refresh(session).end_reason == EndReason.PARTICIPANT_LEFT
+
+
+def test_the_browser_cannot_claim_an_ending_that_is_the_workers_to_record(client, session):
+    body = {"end_key": session["end_key"], "reason": "max_duration"}
+    response = post_json(client, session["end_url"], body)
+    assert response.status_code == 400
+    assert "reason" in response.json()["detail"]
+    assert refresh(session).status == ConversationStatus.CREATED
+
+
+def test_an_ending_on_record_is_kept_and_returned_to_the_late_end_request(client, session):
+    end_conversation(session["conversation"], EndReason.MAX_DURATION)
+    response = post_json(client, session["end_url"], {"end_key": session["end_key"]})
+    assert response.json() == {
+        "conversation": session["conversation"],
+        "status": "ended",
+        "end_reason": "max_duration",
+    }
+    assert refresh(session).end_reason == EndReason.MAX_DURATION
+
+
+def test_status_tells_the_visitor_where_the_conversation_stands(client, session):
+    status_url = session["status_url"]
+    response = post_json(client, status_url, {"end_key": session["end_key"]})
+    assert response.status_code == 200
+    assert response.json() == {
+        "conversation": session["conversation"],
+        "status": "created",
+        "end_reason": "",
+    }
+    end_conversation(session["conversation"], EndReason.ERROR, detail="internal", failed=True)
+    body = post_json(client, status_url, {"end_key": session["end_key"]}).json()
+    assert (body["status"], body["end_reason"]) == ("failed", "error")
+    assert "detail" not in body  # the operator's detail stays in admin
+
+
+def test_status_needs_the_end_key(client, session):
+    response = post_json(client, session["status_url"], {"end_key": "not-the-key"})
+    assert response.status_code == 403
+    assert response.json()["detail"]
+    assert post_json(client, session["status_url"], {}).status_code == 400

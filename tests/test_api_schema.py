@@ -35,6 +35,7 @@ def test_schema_documents_the_session_request_and_response(client):
         "identity",
         "expires_at",
         "end_url",
+        "status_url",
         "end_key",
     }
     assert set(components["SessionRequest"]["properties"]) == {

@@ -56,6 +56,7 @@ def test_session_returns_201_with_the_documented_fields_and_no_store(client, per
         "identity",
         "expires_at",
         "end_url",
+        "status_url",
         "end_key",
     }
     assert response["Cache-Control"] == "no-store"
@@ -64,6 +65,9 @@ def test_session_returns_201_with_the_documented_fields_and_no_store(client, per
     assert body["identity"].startswith("visitor-")
     assert body["end_url"] == reverse(
         "voice_widget:session-end", kwargs={"conversation_id": body["conversation"]}
+    )
+    assert body["status_url"] == reverse(
+        "voice_widget:session-status", kwargs={"conversation_id": body["conversation"]}
     )
 
 

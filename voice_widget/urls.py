@@ -16,6 +16,11 @@ urlpatterns = [
         views.SessionEndView.as_view(),
         name="session-end",
     ),
+    path(
+        "api/sessions/<uuid:conversation_id>/status/",
+        views.SessionStatusView.as_view(),
+        name="session-status",
+    ),
     path("api/personas/<slug:slug>/", views.PersonaPublicView.as_view(), name="persona"),
     path("api/health/", views.HealthView.as_view(), name="health"),
     path("api/livekit/webhook/", views.LiveKitWebhookView.as_view(), name="livekit-webhook"),

@@ -115,10 +115,24 @@ class SessionResponseSerializer(serializers.Serializer):
     identity = serializers.CharField()
     expires_at = serializers.DateTimeField(help_text="When the token stops admitting.")
     end_url = serializers.CharField(help_text="Path of this conversation's end endpoint.")
-    end_key = serializers.CharField(help_text="Secret that authorises the end request.")
+    status_url = serializers.CharField(help_text="Path of this conversation's status endpoint.")
+    end_key = serializers.CharField(help_text="Secret that authorises the end and status requests.")
+
+
+#: Endings the visitor's browser may report; every other reason is the worker's to record.
+VISITOR_END_REASONS = ["client_end", "participant_left"]
 
 
 class SessionEndRequestSerializer(serializers.Serializer):
+    end_key = StrictCharField(max_length=200)
+    reason = serializers.ChoiceField(
+        choices=VISITOR_END_REASONS,
+        default="client_end",
+        help_text="client_end (the visitor ended it) or participant_left (the page was closed).",
+    )
+
+
+class SessionStatusRequestSerializer(serializers.Serializer):
     end_key = StrictCharField(max_length=200)
 
 

@@ -49,6 +49,7 @@ from .serializers import (
     SessionEndResponseSerializer,
     SessionRequestSerializer,
     SessionResponseSerializer,
+    SessionStatusRequestSerializer,
     WebhookResponseSerializer,
     check_page_context,
 )
@@ -153,6 +154,9 @@ class SessionCreateView(VoiceWidgetAPIView):
             "end_url": reverse(
                 "voice_widget:session-end", kwargs={"conversation_id": conversation.pk}
             ),
+            "status_url": reverse(
+                "voice_widget:session-status", kwargs={"conversation_id": conversation.pk}
+            ),
             "end_key": end_key,
         }
         return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
@@ -198,8 +202,8 @@ class SessionCreateView(VoiceWidgetAPIView):
             raise errors.PersonaBusy(wait=BUSY_RETRY_AFTER)
 
 
-class SessionEndView(VoiceWidgetAPIView):
-    """End a conversation from the browser, e.g. with ``navigator.sendBeacon`` on unload.
+class EndKeyView(VoiceWidgetAPIView):
+    """Base of the views a visitor's browser reaches with the conversation's end key.
 
     The end key returned at creation is the only credential: no session, hence no CSRF
     (a beacon cannot send a CSRF header), and no origin check (a beacon from an embedding
@@ -212,25 +216,21 @@ class SessionEndView(VoiceWidgetAPIView):
         BoundedFormParser,
         MultiPartParser,  # FormData beacons; Django bounds its fields (DATA_UPLOAD_*)
     ]
+    request_serializer_class: type = SessionStatusRequestSerializer
 
-    @extend_schema(
-        operation_id="end_session",
-        request={
-            "application/json": SessionEndRequestSerializer,
-            "text/plain": SessionEndRequestSerializer,
-            "application/x-www-form-urlencoded": SessionEndRequestSerializer,
-            "multipart/form-data": SessionEndRequestSerializer,
-        },
-        responses={200: SessionEndResponseSerializer, **_errors(400, 403, 404, 413, 415)},
-    )
-    def post(self, request: Request, conversation_id: Any) -> Response:
+    def validated(self, request: Request) -> dict[str, Any]:
         payload = request.data
         if not hasattr(payload, "get"):
             raise errors.InvalidRequest("Send a JSON object with the end key.")
-        serializer = SessionEndRequestSerializer(data={"end_key": payload.get("end_key")})
+        fields = self.request_serializer_class().fields
+        serializer = self.request_serializer_class(
+            data={name: payload.get(name) for name in fields if payload.get(name) is not None}
+        )
         serializer.is_valid(raise_exception=True)
-        end_key = serializer.validated_data["end_key"]
+        return serializer.validated_data
 
+    @staticmethod
+    def conversation_for_key(conversation_id: Any, end_key: str) -> Conversation:
         conversation = Conversation.objects.filter(pk=conversation_id).first()
         if conversation is None:
             raise errors.ConversationNotFound()
@@ -238,17 +238,63 @@ class SessionEndView(VoiceWidgetAPIView):
             hash_end_key(end_key), conversation.end_key_hash
         ):
             raise errors.InvalidEndKey()
+        return conversation
 
-        if end_conversation(conversation.pk, EndReason.CLIENT_END):
-            # Only the call that ended it deletes the room, so repeated beacons cost nothing.
-            delete_room(conversation.room_name)
-        conversation.refresh_from_db(fields=["status", "end_reason"])
+    @staticmethod
+    def state(conversation: Conversation) -> Response:
         body = {
             "conversation": str(conversation.pk),
             "status": conversation.status,
             "end_reason": conversation.end_reason,
         }
         return Response(body, headers=NO_STORE)
+
+
+_END_KEY_REQUEST_TYPES = (
+    "application/json",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+)
+
+
+class SessionEndView(EndKeyView):
+    """End a conversation from the browser, e.g. with ``navigator.sendBeacon`` on unload.
+
+    An ending already on record (the worker's ``max_duration``, say) is kept: the answer
+    carries the reason on record, which the widget then shows.
+    """
+
+    request_serializer_class = SessionEndRequestSerializer
+
+    @extend_schema(
+        operation_id="end_session",
+        request={kind: SessionEndRequestSerializer for kind in _END_KEY_REQUEST_TYPES},
+        responses={200: SessionEndResponseSerializer, **_errors(400, 403, 404, 413, 415)},
+    )
+    def post(self, request: Request, conversation_id: Any) -> Response:
+        data = self.validated(request)
+        conversation = self.conversation_for_key(conversation_id, data["end_key"])
+        if end_conversation(conversation.pk, data["reason"]):
+            # Only the call that ended it deletes the room, so repeated beacons cost nothing.
+            delete_room(conversation.room_name)
+        conversation.refresh_from_db(fields=["status", "end_reason"])
+        return self.state(conversation)
+
+
+class SessionStatusView(EndKeyView):
+    """Where a conversation stands (``created``, ``ready``, ``active``, ``ended``, ``failed``)
+    and why it ended: how the widget learns, while it waits for the agent, that the agent
+    could not join."""
+
+    @extend_schema(
+        operation_id="session_status",
+        request={kind: SessionStatusRequestSerializer for kind in _END_KEY_REQUEST_TYPES},
+        responses={200: SessionEndResponseSerializer, **_errors(400, 403, 404, 413, 415)},
+    )
+    def post(self, request: Request, conversation_id: Any) -> Response:
+        data = self.validated(request)
+        return self.state(self.conversation_for_key(conversation_id, data["end_key"]))
 
 
 @method_decorator(never_cache, name="dispatch")
