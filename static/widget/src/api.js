@@ -89,31 +89,47 @@ export function createApi({
 
   return {
     /**
-     * POST the session request; resolves with the API's 201 body. Its `end_url` is a path on
-     * the API's site, so it is made absolute against the endpoint (the page may be elsewhere).
+     * POST the session request; resolves with the API's 201 body. Its `end_url` and
+     * `status_url` are paths on the API's site, so they are made absolute against the
+     * endpoint (the page may be elsewhere).
      */
     async createSession(body) {
       if (!sessionsUrl) throw new ApiError(0, 'not_configured', '');
       const data = await postJson(sessionsUrl, body);
-      if (data.end_url) data.end_url = absoluteUrl(data.end_url, absoluteUrl(sessionsUrl));
+      for (const key of ['end_url', 'status_url']) {
+        if (data[key]) data[key] = absoluteUrl(data[key], absoluteUrl(sessionsUrl));
+      }
       return data;
     },
 
     /**
-     * Tell the server the conversation is over. With `beacon`, use navigator.sendBeacon
-     * (text/plain, so no CORS preflight), which survives the page being closed.
+     * Tell the server the conversation is over; resolves with its answer (the status and the
+     * ending on record, which may be another than `reason`), or null. With `beacon`, use
+     * navigator.sendBeacon (text/plain, so no CORS preflight), which survives the page being
+     * closed. `reason`: `client_end` (default) or `participant_left` (the page was closed).
      */
-    async endSession(session, { beacon = false } = {}) {
-      if (!session || !session.end_url) return;
-      const body = JSON.stringify({ end_key: session.end_key });
+    async endSession(session, { beacon = false, reason = 'client_end' } = {}) {
+      if (!session || !session.end_url) return null;
+      const body = { end_key: session.end_key, reason };
       if (beacon && sendBeacon) {
-        sendBeacon(session.end_url, new Blob([body], { type: 'text/plain' }));
-        return;
+        sendBeacon(session.end_url, new Blob([JSON.stringify(body)], { type: 'text/plain' }));
+        return null;
       }
       try {
-        await postJson(session.end_url, { end_key: session.end_key });
+        return await postJson(session.end_url, body);
       } catch {
         // Ending is best effort: the worker and the room's timeouts end it too.
+        return null;
+      }
+    },
+
+    /** Where the conversation stands (`{status, end_reason}`), or null when unknown. */
+    async sessionStatus(session) {
+      if (!session || !session.status_url) return null;
+      try {
+        return await postJson(session.status_url, { end_key: session.end_key });
+      } catch {
+        return null;
       }
     },
 

@@ -33,6 +33,7 @@ export const ErrorCode = Object.freeze({
   LIVEKIT_UNREACHABLE: 'livekit_unreachable',
   DISCONNECTED: 'disconnected',
   START_FAILED: 'start_failed',
+  AGENT_FAILED: 'agent_failed',
 });
 
 export const PROTOCOL_VERSION = 1;
@@ -40,12 +41,21 @@ export const RPC_START = 'voice_widget.start';
 export const RPC_END = 'voice_widget.end';
 export const RPC_ENDED = 'voice_widget.ended';
 export const ATTR_AGENT_STATE = 'lk.agent.state';
+export const ATTR_PROTOCOL = 'voice_widget.protocol';
 export const ATTR_END_REASON = 'voice_widget.end_reason';
 export const ATTR_AVATAR = 'voice_widget.avatar';
 
 const RPC_TIMEOUT_MS = 10000;
 const MIC_GRACE_MS = 1500;
 const RPC_UNSUPPORTED_METHOD = 1400;
+// A start answered "method not supported" or "not_ready" is tried again, with a backoff
+// from the first to the longest delay, for at most the retry window; then it has failed.
+const START_RETRY_FIRST_MS = 250;
+const START_RETRY_LONGEST_MS = 2000;
+const START_RETRY_WINDOW_MS = 15000;
+// While waiting for the agent, the session's status is asked this often: an agent that could
+// not join has marked the conversation failed, and the visitor hears of it within seconds.
+const STATUS_POLL_MS = 2000;
 
 const defaultClock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -284,7 +294,7 @@ export class WidgetController {
     this.check(run);
     room.playRemoteAudio();
     this.audioBlocked = !room.canPlaybackAudio;
-    const agent = await this.waitForAgent(run);
+    const agent = await this.waitForReadyAgent(run);
     await this.callStart(run, agent);
     this.agentState = this.agentState || agentStateOf(room.agentAttributes());
     this.setState(State.ACTIVE);
@@ -325,33 +335,83 @@ export class WidgetController {
     return data;
   }
 
-  waitForAgent(run) {
-    const present = this.room.agentIdentity();
+  /**
+   * The agent's identity once it has joined and set `voice_widget.protocol` (ready for
+   * `voice_widget.start`). Meanwhile the session's status is polled, so an agent that could
+   * not join is reported within seconds; after `agent-timeout` the wait fails.
+   */
+  waitForReadyAgent(run) {
+    const readyAgent = () => {
+      const agent = this.room && this.room.agentIdentity();
+      return agent && this.room.agentAttributes()[ATTR_PROTOCOL] ? agent : null;
+    };
+    const present = readyAgent();
     if (present) return Promise.resolve(present);
     const timeoutMs = this.deps.config().agentTimeoutMs;
+    const session = this.session;
     return new Promise((resolve, reject) => {
+      let poll = null;
+      const settle = () => {
+        this.clock.clearTimeout(timer);
+        this.clock.clearTimeout(poll);
+        this.agentWaiters.delete(waiter);
+      };
       const waiter = {
+        check: () => {
+          const agent = readyAgent();
+          if (agent) waiter.resolve(agent);
+        },
         resolve: (identity) => {
-          this.clock.clearTimeout(timer);
-          this.agentWaiters.delete(waiter);
+          settle();
           resolve(identity);
         },
         reject: (error) => {
-          this.clock.clearTimeout(timer);
-          this.agentWaiters.delete(waiter);
+          settle();
           reject(error);
         },
       };
       const timer = this.clock.setTimeout(() => {
-        waiter.reject(
-          run === this.run ? new FlowError(ErrorCode.AGENT_UNAVAILABLE) : new Superseded(),
-        );
+        if (run !== this.run) return waiter.reject(new Superseded());
+        // An agent that joined but never got ready could not start; none at all is away.
+        const joined = this.room && this.room.agentIdentity();
+        waiter.reject(new FlowError(joined ? ErrorCode.START_FAILED : ErrorCode.AGENT_UNAVAILABLE));
       }, timeoutMs);
+      const askStatus = async () => {
+        const answer = await this.deps.api.sessionStatus(session);
+        if (!this.agentWaiters.has(waiter)) return;
+        if (answer && answer.status === 'failed') {
+          waiter.reject(new FlowError(ErrorCode.AGENT_FAILED));
+        } else if (answer && answer.status === 'ended') {
+          waiter.reject(new FlowError(ErrorCode.AGENT_FAILED, '', { endReason: answer.end_reason }));
+        } else {
+          poll = this.clock.setTimeout(askStatus, STATUS_POLL_MS);
+        }
+      };
+      poll = this.clock.setTimeout(askStatus, STATUS_POLL_MS);
       this.agentWaiters.add(waiter);
     });
   }
 
+  /**
+   * Call `voice_widget.start` until the agent says `{"ok": true}`. "Method not supported"
+   * (1400) and `not_ready` mean "not yet": tried again with a backoff, within a bounded
+   * window. Any other error, or no `ok`, is a failed start, never a silent success.
+   */
   async callStart(run, agent) {
+    let waited = 0;
+    let delay = START_RETRY_FIRST_MS;
+    for (;;) {
+      if (await this.tryStart(run, agent)) return;
+      if (waited >= START_RETRY_WINDOW_MS) throw new FlowError(ErrorCode.START_FAILED);
+      await this.delay(delay);
+      this.check(run);
+      waited += delay;
+      delay = Math.min(delay * 2, START_RETRY_LONGEST_MS);
+    }
+  }
+
+  /** One start call: true when started, false when the agent is not ready yet. */
+  async tryStart(run, agent) {
     let answer;
     try {
       answer = await this.room.performRpc(
@@ -362,20 +422,21 @@ export class WidgetController {
       );
     } catch (error) {
       this.check(run);
-      // An agent that does not speak this protocol starts on its own.
-      if (error && error.code === RPC_UNSUPPORTED_METHOD) return;
-      throw new FlowError(ErrorCode.START_FAILED, (error && error.message) || '');
+      if (error && error.code === RPC_UNSUPPORTED_METHOD) return false;
+      // Transport errors (timeouts, a lost connection) are not the visitor's to read.
+      throw new FlowError(ErrorCode.START_FAILED);
     }
     this.check(run);
-    let parsed = {};
+    let parsed = null;
     try {
-      parsed = JSON.parse(answer || '{}') || {};
+      parsed = JSON.parse(answer || 'null');
     } catch {
-      parsed = {};
+      parsed = null;
     }
-    if (parsed.ok === false) {
-      throw new FlowError(ErrorCode.START_FAILED, parsed.detail || '', { agentError: parsed.error });
-    }
+    if (parsed && parsed.ok === true) return true;
+    if (parsed && parsed.error === 'not_ready') return false;
+    const detail = (parsed && typeof parsed.detail === 'string' && parsed.detail) || '';
+    throw new FlowError(ErrorCode.START_FAILED, detail, { agentError: parsed && parsed.error });
   }
 
   delay(ms) {
@@ -392,13 +453,15 @@ export class WidgetController {
     if (this.room === room) return;
     this.room = room;
     this.hasVideo = false;
-    room.on('agent-joined', (identity) => {
+    room.on('agent-joined', () => {
       if (room !== this.room) return;
-      for (const waiter of [...this.agentWaiters]) waiter.resolve(identity);
       this.applyAgentAttributes(room.agentAttributes());
+      for (const waiter of [...this.agentWaiters]) waiter.check();
     });
     room.on('agent-attributes', (attributes) => {
-      if (room === this.room) this.applyAgentAttributes(attributes);
+      if (room !== this.room) return;
+      this.applyAgentAttributes(attributes);
+      for (const waiter of [...this.agentWaiters]) waiter.check();
     });
     room.on('agent-left', () => {
       if (room !== this.room) return;
@@ -548,7 +611,7 @@ export class WidgetController {
   /** The page is being closed: end the session with a beacon, which survives the unload. */
   pageHidden() {
     if (this.session) {
-      this.deps.api.endSession(this.session, { beacon: true });
+      this.deps.api.endSession(this.session, { beacon: true, reason: 'participant_left' });
       this.session = null;
     }
     this.teardownRoom();
@@ -567,12 +630,21 @@ export class WidgetController {
       reason,
       conversation: session ? session.conversation : null,
     });
-    await this.deps.api.endSession(session);
+    const run = this.run;
+    const answer = await this.deps.api.endSession(session);
+    // An ending recorded first (the agent's max_duration, say) is the one to show.
+    const recorded = answer && answer.end_reason;
+    if (recorded && recorded !== reason && run === this.run && this.state === State.ENDED) {
+      this.endReason = recorded;
+      this.changed();
+    }
   }
 
   failed(run, error) {
     if (error instanceof Superseded || run !== this.run) return;
-    this.fail(error);
+    // Ended while the widget waited (e.g. the end reached the server first): the ending.
+    if (error instanceof FlowError && error.endReason) this.finish(error.endReason);
+    else this.fail(error);
   }
 
   fail(error) {

@@ -537,6 +537,8 @@ export class VoiceWidgetElement extends HTMLElement {
         return [t.disconnected, ''];
       case 'start_failed':
         return [error.detail || t.startFailed, ''];
+      case 'agent_failed':
+        return [t.agentFailed, ''];
       default:
         return [t.apiRefused, ''];
     }

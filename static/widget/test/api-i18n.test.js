@@ -54,7 +54,14 @@ describe('api', () => {
 
   test("end_url is resolved against the API's URL, not the page's", async () => {
     const { fetch } = fetchDouble([
-      { status: 201, body: { end_url: '/voice-widget/api/sessions/c1/end/', end_key: 'k' } },
+      {
+        status: 201,
+        body: {
+          end_url: '/voice-widget/api/sessions/c1/end/',
+          status_url: '/voice-widget/api/sessions/c1/status/',
+          end_key: 'k',
+        },
+      },
     ]);
     const api = createApi({
       sessionsUrl: 'https://shop.example/voice-widget/api/sessions/',
@@ -63,6 +70,7 @@ describe('api', () => {
     });
     const data = await api.createSession({});
     assert.equal(data.end_url, 'https://shop.example/voice-widget/api/sessions/c1/end/');
+    assert.equal(data.status_url, 'https://shop.example/voice-widget/api/sessions/c1/status/');
   });
 
   test('no CSRF header without the cookie', async () => {
@@ -111,11 +119,29 @@ describe('api', () => {
     });
     const session = { end_url: '/end/', end_key: 'k1' };
     await api.endSession(session);
-    assert.deepEqual(JSON.parse(requests[0].body), { end_key: 'k1' });
-    await api.endSession(session, { beacon: true });
+    assert.deepEqual(JSON.parse(requests[0].body), { end_key: 'k1', reason: 'client_end' });
+    await api.endSession(session, { beacon: true, reason: 'participant_left' });
     assert.equal(beacons[0].url, '/end/');
     assert.equal(beacons[0].data.type, 'text/plain');
-    assert.deepEqual(JSON.parse(await beacons[0].data.text()), { end_key: 'k1' });
+    assert.deepEqual(JSON.parse(await beacons[0].data.text()), {
+      end_key: 'k1',
+      reason: 'participant_left',
+    });
+  });
+
+  test('session status: posts the end key; null when it cannot be asked', async () => {
+    const { fetch, requests } = fetchDouble([
+      { status: 200, body: { status: 'failed', end_reason: 'error' } },
+      { status: 403, body: { error: 'invalid_end_key', detail: 'No.' } },
+    ]);
+    const api = createApi({ sessionsUrl: '/s/', fetch, cookies: () => '' });
+    const session = { status_url: '/status/', end_key: 'k1' };
+    assert.deepEqual(await api.sessionStatus(session), { status: 'failed', end_reason: 'error' });
+    assert.equal(requests[0].url, '/status/');
+    assert.equal(requests[0].method, 'POST');
+    assert.deepEqual(JSON.parse(requests[0].body), { end_key: 'k1' });
+    assert.equal(await api.sessionStatus(session), null);
+    assert.equal(await api.sessionStatus({ end_key: 'k1' }), null);
   });
 
   test('health: the answer, or null when it cannot be asked', async () => {

@@ -3,7 +3,7 @@ import { beforeEach, describe, test } from 'node:test';
 
 import { ApiError } from '../src/api.js';
 import { ErrorCode, State, WidgetController } from '../src/controller.js';
-import { ApiDouble, ManualClock, RoomDouble, settle } from './doubles.js';
+import { ApiDouble, ManualClock, READY, RoomDouble, settle } from './doubles.js';
 
 function setup({ previewMode = 'none', roomAsync = false, room, agentTimeoutMs = 5000 } = {}) {
   const api = new ApiDouble();
@@ -135,7 +135,8 @@ describe('click to talk (poster or no preview)', () => {
     assert.equal(t.controller.state, State.CONNECTING);
     assert.ok(!room.callNames().includes('performRpc'));
     t.clock.advance(3000);
-    room.agentJoins('agent-7', { 'lk.agent.state': 'listening' });
+    await settle();
+    room.agentJoins('agent-7', { ...READY, 'lk.agent.state': 'listening' });
     await settle();
     assert.equal(t.controller.state, State.ACTIVE);
     assert.equal(t.controller.agentState, 'listening');
@@ -322,15 +323,115 @@ describe('click to talk (poster or no preview)', () => {
     assert.equal(t.controller.error.detail, 'Too many callers.');
   });
 
-  test('an agent without the start RPC is treated as started', async () => {
+  test('start waits until the agent says it is ready (voice_widget.protocol)', async () => {
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    room.agentJoins('agent-1', { 'lk.agent.state': 'initializing' });
+    await settle();
+    assert.ok(!room.callNames().includes('performRpc'), 'not called before readiness');
+    assert.equal(t.controller.state, State.CONNECTING);
+    room.setAgentAttributes(READY);
+    await settle();
+    assert.ok(room.callNames().includes('performRpc'));
+    assert.equal(t.controller.state, State.ACTIVE);
+    assert.equal(t.clock.pending(), 0);
+  });
+
+  test('an agent that joined but never gets ready: start failed after agent-timeout', async () => {
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    room.agentJoins('agent-1', {});
+    await settle();
+    t.clock.advance(5000);
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.START_FAILED);
+    assert.ok(!room.callNames().includes('performRpc'));
+  });
+
+  test('"method not supported" and not_ready are retried with a backoff, then start', async () => {
     const room = new RoomDouble({ agentPresent: true });
     const unsupported = Object.assign(new Error('Method not supported'), { code: 1400 });
-    room.rpcAnswers.set('voice_widget.start', Promise.reject(unsupported));
-    room.rpcAnswers.get('voice_widget.start').catch(() => {});
+    const answers = [
+      () => Promise.reject(unsupported),
+      () => Promise.resolve('{"ok": false, "error": "not_ready", "detail": "Getting ready."}'),
+      () => Promise.resolve('{"ok": true}'),
+    ];
+    room.rpcAnswers.set('voice_widget.start', () => answers.shift()());
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.CONNECTING, 'an error is never taken for a start');
+    t.clock.advance(250);
+    await settle();
+    assert.equal(t.controller.state, State.CONNECTING);
+    t.clock.advance(499);
+    await settle();
+    assert.equal(t.controller.state, State.CONNECTING, 'the second wait is longer');
+    t.clock.advance(1);
+    await settle();
+    assert.equal(t.controller.state, State.ACTIVE);
+    const starts = room.calls.filter(([n, , method]) => n === 'performRpc' && method === 'voice_widget.start');
+    assert.equal(starts.length, 3);
+  });
+
+  test('a start that stays unsupported fails clearly once the retry window is over', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    const unsupported = Object.assign(new Error('Method not supported'), { code: 1400 });
+    room.rpcAnswers.set('voice_widget.start', () => Promise.reject(unsupported));
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    for (let i = 0; i < 40 && t.controller.state === State.CONNECTING; i++) {
+      t.clock.advance(2000);
+      await settle();
+    }
+    assert.equal(t.controller.state, State.ERROR);
+    assert.equal(t.controller.error.code, ErrorCode.START_FAILED);
+    assert.equal(t.controller.error.detail, '', 'SDK messages are not shown to visitors');
+    assert.ok(t.clock.now >= 15000 && t.clock.now <= 20000, `gave up after ${t.clock.now} ms`);
+    assert.deepEqual(t.api.ended.map((e) => e.conversation), ['conv-1']);
+  });
+
+  test('an answer without ok is a failed start, not a silent success', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.rpcAnswers.set('voice_widget.start', Promise.resolve('not json'));
     t.setNextRoom(room);
     await t.controller.start();
     await settle();
-    assert.equal(t.controller.state, State.ACTIVE);
+    assert.equal(t.controller.error.code, ErrorCode.START_FAILED);
+  });
+
+  test('an agent that could not join: the status says failed, shown within seconds', async () => {
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    t.clock.advance(2000);
+    await settle();
+    assert.equal(t.controller.state, State.CONNECTING);
+    assert.deepEqual(t.api.statusAsked, ['conv-1']);
+    t.api.statusAnswer = { status: 'failed', end_reason: 'error' };
+    t.clock.advance(2000);
+    await settle();
+    assert.equal(t.controller.state, State.ERROR);
+    assert.equal(t.controller.error.code, ErrorCode.AGENT_FAILED);
+    assert.equal(t.clock.pending(), 0);
+  });
+
+  test('a conversation ended while waiting shows the ending on record', async () => {
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    t.api.statusAnswer = { status: 'ended', end_reason: 'participant_left' };
+    t.clock.advance(2000);
+    await settle();
+    assert.equal(t.controller.state, State.ENDED);
+    assert.equal(t.controller.endReason, 'participant_left');
   });
 
   test('start RPC timing out is an error with retry', async () => {
@@ -524,6 +625,14 @@ describe('active conversation', () => {
     ]);
   });
 
+  test('an end request that meets an ending on record shows that ending', async () => {
+    t.api.endAnswer = { status: 'ended', end_reason: 'max_duration' };
+    await t.controller.end();
+    assert.equal(t.controller.state, State.ENDED);
+    assert.equal(t.controller.endReason, 'max_duration');
+    assert.equal(t.views.at(-1).endReason, 'max_duration');
+  });
+
   test('start again after the end opens a new conversation', async () => {
     await t.controller.end();
     const second = new RoomDouble({ agentPresent: true });
@@ -585,9 +694,11 @@ describe('active conversation', () => {
     assert.equal(t.controller.state, State.ENDED);
   });
 
-  test('page unload ends the session with a beacon', () => {
+  test('page unload ends the session with a beacon: the visitor left', () => {
     t.controller.pageHidden();
-    assert.deepEqual(t.api.ended, [{ conversation: 'conv-1', beacon: true }]);
+    assert.deepEqual(t.api.ended, [
+      { conversation: 'conv-1', beacon: true, reason: 'participant_left' },
+    ]);
     assert.ok(room.callNames().includes('disconnect'));
   });
 

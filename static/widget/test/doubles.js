@@ -3,13 +3,16 @@
  * livekit-room.js, scripted by the test), an API double, and a manual clock.
  */
 
+export const READY = Object.freeze({ 'voice_widget.protocol': '1' });
+
 export class RoomDouble {
   constructor({ agentPresent = false, canPlaybackAudio = true } = {}) {
     this.listeners = new Map();
     this.rpcHandlers = new Map();
     this.calls = [];
     this.agent = agentPresent ? 'agent-1' : null;
-    this.attributes = {};
+    // Our agent says it is ready for voice_widget.start with this attribute.
+    this.attributes = agentPresent ? { ...READY } : {};
     this.canPlaybackAudio = canPlaybackAudio;
     this.connectResult = Promise.resolve();
     this.microphoneResult = Promise.resolve();
@@ -73,7 +76,9 @@ export class RoomDouble {
 
   performRpc(identity, method, payload, timeoutMs) {
     this.record('performRpc', identity, method, payload, timeoutMs);
-    return this.rpcAnswers.get(method) || Promise.resolve('{"ok": true}');
+    const answer = this.rpcAnswers.get(method);
+    if (typeof answer === 'function') return answer(payload);
+    return answer || Promise.resolve('{"ok": true}');
   }
 
   registerRpcMethod(method, handler) {
@@ -82,7 +87,7 @@ export class RoomDouble {
 
   // ---- what the agent does, scripted by tests -----------------------------------------------
 
-  agentJoins(identity = 'agent-1', attributes = {}) {
+  agentJoins(identity = 'agent-1', attributes = READY) {
     this.agent = identity;
     this.attributes = { ...attributes };
     this.emit('agent-joined', identity);
@@ -102,6 +107,9 @@ export class ApiDouble {
   constructor() {
     this.requests = [];
     this.ended = [];
+    this.statusAsked = [];
+    this.statusAnswer = { status: 'created', end_reason: '' };
+    this.endAnswer = null;
     this.healthAnswer = { livekit_configured: true, agents_available: true, agent_name: 'test' };
     this.sessionAnswer = null;
     this.sessionError = null;
@@ -121,13 +129,21 @@ export class ApiDouble {
         identity: `visitor-${this.count}`,
         expires_at: '2030-01-01T00:00:00Z',
         end_url: `/voice-widget/api/sessions/conv-${this.count}/end/`,
+        status_url: `/voice-widget/api/sessions/conv-${this.count}/status/`,
         end_key: `key-${this.count}`,
       }
     );
   }
 
   async endSession(session, options = {}) {
-    if (session) this.ended.push({ conversation: session.conversation, ...options });
+    if (!session) return null;
+    this.ended.push({ conversation: session.conversation, ...options });
+    return this.endAnswer;
+  }
+
+  async sessionStatus(session) {
+    this.statusAsked.push(session && session.conversation);
+    return this.statusAnswer;
   }
 
   async health() {

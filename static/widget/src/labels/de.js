@@ -40,5 +40,6 @@ export default {
   disconnected: 'Die Verbindung ist abgebrochen und konnte nicht wiederhergestellt werden.',
   apiRefused: 'Das Gespräch konnte nicht gestartet werden.',
   startFailed: 'Die Assistenz konnte das Gespräch nicht beginnen.',
+  agentFailed: 'Die Assistenz konnte dem Gespräch nicht beitreten. Bitte versuchen Sie es gleich noch einmal.',
   poweredBy: 'Sprachassistenz',
 };

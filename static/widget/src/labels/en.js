@@ -37,5 +37,6 @@ export default {
   disconnected: 'The connection was lost and could not be restored.',
   apiRefused: 'The conversation could not be started.',
   startFailed: 'The assistant could not start the conversation.',
+  agentFailed: 'The assistant could not join the conversation. Please try again in a moment.',
   poweredBy: 'Voice assistant',
 };

@@ -38,5 +38,6 @@ export default {
   disconnected: 'Se perdió la conexión y no se pudo restablecer.',
   apiRefused: 'No se pudo iniciar la conversación.',
   startFailed: 'El asistente no pudo iniciar la conversación.',
+  agentFailed: 'El asistente no pudo unirse a la conversación. Inténtalo de nuevo en un momento.',
   poweredBy: 'Asistente de voz',
 };

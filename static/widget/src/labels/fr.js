@@ -38,5 +38,6 @@ export default {
   disconnected: 'La connexion a été perdue et n’a pas pu être rétablie.',
   apiRefused: 'La conversation n’a pas pu démarrer.',
   startFailed: 'L’assistant n’a pas pu démarrer la conversation.',
+  agentFailed: 'L’assistant n’a pas pu rejoindre la conversation. Réessayez dans un instant.',
   poweredBy: 'Assistant vocal',
 };

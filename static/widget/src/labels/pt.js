@@ -38,5 +38,6 @@ export default {
   disconnected: 'A ligação perdeu-se e não foi possível restabelecê-la.',
   apiRefused: 'Não foi possível iniciar a conversa.',
   startFailed: 'O assistente não conseguiu iniciar a conversa.',
+  agentFailed: 'O assistente não conseguiu entrar na conversa. Tente novamente daqui a pouco.',
   poweredBy: 'Assistente de voz',
 };
