@@ -79,6 +79,12 @@ class VoiceWidgetServer(AgentServer):
             self.heartbeat.start()
 
     async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
+        logger.info(
+            "Starting the voice agent worker (%s) as agent %r for %s",
+            "dev" if devmode else "start",
+            self.agent_name,
+            self.livekit_url,
+        )
         drop_unavailable_turn_detectors()
         agents_logger = logging.getLogger("livekit.agents")
         agents_logger.addFilter(self._reporter)

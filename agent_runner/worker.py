@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -30,18 +31,20 @@ DOWNLOAD_FILES_COMMAND = "python manage.py run_voice_agent download-files"
 
 
 def ensure_django() -> None:
-    """Set Django up in a job process (a no-op where it already is)."""
+    """Set Django up in a job process (a no-op where it already is), keeping the handler
+    that forwards the process's log records to the worker's output."""
     from django.apps import apps
 
     if not apps.ready:
-        import django
+        from .logs import setup_django_keeping_log_handlers
 
-        django.setup()
+        setup_django_keeping_log_handlers()
 
 
 def prewarm(proc: JobProcess) -> None:
     """Per-process setup LiveKit runs before any job: Django, and the VAD loaded once."""
     ensure_django()
+    logger.debug("job process %s: Django is set up", os.getpid())
     try:
         from livekit.plugins import silero
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -141,35 +142,23 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize(
-    ("stop_signal", "idle_processes"), [(signal.SIGTERM, 1), (signal.SIGINT, 0)]
-)
-def test_start_against_an_unreachable_livekit_logs_one_clear_error_and_stops_cleanly(
-    tmp_path, stop_signal, idle_processes
-):
-    """With one idle process, its setup (Django, the VAD) runs in a real job process too."""
+def _run_worker_until(
+    tmp_path: Path, options: list[str], expected: list[str], stop_signal: int, **env: str
+) -> tuple[int, list[str], int]:
+    """Run ``run_voice_agent start`` against a closed LiveKit port until every ``expected``
+    text has been printed, then send ``stop_signal``; returns (exit status, lines, port)."""
     port = _closed_port()
     (tmp_path / "unreachable_settings.py").write_text(
         "from tests.settings import *  # noqa\n"
         f"VOICE_WIDGET = {{**VOICE_WIDGET, 'LIVEKIT_URL': 'ws://127.0.0.1:{port}'}}\n"
     )
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "run_voice_agent",
-            "start",
-            "--port",
-            "0",
-            "--num-idle-processes",
-            str(idle_processes),
-            "--log-format",
-            "colored",
-        ],
+        [sys.executable, "manage.py", "run_voice_agent", "start", "--port", "0", *options],
         cwd=REPO,
         env=_environment(
             DJANGO_SETTINGS_MODULE="unreachable_settings",
             PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]),
+            **env,
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -180,7 +169,6 @@ def test_start_against_an_unreachable_livekit_logs_one_clear_error_and_stops_cle
     reader.start()
     try:
         deadline = time.monotonic() + 30
-        expected = [CLEAR_CONNECTION_ERROR] + (["process initialized"] if idle_processes else [])
         while not all(any(text in line for line in lines) for text in expected):
             assert process.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "".join(lines)
@@ -191,6 +179,19 @@ def test_start_against_an_unreachable_livekit_logs_one_clear_error_and_stops_cle
         if process.poll() is None:
             process.kill()
     reader.join(timeout=5)
+    return returncode, lines, port
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "idle_processes"), [(signal.SIGTERM, 1), (signal.SIGINT, 0)]
+)
+def test_start_against_an_unreachable_livekit_logs_one_clear_error_and_stops_cleanly(
+    tmp_path, stop_signal, idle_processes
+):
+    """With one idle process, its setup (Django, the VAD) runs in a real job process too."""
+    expected = [CLEAR_CONNECTION_ERROR] + (["process initialized"] if idle_processes else [])
+    options = ["--num-idle-processes", str(idle_processes), "--log-format", "colored"]
+    returncode, lines, port = _run_worker_until(tmp_path, options, expected, stop_signal)
     output = "".join(lines)
 
     assert returncode == 0, output
@@ -199,3 +200,22 @@ def test_start_against_an_unreachable_livekit_logs_one_clear_error_and_stops_cle
     assert len(clear) == 1 and f"ws://127.0.0.1:{port}" in clear[0]
     assert "shutting down worker" in output
     assert "initialization failed" not in output and "could not be loaded" not in output
+
+
+def test_start_logs_every_line_as_json_including_what_job_processes_log(tmp_path):
+    options = ["--num-idle-processes", "1", "--log-format", "json", "--log-level", "DEBUG"]
+    expected = ["Django is set up", CLEAR_CONNECTION_ERROR]
+    returncode, lines, _ = _run_worker_until(
+        tmp_path, options, expected, signal.SIGTERM, VOICE_WIDGET_LOG_LEVEL="DEBUG"
+    )
+
+    assert returncode == 0, "".join(lines)
+    records = []
+    for line in lines:
+        if line.strip():
+            record = json.loads(line)  # every line, ours and LiveKit's, is one JSON object
+            assert isinstance(record, dict), line
+            records.append(record)
+    job_line = next(r for r in records if "Django is set up" in r["message"])
+    assert job_line["name"] == "agent_runner" and job_line["level"] == "DEBUG"
+    assert any(r["message"].startswith("Starting the voice agent worker (start)") for r in records)

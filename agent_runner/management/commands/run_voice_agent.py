@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import uuid
 from typing import Any
@@ -46,15 +45,6 @@ def console_problem(persona: dict[str, Any]) -> str | None:
     if missing:
         return f"Set {', '.join(missing)} in this terminal's environment first."
     return turn_detector_files_missing(persona)
-
-
-def avoid_duplicate_log_lines() -> None:
-    """LiveKit's CLI logs through a root handler; our loggers that have their own handlers
-    (the host's LOGGING) stop propagating to it, so each line is printed once."""
-    for name in ("agent_runner", "voice_widget"):
-        app_logger = logging.getLogger(name)
-        if app_logger.handlers:
-            app_logger.propagate = False
 
 
 class Command(BaseCommand):
@@ -188,20 +178,21 @@ class Command(BaseCommand):
     def run_worker(self, mode: str, agent_name: str, options: dict[str, Any]) -> None:
         from livekit.agents.cli.cli import _run_worker
 
+        from agent_runner.logs import route_app_logs_through_root
+
         server = self.build_server(mode, agent_name, options)
-        self.stdout.write(
-            f"Starting the voice agent worker ({mode}) as agent {agent_name!r} "
-            f"for {server.livekit_url}",
-        )
-        self.stdout.flush()
-        avoid_duplicate_log_lines()
+        # Our lines go through LiveKit's handler, in the chosen format (every line JSON in
+        # start); the server logs the "Starting" line itself, once logging is set up.
+        route_app_logs_through_root()
         _run_worker(server, self.cli_args(mode, options))
         if server.connection_failed:
-            raise CommandError(f"Could not connect to the LiveKit server at {server.livekit_url}.")
+            # Already logged, in the chosen format ("Giving up: …"): just the exit status.
+            raise SystemExit(1)
 
     def console(self, agent_name: str, options: dict[str, Any]) -> None:
         from livekit.agents.cli import _legacy
 
+        from agent_runner.logs import route_app_logs_through_root
         from agent_runner.worker import build_server, configure_jobs
         from voice_widget.models import Conversation, Persona
 
@@ -234,7 +225,7 @@ class Command(BaseCommand):
         )
         configure_jobs(conversation_id=str(conversation.pk), start_immediately=True)
         server = build_server(agent_name=agent_name, heartbeat=False)
-        avoid_duplicate_log_lines()
+        route_app_logs_through_root()
         _legacy._run_console(
             server=server,
             input_device=None,
