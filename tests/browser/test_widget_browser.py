@@ -11,6 +11,8 @@ from django.urls import reverse
 
 from tests.browser.conftest import persona
 from tests.factories import make_heartbeat
+from voice_widget.lifecycle import end_conversation
+from voice_widget.models import Conversation
 from voice_widget.signing import unsign_context
 
 pytestmark = pytest.mark.browser
@@ -479,7 +481,10 @@ ROOM_DOUBLE = """
 () => {
   /* A room test double: the room interface of livekit-room.js, scripted by the test. */
   class RoomDouble {
-    constructor() { this.listeners = {}; this.calls = []; this.attributes = {}; }
+    constructor() {
+      this.listeners = {}; this.calls = [];
+      this.attributes = { 'voice_widget.protocol': '1' };  // ready for voice_widget.start
+    }
     on(e, f) { (this.listeners[e] = this.listeners[e] || []).push(f); }
     emit(e, ...a) { (this.listeners[e] || []).forEach((f) => f(...a)); }
     async connect(url, token) { this.calls.push('connect'); }
@@ -589,6 +594,8 @@ def test_audio_blocked_offers_a_tap_to_enable_sound(page, worker_alive):
 
 def test_agent_ends_with_a_reason(page, worker_alive):
     start_with_room_double(page)
+    # As the agent does: the ending on record first, then the attribute that tells the widget.
+    end_conversation(Conversation.objects.latest("created_at").pk, "max_duration")
     page.page.evaluate("window.roomDouble.set({'voice_widget.end_reason': 'max_duration'})")
     wait_for_state(page.page, "ended")
     assert widget_text(page.page, ".note") == "The conversation reached its time limit."
