@@ -7,7 +7,9 @@ providers; like the worker in the end-to-end tests, they find the double through
 
 from __future__ import annotations
 
+import asyncio
 import json
+import urllib.request
 
 import aiohttp
 import numpy as np
@@ -30,6 +32,7 @@ from tests.doubles.openai_server import (  # noqa: E402
 )
 from tests.doubles.wav import pcm16_rms, read_wav, wav_info  # noqa: E402
 from tests.e2e.speech import has_espeak, speak_to_wav  # noqa: E402
+from tests.e2e.threaded import serve_in_thread  # noqa: E402
 from voice_widget.tools import END_CONVERSATION  # noqa: E402
 
 pytestmark = pytest.mark.agent
@@ -207,3 +210,19 @@ async def test_errors_are_openai_json_errors_the_plugins_report():
             async with http.get(f"{s.base_url}/models") as response:
                 assert response.status == 404 and "error" in await response.json()
     assert s.errors == []
+
+
+def test_a_double_serves_from_a_thread_for_synchronous_tests():
+    with serve_in_thread(OpenAIServerDouble(replies=["Hi there."])) as server:
+        request = urllib.request.Request(
+            f"{server.base_url}/chat/completions",
+            data=json.dumps({"model": "m", "messages": [], "stream": True}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            events = [line for line in response.read().decode().splitlines() if line]
+        assert server.in_thread.call(asyncio.sleep, 0, timeout=5) is None
+    assert events[-1] == "data: [DONE]"
+    contents = [json.loads(e[6:])["choices"] for e in events[:-1]]
+    text = "".join(c[0]["delta"].get("content") or "" for c in contents if c)
+    assert text == "Hi there." and len(server.requests) == 1
