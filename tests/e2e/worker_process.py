@@ -12,8 +12,9 @@ The worker runs in its own session (process group): leaving the block kills what
 is left, job processes included. Its stdout and stderr go to one log file. It uses
 ``DJANGO_SETTINGS_MODULE=tests.e2e.settings`` unless told otherwise, i.e. the SQLite file
 ``$VOICE_WIDGET_E2E_DB`` the test process also uses. The environment is the test process's
-minus its ``LIVEKIT_*``, ``DJANGO_*``, ``OPENAI_*`` and ``DATABASE_URL`` variables, plus
-``env``; the LiveKit credentials default to the tests' own (``tests.settings``).
+minus its ``LIVEKIT_*``, ``DJANGO_*``, ``OPENAI_*``, ``VOICE_WIDGET_*`` (but
+``VOICE_WIDGET_E2E_DB`` is kept) and ``DATABASE_URL`` variables, plus ``env``; LiveKit
+credentials not given default to the tests' own (``tests.settings``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SETTINGS = "tests.e2e.settings"
 #: The line the worker logs once the LiveKit server accepted its registration.
 REGISTERED = "registered worker"
-_INHERITED_PREFIXES = ("LIVEKIT_", "DJANGO_", "OPENAI_", "VOICE_WIDGET_")
+_DROPPED_PREFIXES = ("LIVEKIT_", "DJANGO_", "OPENAI_", "VOICE_WIDGET_")
 
 __all__ = ["REGISTERED", "WorkerExited", "WorkerProcess", "free_port"]
 
@@ -85,7 +86,8 @@ class WorkerProcess:
         self.env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(_INHERITED_PREFIXES) and k != "DATABASE_URL"
+            if k == "VOICE_WIDGET_E2E_DB"
+            or not (k.startswith(_DROPPED_PREFIXES) or k == "DATABASE_URL")
         }
         self.env.update(
             DJANGO_SETTINGS_MODULE=settings_module,
