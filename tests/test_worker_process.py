@@ -1,0 +1,88 @@
+"""``WorkerProcess`` runs the REAL ``manage.py run_voice_agent start`` for the end-to-end tests.
+
+Against the registration-only LiveKit server double, with ``tests.e2e.settings``: LiveKit
+comes from the environment, and the database is the SQLite file the test process names
+(migrated here the way pytest-django migrates it in the end-to-end tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.doubles.livekit_server import LiveKitWorkerServerDouble
+from tests.e2e.worker_process import REGISTERED, REPO, WorkerExited, WorkerProcess
+
+pytestmark = pytest.mark.agent
+
+API_KEY = "APIe2ekey"
+API_SECRET = "e2e-secret-that-is-long-enough-for-livekit-0123456789"
+
+
+@pytest.fixture
+def e2e_db(tmp_path):
+    """A migrated SQLite file, as ``tests.e2e.settings`` names it for every process."""
+    path = tmp_path / "db.sqlite3"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.e2e.settings",
+        VOICE_WIDGET_E2E_DB=str(path),
+        PYTHONPATH=str(REPO),
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True, timeout=120
+    )
+    return path
+
+
+def heartbeats(path):
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT agent_name, pid, stopped_at FROM voice_widget_workerheartbeat"
+        ).fetchall()
+
+
+async def test_the_real_worker_registers_shares_the_database_and_stops_on_sigterm(e2e_db, tmp_path):
+    async with LiveKitWorkerServerDouble() as livekit:
+        env = {
+            "VOICE_WIDGET_E2E_DB": str(e2e_db),
+            "LIVEKIT_URL": livekit.url,
+            "LIVEKIT_API_KEY": API_KEY,
+            "LIVEKIT_API_SECRET": API_SECRET,
+            "VOICE_WIDGET_AGENT_NAME": "e2e-agent",
+        }
+        async with WorkerProcess(env, log_path=tmp_path / "worker.log") as worker:
+            line = await worker.await_line(REGISTERED, timeout=60)
+            assert '"agent_name": "e2e-agent"' in line  # livekit's lines are JSON in start mode
+            await worker.await_line("Registered with LiveKit at", timeout=10)
+            await worker.await_line("process initialized", timeout=30, from_start=True)
+            for _ in range(100):  # the heartbeat is written just after the registration
+                if rows := heartbeats(e2e_db):
+                    break
+                await asyncio.sleep(0.05)
+            [(agent_name, pid, stopped_at)] = rows
+            assert (agent_name, pid, stopped_at) == ("e2e-agent", worker.pid, None)
+            assert len(worker.group_pids()) >= 2  # the worker and its idle job process
+
+            began = time.monotonic()
+            assert await worker.aterminate(timeout=10) == 0
+            assert time.monotonic() - began < 5
+            assert worker.group_pids() == []
+
+    assert [r["agent_name"] for r in livekit.registrations] == ["e2e-agent"]
+    assert heartbeats(e2e_db)[0][2] is not None  # marked stopped in the shared file
+    log = worker.log_text()
+    assert "shutting down worker" in log and "Traceback" not in log
+
+
+def test_waiting_on_a_worker_that_exits_reports_its_log(tmp_path):
+    worker = WorkerProcess(log_path=tmp_path / "worker.log", extra_args=["--bogus"])
+    with worker, pytest.raises(WorkerExited, match="unrecognized arguments: --bogus"):
+        worker.wait_for_line(REGISTERED, timeout=60)
+    assert worker.returncode not in (None, 0)
