@@ -163,6 +163,7 @@ class Participant:
     pending_candidates: dict[int, list[Any]] = field(default_factory=dict)
     sub_answer: asyncio.Future | None = None
     sub_negotiation_wanted: bool = False
+    sub_offered: bool = False
     sub_negotiating: asyncio.Task | None = None
     sub_announce_after_answer: list[tuple[Participant, PublishedTrack]] = field(
         default_factory=list
@@ -953,11 +954,16 @@ class LiveKitServerDouble(LocalServer):
 
     async def _negotiate_subscriber(self, participant: Participant) -> None:
         pc = participant.subscriber
-        first = True
         while participant.sub_negotiation_wanted and not participant.gone:
             participant.sub_negotiation_wanted = False
             added = []
-            for publisher, published in participant.to_subscribe:
+            first = not participant.sub_offered
+            if first:
+                # The first offer carries the data channels only. Media sections in it
+                # would be BUNDLEd onto their own transport and aiortc would drop the one
+                # it gathered for SCTP; later offers reuse the established transport.
+                participant.sub_negotiation_wanted = bool(participant.to_subscribe)
+            for publisher, published in [] if first else participant.to_subscribe:
                 if published.info.sid in participant.subscribed or publisher.gone:
                     continue
                 transceiver = pc.addTransceiver(
@@ -967,7 +973,8 @@ class LiveKitServerDouble(LocalServer):
                 transceiver.sender._track_id = published.info.sid
                 participant.subscribed.add(published.info.sid)
                 added.append((publisher, published))
-            participant.to_subscribe = []
+            if not first:
+                participant.to_subscribe = []
             if not first and not added:
                 continue
             offer = await pc.createOffer()
@@ -989,7 +996,7 @@ class LiveKitServerDouble(LocalServer):
                     announce.track_subscribed.track_sid = published.info.sid
                     self._send(publisher, announce)
             if first:
-                first = False
+                participant.sub_offered = True
                 await self._wait_connected(pc)
 
     async def _wait_connected(self, pc: Any) -> None:
@@ -1022,6 +1029,7 @@ class LiveKitServerDouble(LocalServer):
         except ValueError:
             return
         text = (init.get("candidate") or "").strip()
+        logger.debug("%s trickles %s: %s", participant.identity, trickle.target, text)
         if not text:
             return
         candidate = candidate_from_sdp(
