@@ -131,6 +131,7 @@ class Dispatch:
     source: str = "token"
     worker_id: str = ""
     accepted: bool | None = None
+    waiting_for_worker: bool = False
     participant_identity: str = ""
     assigned: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -427,7 +428,8 @@ class LiveKitServerDouble(LocalServer):
         self.registered.set()
         # Dispatches that found no worker wait for one, as LiveKit's do.
         for dispatch in self.dispatches:
-            if dispatch.worker_id == "" and dispatch.agent_name == worker.agent_name:
+            if dispatch.waiting_for_worker and dispatch.agent_name == worker.agent_name:
+                dispatch.waiting_for_worker = False
                 room = self.rooms.get(dispatch.room)
                 if room is not None:
                     self._spawn(self._run_dispatch(dispatch, room))
@@ -521,7 +523,8 @@ class LiveKitServerDouble(LocalServer):
             await self._notify()
             return
         if not candidates:
-            dispatch.worker_id = ""  # waits for a worker with that name
+            dispatch.worker_id = ""
+            dispatch.waiting_for_worker = True  # until a worker with that name registers
         await self._notify()
 
     async def dispatched(self, room: str, timeout: float = 10.0) -> list[Dispatch]:

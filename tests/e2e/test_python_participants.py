@@ -28,6 +28,13 @@ async def test_audio_rpc_and_text_stream_flow_between_two_python_participants(li
             publication = next(iter(alice.local_participant.track_publications.values()))
             assert publication.sid.startswith("TR_")
 
+        # attributes: alice's update reaches bob
+        await asyncio.wait_for(alice.local_participant.set_attributes({"mood": "curious"}), 10)
+        await asyncio.wait_for(
+            _until(lambda: bob.remote_participants["alice"].attributes.get("mood") == "curious"),
+            10,
+        )
+
         # RPC: alice calls a method bob registered
         calls = []
 
