@@ -23,8 +23,9 @@ offers only 127.0.0.1 host candidates and ignores clients' candidates outside 12
 the peers must run where libwebrtc sees a non-loopback interface with a 127.x address (see
 ``scripts/netns-run.sh``). The signalling and ``/agent`` parts work anywhere.
 
-Tests read ``registrations``, ``workers``, ``dispatches``, ``job_updates``, ``rooms`` and
-``joins``; ``registered`` / ``participant_joined(...)`` / ``dispatched(...)`` help waiting.
+Tests read ``registrations``, ``workers``, ``dispatches``, ``job_updates``, ``rooms``,
+``joins``, ``signal_log`` and ``data_log``; ``registered``, ``wait_for(predicate)``,
+``participant_joined(room, identity)`` and ``dispatched(room)`` help waiting.
 """
 
 from __future__ import annotations
@@ -214,6 +215,7 @@ class LiveKitServerDouble(LocalServer):
         self.rooms: dict[str, Room] = {}
         self.joins: list[dict[str, Any]] = []
         self.signal_log: list[tuple[str, str]] = []  # (identity, request kind)
+        self.data_log: list[dict[str, Any]] = []  # each data packet a participant sent
         self._changed = asyncio.Condition()
         self._worker_ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
@@ -234,6 +236,13 @@ class LiveKitServerDouble(LocalServer):
     async def __aenter__(self) -> LiveKitServerDouble:
         self._loopback_only = contextlib.ExitStack()
         self._loopback_only.enter_context(only_loopback_ice_candidates())
+        try:
+            return await self._start()
+        except BaseException:
+            self._loopback_only.close()
+            raise
+
+    async def _start(self) -> LiveKitServerDouble:
         app = web.Application(middlewares=[_cors_middleware])
         self.add_routes(app.router)
         # livekit-client's request line (the token and client info) is about 10 kB.
@@ -848,6 +857,17 @@ class LiveKitServerDouble(LocalServer):
             packet.user.participant_identity = sender.identity
             packet.user.participant_sid = sender.sid
         destinations = set(packet.destination_identities)
+        value = packet.WhichOneof("value") or ""
+        self.data_log.append(
+            {
+                "sender": sender.identity,
+                "room": sender.room.name,
+                "channel": label,
+                "value": value,
+                "topic": packet.stream_header.topic if value == "stream_header" else "",
+                "destinations": sorted(destinations),
+            }
+        )
         payload = packet.SerializeToString()
         for other in list(sender.room.participants.values()):
             if other is sender or (destinations and other.identity not in destinations):

@@ -65,6 +65,9 @@ async def test_audio_rpc_and_text_stream_flow_between_two_python_participants(li
         await alice.local_participant.send_text("the double forwards streams", topic="lk.chat")
         assert await asyncio.wait_for(received, 10) == ("alice", "the double forwards streams")
 
+    sent = [(d["sender"], d["value"], d["topic"]) for d in livekit.data_log]
+    assert ("alice", "stream_header", "lk.chat") in sent
+    assert ("alice", "rpc_request", "") in sent and ("bob", "rpc_response", "") in sent
     await livekit.wait_for(lambda: "py-room" not in livekit.rooms, 10)
     assert [join["identity"] for join in livekit.joins] == ["alice", "bob"]
     assert livekit.joins[0]["created_room"] and not livekit.joins[1]["created_room"]
