@@ -12,7 +12,7 @@ from django.urls import reverse
 from livekit import api
 
 from agent_runner.heartbeat import Heartbeat
-from tests.doubles.livekit_server import LiveKitWorkerServerDouble
+from tests.doubles.livekit_server import LiveKitServerDouble
 from voice_widget.models import WorkerHeartbeat
 
 pytestmark = [pytest.mark.agent, pytest.mark.django_db(transaction=True)]
@@ -80,7 +80,7 @@ async def test_registered_worker_beats_and_health_counts_it_until_it_stops(
 ):
     from agent_runner.worker import build_server
 
-    async with LiveKitWorkerServerDouble() as livekit:
+    async with LiveKitServerDouble() as livekit:
         settings.VOICE_WIDGET = {
             "LIVEKIT_URL": livekit.url,
             "LIVEKIT_API_KEY": API_KEY,
