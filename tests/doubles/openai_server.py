@@ -281,6 +281,24 @@ class OpenAIServerDouble(ChatCompletionsServerDouble):
         self.transcriptions: list[TranscriptionRequest] = []
         self.speeches: list[SpeechRequest] = []
 
+    def script(
+        self,
+        *,
+        replies: list[Any] | None = None,
+        default_reply: str | list[str] = "We are open from nine to six.",
+        transcripts: TranscriptSource | None = None,
+        transcript: str = DEFAULT_TRANSCRIPT,
+    ) -> None:
+        """Start afresh (for the next test of a long-lived double): this script, no records."""
+        self.reply_parts = _reply_parts(default_reply)[0]
+        self.replies = list(replies or [])
+        self.transcripts = transcripts if callable(transcripts) else list(transcripts or [])
+        self.transcript = transcript
+        self.requests.clear()
+        self.errors.clear()
+        self.transcriptions.clear()
+        self.speeches.clear()
+
     @property
     def spoken_texts(self) -> list[str]:
         return [speech.text for speech in self.speeches]

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 from livekit import api, rtc
 
 from tests.doubles.livekit_server import LiveKitServerDouble
+from tests.e2e.conversation import API_KEY, API_SECRET
 from tests.e2e.netns import netns_problem
 
-API_KEY = "e2e-key"
-API_SECRET = "e2e-secret-e2e-secret-e2e-secret-e2e-secret"
 SAMPLE_RATE = 48000
 
 
@@ -133,3 +134,126 @@ async def subscribed_track(room: rtc.Room, identity: str, timeout: float = 15.0)
         return await asyncio.wait_for(arrived, timeout)
     finally:
         room.off("track_subscribed", check)
+
+
+# ---- the whole conversation: site, worker, doubles and Chromium (synchronous tests) ----------
+
+
+@pytest.fixture(scope="session")
+def media_machine() -> None:
+    """Skip (saying why) where a real conversation cannot run: no namespace, no espeak-ng,
+    no Chromium."""
+    from tests.e2e.conversation import chromium_path
+    from tests.e2e.speech import has_espeak
+
+    problem = netns_problem() or has_espeak()
+    if problem is None and chromium_path() is None:
+        problem = "Chromium not found (apt-get install chromium)"
+    if problem:
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="module")
+def livekit_server(media_machine: None) -> Iterator[LiveKitServerDouble]:
+    from tests.e2e.threaded import serve_in_thread
+
+    with serve_in_thread(LiveKitServerDouble(api_key=API_KEY, api_secret=API_SECRET)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def openai_server(media_machine: None) -> Iterator[Any]:
+    from tests.doubles.openai_server import OpenAIServerDouble
+    from tests.e2e.threaded import serve_in_thread
+
+    with serve_in_thread(OpenAIServerDouble()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def worker(
+    request: Any,
+    livekit_server: LiveKitServerDouble,
+    openai_server: Any,
+    django_db_setup: None,
+    django_db_blocker: Any,
+) -> Iterator[Any]:
+    """The real ``run_voice_agent start`` for the tests of one module."""
+    from tests.e2e.conversation import ARTIFACTS, worker_environment
+    from tests.e2e.worker_process import REGISTERED, WorkerProcess
+
+    # A closed port: the avatar service is down (the live-preview persona goes voice-only).
+    env = worker_environment(
+        livekit_server.url,
+        openai_server.base_url,
+        BEY_API_KEY="bey-e2e-double",
+        BEY_API_URL=f"http://127.0.0.1:{_closed_port()}",
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log_path = ARTIFACTS / f"worker-{request.module.__name__.rsplit('.', 1)[-1]}.log"
+    extra = getattr(request.module, "WORKER_ARGS", ())
+    with WorkerProcess(env, log_path=log_path, extra_args=extra) as process:
+        process.wait_for_line(REGISTERED, timeout=120)
+        yield process
+
+
+@pytest.fixture(scope="module")
+def playwright_sync(media_machine: None) -> Iterator[Any]:
+    """Playwright's sync API; its event loop runs in this thread, so the tests' own ORM
+    calls are allowed explicitly (as in the browser tests)."""
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            yield playwright
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def shop(
+    live_server: Any,
+    settings: Any,
+    transactional_db: None,
+    livekit_server: LiveKitServerDouble,
+    openai_server: Any,
+    worker: Any,
+) -> Any:
+    """The example site (demo data and personas) pointed at the LiveKit double, with the
+    worker's heartbeat in place; the OpenAI double's script reset."""
+    import importlib
+
+    from django.apps import apps
+    from django.core.cache import cache
+    from django.core.management import call_command
+
+    from tests.e2e.conversation import AGENT_NAME, wait_for_worker_heartbeat
+
+    settings.DEBUG = False
+    settings.VOICE_WIDGET = {
+        **settings.VOICE_WIDGET,
+        "LIVEKIT_URL": livekit_server.url,
+        "LIVEKIT_API_KEY": API_KEY,
+        "LIVEKIT_API_SECRET": API_SECRET,
+        "AGENT_NAME": AGENT_NAME,
+    }
+    demo_data = importlib.import_module("example_site.shop.migrations.0002_demo_data")
+    demo_data.add_demo_data(apps, None)  # live_server's database is flushed between tests
+    call_command("seed_demo", verbosity=0)
+    cache.clear()
+    openai_server.script()
+    wait_for_worker_heartbeat()
+    return live_server
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
