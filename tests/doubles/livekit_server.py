@@ -215,6 +215,9 @@ class LiveKitServerDouble(LocalServer):
         self.rooms: dict[str, Room] = {}
         self.joins: list[dict[str, Any]] = []
         self.signal_log: list[tuple[str, str]] = []  # (identity, request kind)
+        #: Fault injection: refuse the /rtc join of agent participants (kind "agent").
+        self.refuse_agents = False
+        self.refused_joins: list[str] = []
         self.data_log: list[dict[str, Any]] = []  # each data packet a participant sent
         self._changed = asyncio.Condition()
         self._worker_ids = itertools.count(1)
@@ -556,6 +559,10 @@ class LiveKitServerDouble(LocalServer):
             return web.Response(status=401, text=f"invalid token: {error}", headers=CORS_HEADERS)
         if not claims.video.room_join or not claims.video.room or not claims.identity:
             return web.Response(status=401, text="the token grants no room to join")
+        if self.refuse_agents and claims.kind == "agent":
+            # A fault to inject: the agent reaches signalling but may not join.
+            self.refused_joins.append(claims.identity)
+            return web.Response(status=403, text="agents may not join (test fault)")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         self._sockets.add(ws)
