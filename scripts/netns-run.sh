@@ -3,7 +3,7 @@
 #
 # libwebrtc (Chromium, and the Rust core of LiveKit's Python SDK) ignores interfaces flagged
 # LOOPBACK, so on an ordinary host a test's WebRTC peers on 127.0.0.1 never connect. Inside a
-# fresh namespace (`unshare -n`, needs root) this script brings `lo` up and adds a veth pair
+# fresh namespace (`unshare -n` as root, or `unshare -r -n` in a user namespace) this script brings `lo` up and adds a veth pair
 # whose one end holds 127.0.0.2/32: an interface libwebrtc accepts, with an address that
 # reaches only this namespace. It exports VOICE_WIDGET_E2E_NETNS=1 and runs CMD there.
 #
@@ -31,12 +31,16 @@ if [ "${VOICE_WIDGET_E2E_NETNS_INSIDE:-}" = "1" ]; then
 fi
 
 why=""
+unshare_args=(-n)
 if ! command -v unshare >/dev/null 2>&1; then
   why="unshare not found (util-linux)"
 elif ! command -v ip >/dev/null 2>&1; then
   why="ip not found (iproute2)"
 elif [ "$(id -u)" != "0" ]; then
-  why="not root, so no private network namespace (unshare -n)"
+  # Not root: a user namespace (where the kernel allows unprivileged ones) may do instead.
+  unshare_args=(-r -n)
+  unshare -r -n true 2>/dev/null \
+    || why="not root, and no unprivileged user namespace here (unshare -r -n failed)"
 elif ! unshare -n true 2>/dev/null; then
   why="unshare -n failed (no permission to create a network namespace here)"
 fi
@@ -44,4 +48,4 @@ if [ -n "$why" ]; then
   echo "netns-run: $why; running without VOICE_WIDGET_E2E_NETNS" >&2
   exec "$@"
 fi
-VOICE_WIDGET_E2E_NETNS_INSIDE=1 exec unshare -n "$0" "$@"
+VOICE_WIDGET_E2E_NETNS_INSIDE=1 exec unshare "${unshare_args[@]}" "$0" "$@"
