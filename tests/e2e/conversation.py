@@ -30,6 +30,8 @@ WIDGET = "voice-widget >> "
 API_KEY = "e2e-key"
 API_SECRET = "e2e-secret-e2e-secret-e2e-secret-e2e-secret"
 AGENT_NAME = "voice-widget-e2e"
+LAPTOP = (1366, 600)
+PHONE = (390, 844)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -192,15 +194,26 @@ def turns(conversation: Conversation) -> list[tuple[str, str]]:
 class Visit:
     """One visitor: Chromium (its microphone playing ``speech``), one page, its probe."""
 
-    def __init__(self, playwright: Any, base_url: str, wav: Path, name: str) -> None:
+    def __init__(
+        self,
+        playwright: Any,
+        base_url: str,
+        wav: Path,
+        name: str,
+        viewport: tuple[int, int] = LAPTOP,
+    ) -> None:
         self.base_url = base_url
         self.name = name
         self.browser = playwright.chromium.launch(
             executable_path=chromium_path(),
             args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}"],
         )
+        width, height = viewport
         self.context = self.browser.new_context(
-            viewport={"width": 1366, "height": 600}, locale="en-US"
+            viewport={"width": width, "height": height},
+            locale="en-US",
+            is_mobile=width < 500,
+            has_touch=width < 500,
         )
         self.context.grant_permissions(["microphone"], origin=base_url)
         self.context.add_init_script(AUDIO_PROBE)
@@ -263,9 +276,12 @@ class Visit:
     def heard_after(self, start_ms: float) -> list[list[float]]:
         return [i for i in self.probe()["remote"] if i[0] >= start_ms]
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot_path(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / f"{name}.png"
+        return ARTIFACTS / f"{name}.png"
+
+    def screenshot(self, name: str) -> Path:
+        path = self.screenshot_path(name)
         self.page.screenshot(path=str(path))
         return path
 

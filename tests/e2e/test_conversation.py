@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.conversation import (
+    LAPTOP,
+    PHONE,
     Visit,
     latest_conversation,
     silence,
@@ -32,8 +34,8 @@ def visit(playwright_sync: Any, shop: Any, tmp_path: Any, request: Any):
     """``visit(wav)`` opens a visitor's Chromium whose microphone plays ``wav``."""
     opened: list[Visit] = []
 
-    def open_visit(wav: Any) -> Visit:
-        visitor = Visit(playwright_sync, shop.url, wav, request.node.name)
+    def open_visit(wav: Any, viewport: tuple[int, int] = LAPTOP) -> Visit:
+        visitor = Visit(playwright_sync, shop.url, wav, request.node.name, viewport)
         opened.append(visitor)
         return visitor
 
@@ -102,12 +104,14 @@ def test_silence_does_not_reach_the_model(visit, openai_server, tmp_path):
     assert wait_for_ending().end_reason == "client_end"
 
 
-def test_the_german_persona_greets_hears_and_answers_in_german(visit, openai_server, tmp_path):
+def test_the_german_persona_on_a_phone_greets_hears_and_answers_in_german(
+    visit, openai_server, tmp_path
+):
     question = "Wann haben Sie geöffnet?"
     answer = "Wir haben von neun bis achtzehn Uhr geöffnet."
     use_the_doubles("paula")
     openai_server.script(transcript=question, default_reply=answer)
-    visitor = visit(speech(tmp_path, question, lang="de"))
+    visitor = visit(speech(tmp_path, question, lang="de"), PHONE)
     visitor.open("/bikes/linden-city/")
     visitor.click(".start")
     visitor.wait_for_state("active")
@@ -116,6 +120,7 @@ def test_the_german_persona_greets_hears_and_answers_in_german(visit, openai_ser
     assert visitor.wait_for_caption("agent", 1) == [greeting]
     assert visitor.wait_for_caption("user", 1, timeout=40) == [question]
     assert visitor.wait_for_caption("agent", 2)[1] == answer
+    visitor.page.locator("voice-widget").screenshot(path=str(visitor.screenshot_path("de-phone")))
     assert {t.language for t in openai_server.transcriptions} == {"de"}
     # The product page's facts reached the model, vouched for by the site.
     prompt = json.dumps(openai_server.requests[0]["messages"], ensure_ascii=False)

@@ -56,6 +56,8 @@ const START_RETRY_WINDOW_MS = 15000;
 // While waiting for the agent, the session's status is asked this often: an agent that could
 // not join has marked the conversation failed, and the visitor hears of it within seconds.
 const STATUS_POLL_MS = 2000;
+// How long the End button waits for the agent's answer to voice_widget.end before leaving.
+const END_RPC_WAIT_MS = 1500;
 
 const defaultClock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -593,11 +595,16 @@ export class WidgetController {
     if (this.state === State.ACTIVE || this.state === State.CONNECTING) {
       const room = this.room;
       const agent = room && room.agentIdentity();
+      let told = null;
       if (this.state === State.ACTIVE && agent) {
-        // Best effort and short: the agent also notices the visitor leaving.
-        Promise.resolve(room.performRpc(agent, RPC_END, '{}', RPC_TIMEOUT_MS)).catch(() => {});
+        // The room is left once the agent has the news (or after a moment): leaving first
+        // would make the agent record "participant_left" for what the visitor ended.
+        told = Promise.race([
+          Promise.resolve(room.performRpc(agent, RPC_END, '{}', RPC_TIMEOUT_MS)).catch(() => {}),
+          this.delay(END_RPC_WAIT_MS),
+        ]);
       }
-      await this.finish('client_end');
+      await this.finish('client_end', told);
     } else if (this.state === State.PREVIEW) {
       this.resetToIdle();
     }
@@ -619,11 +626,11 @@ export class WidgetController {
 
   // ---- endings ----------------------------------------------------------------------------
 
-  async finish(reason) {
+  async finish(reason, leaveAfter = null) {
     this.run++;
     const session = this.session;
     this.session = null;
-    this.teardownRoom();
+    this.teardownRoom(leaveAfter);
     this.endReason = reason;
     this.setState(State.ENDED);
     this.deps.emit('voice-widget:ended', {
@@ -687,13 +694,18 @@ export class WidgetController {
     if (session) this.deps.api.endSession(session);
   }
 
-  teardownRoom() {
+  /** Forget the room at once (its late events are ignored); leave it now or `after` that. */
+  teardownRoom(after = null) {
     for (const waiter of [...this.agentWaiters]) waiter.reject(new Superseded());
     const room = this.room;
     this.room = null;
     this.previewConnected = false;
     this.hasVideo = false;
-    if (room) Promise.resolve(room.disconnect()).catch(() => {});
+    if (!room) return;
+    const leave = () => Promise.resolve(room.disconnect()).catch(() => {});
+    // Synchronous without `after`: on page unload there is no later.
+    if (after) after.then(leave, leave);
+    else leave();
   }
 }
 

@@ -625,6 +625,31 @@ describe('active conversation', () => {
     ]);
   });
 
+  test('end leaves the room only once the agent has answered voice_widget.end', async () => {
+    let answer;
+    room.rpcAnswers.set('voice_widget.end', new Promise((resolve) => (answer = resolve)));
+    const ending = t.controller.end();
+    await settle();
+    assert.equal(t.controller.state, State.ENDED, 'the visitor sees the end at once');
+    assert.ok(!room.callNames().includes('disconnect'), 'still in the room: the agent is told');
+    answer('{"ok": true}');
+    await ending;
+    await settle();
+    assert.ok(room.callNames().includes('disconnect'));
+  });
+
+  test('end leaves the room after a moment when the agent does not answer', async () => {
+    room.rpcAnswers.set('voice_widget.end', new Promise(() => {}));
+    t.controller.end();
+    await settle();
+    t.clock.advance(1499);
+    await settle();
+    assert.ok(!room.callNames().includes('disconnect'));
+    t.clock.advance(1);
+    await settle();
+    assert.ok(room.callNames().includes('disconnect'));
+  });
+
   test('an end request that meets an ending on record shows that ending', async () => {
     t.api.endAnswer = { status: 'ended', end_reason: 'max_duration' };
     await t.controller.end();
