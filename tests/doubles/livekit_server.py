@@ -218,6 +218,8 @@ class LiveKitServerDouble(LocalServer):
         #: Fault injection: refuse the /rtc join of agent participants (kind "agent").
         self.refuse_agents = False
         self.refused_joins: list[str] = []
+        #: Rooms deleted through RoomService (the web side's end endpoint does that).
+        self.deleted_rooms: list[str] = []
         self.data_log: list[dict[str, Any]] = []  # each data packet a participant sent
         self._changed = asyncio.Condition()
         self._worker_ids = itertools.count(1)
@@ -235,6 +237,7 @@ class LiveKitServerDouble(LocalServer):
         router.add_route("*", "/rtc/validate", self.validate)
         router.add_route("OPTIONS", "/rtc", self.preflight)
         router.add_get("/rtc", self.rtc_socket)
+        router.add_post("/twirp/livekit.RoomService/DeleteRoom", self.delete_room)
 
     async def __aenter__(self) -> LiveKitServerDouble:
         self._loopback_only = contextlib.ExitStack()
@@ -547,6 +550,29 @@ class LiveKitServerDouble(LocalServer):
         )
         return [d for d in self.dispatches if d.room == room]
 
+    # -- RoomService (twirp) -------------------------------------------------------------
+
+    async def delete_room(self, request: web.Request) -> web.Response:
+        """``RoomService.DeleteRoom``: everyone in the room is told it is gone and leaves."""
+        try:
+            claims = self.verify(request.headers.get("Authorization", "").removeprefix("Bearer "))
+        except Exception as error:
+            return _twirp_error(401, "unauthenticated", f"invalid token: {error}")
+        if not claims.video.room_create:
+            return _twirp_error(403, "permission_denied", "the token may not delete rooms")
+        name = api.DeleteRoomRequest.FromString(await request.read()).room
+        room = self.rooms.get(name)
+        if room is None:
+            return _twirp_error(404, "not_found", "requested room does not exist")
+        self.deleted_rooms.append(name)
+        for participant in list(room.participants.values()):
+            await self._remove_participant(
+                participant, send_leave=True, reason=models.DisconnectReason.ROOM_DELETED
+            )
+        return web.Response(
+            body=api.DeleteRoomResponse().SerializeToString(), content_type="application/protobuf"
+        )
+
     # -- /rtc: signalling --------------------------------------------------------------
 
     async def rtc_socket(self, request: web.Request) -> web.StreamResponse:
@@ -767,13 +793,18 @@ class LiveKitServerDouble(LocalServer):
         response.track_published.track.CopyFrom(info)
         self._send(participant, response)
 
-    async def _remove_participant(self, participant: Participant, send_leave: bool) -> None:
+    async def _remove_participant(
+        self,
+        participant: Participant,
+        send_leave: bool,
+        reason: int = models.DisconnectReason.SERVER_SHUTDOWN,
+    ) -> None:
         if participant.gone:
             return
         if send_leave:
             leave = rtc.SignalResponse()
             leave.leave.can_reconnect = False
-            leave.leave.reason = models.DisconnectReason.SERVER_SHUTDOWN
+            leave.leave.reason = reason
             leave.leave.action = rtc.LeaveRequest.Action.DISCONNECT
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(participant.ws.send_bytes(leave.SerializeToString()), 2)
@@ -1095,3 +1126,7 @@ async def _cors_middleware(request: web.Request, handler: Any) -> web.StreamResp
         for key, value in CORS_HEADERS.items():
             response.headers.setdefault(key, value)
     return response
+
+
+def _twirp_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"code": code, "msg": message}, status=status)
