@@ -45,6 +45,9 @@ def prewarm(proc: JobProcess) -> None:
     """Per-process setup LiveKit runs before any job: Django, and the VAD loaded once."""
     ensure_django()
     logger.debug("job process %s: Django is set up", os.getpid())
+    # The plugins (and their native libraries) load here, not on the first conversation's
+    # event loop, where the import held up the agent joining by one to several seconds.
+    from . import pipeline  # noqa: F401
     try:
         from livekit.plugins import silero
 
