@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.doubles.livekit_server import LiveKitWorkerServerDouble
+from tests.doubles.livekit_server import LiveKitServerDouble
 from tests.e2e.worker_process import REGISTERED, REPO, WorkerExited, WorkerProcess
 
 pytestmark = pytest.mark.agent
@@ -49,7 +49,7 @@ def heartbeats(path):
 
 
 async def test_the_real_worker_registers_shares_the_database_and_stops_on_sigterm(e2e_db, tmp_path):
-    async with LiveKitWorkerServerDouble() as livekit:
+    async with LiveKitServerDouble() as livekit:
         env = {
             "VOICE_WIDGET_E2E_DB": str(e2e_db),
             "LIVEKIT_URL": livekit.url,
