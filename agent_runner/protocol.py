@@ -131,10 +131,6 @@ class AgentEndpoint:
             self._closed_detail = detail
         self._settled.set()
 
-    @property
-    def ready(self) -> bool:
-        return self._settled.is_set() and self._closed_detail is None
-
     def _handler_for(self, method: str) -> RpcHandler:
         async def handle(data: Any) -> str:
             return await self.dispatch(method, data)
@@ -149,7 +145,4 @@ class AgentEndpoint:
                 return error("not_ready", "The agent is still getting ready; try again.")
         if self._closed_detail is not None:
             return error("ended", self._closed_detail)
-        handler = self._handlers.get(method)
-        if handler is None:  # pragma: no cover - both methods are always served
-            return error("bad_request", f"Unknown method {method}.")
-        return await handler(data)
+        return await self._handlers[method](data)

@@ -48,6 +48,7 @@ def prewarm(proc: JobProcess) -> None:
     # The plugins (and their native libraries) load here, not on the first conversation's
     # event loop, where the import held up the agent joining by one to several seconds.
     from . import pipeline  # noqa: F401
+
     try:
         from livekit.plugins import silero
 
@@ -281,7 +282,7 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
                 unexpected=None if DOWNLOAD_FILES_COMMAND in detail else exc,
             ) from exc
     except JobRefused as refusal:
-        endpoint.close(refusal.detail if not refusal.mark_failed else "The agent cannot start.")
+        endpoint.close("The agent cannot take this conversation.")  # the why is for operators
         await refuse(ctx, signals, refusal)
         return None
 
