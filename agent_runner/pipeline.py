@@ -39,7 +39,6 @@ from livekit.plugins import (
     bey,  # noqa: F401 (registers the plugin; used by agent_runner.avatar)
     cartesia,
     deepgram,
-    noise_cancellation,
     openai,
     silero,
     turn_detector,  # noqa: F401 (registers the text turn-detector models and download-files)
@@ -522,13 +521,28 @@ class NoiseCancellationSelector:
             self.mode == "bvc_telephony"
             and params.participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
         ):
-            return noise_cancellation.BVCTelephony()
-        return noise_cancellation.BVC()
+            return load_noise_cancellation().BVCTelephony()
+        return load_noise_cancellation().BVC()
+
+
+def load_noise_cancellation() -> Any:
+    """LiveKit's noise-cancellation plugin, loaded on first need.
+
+    Loading it registers a native audio filter that asks the LiveKit server for authorization
+    on every room connection and, away from LiveKit Cloud, prints two plain-text errors per
+    conversation; so only the processes of personas that use it load it.
+    """
+    from livekit.plugins import noise_cancellation
+
+    return noise_cancellation
 
 
 def _noise_cancellation(p: _Persona) -> NoiseCancellationSelector | None:
     mode = p.noise_cancellation or "off"
-    return None if mode == "off" else NoiseCancellationSelector(mode)
+    if mode == "off":
+        return None
+    load_noise_cancellation()  # before the session starts, if warm-up did not load it
+    return NoiseCancellationSelector(mode)
 
 
 def _avatar(p: _Persona) -> AvatarPlan | None:

@@ -47,7 +47,10 @@ def prewarm(proc: JobProcess) -> None:
     logger.debug("job process %s: Django is set up", os.getpid())
     # The plugins (and their native libraries) load here, not on the first conversation's
     # event loop, where the import held up the agent joining by one to several seconds.
-    from . import pipeline  # noqa: F401
+    from . import pipeline
+
+    if personas_use_noise_cancellation():
+        pipeline.load_noise_cancellation()
 
     try:
         from livekit.plugins import silero
@@ -56,6 +59,22 @@ def prewarm(proc: JobProcess) -> None:
     except Exception:
         logger.exception("the Silero VAD could not be loaded; sessions will run without it")
         proc.userdata[VAD_KEY] = None
+
+
+def personas_use_noise_cancellation() -> bool:
+    """Whether an active persona asks for noise cancellation (then job processes load
+    LiveKit's plugin at warm-up, before the room connection it authorizes)."""
+    from voice_widget.models import NoiseCancellation, Persona
+
+    try:
+        return (
+            Persona.objects.filter(is_active=True)
+            .exclude(noise_cancellation=NoiseCancellation.OFF)
+            .exists()
+        )
+    except Exception:  # no database yet: load it, as a persona may need it
+        logger.warning("could not read the personas; loading noise cancellation anyway")
+        return True
 
 
 # -- what a job needs, injectable ------------------------------------------------------

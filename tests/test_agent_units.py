@@ -97,3 +97,16 @@ def test_example_shop_tools_read_the_shops_database():
     ]
     assert lookup(query="submarine")["products"] == []
     assert "opening_hours" in registry
+
+
+@pytest.mark.django_db
+def test_job_processes_load_noise_cancellation_only_when_an_active_persona_uses_it():
+    from agent_runner.worker import personas_use_noise_cancellation
+    from tests.factories import make_persona
+
+    assert personas_use_noise_cancellation() is False
+    make_persona(slug="quiet", noise_cancellation="off")
+    make_persona(slug="retired", noise_cancellation="bvc", is_active=False)
+    assert personas_use_noise_cancellation() is False
+    make_persona(slug="busy-shop", noise_cancellation="bvc")
+    assert personas_use_noise_cancellation() is True

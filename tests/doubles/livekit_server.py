@@ -218,8 +218,9 @@ class LiveKitServerDouble(LocalServer):
         #: Fault injection: refuse the /rtc join of agent participants (kind "agent").
         self.refuse_agents = False
         self.refused_joins: list[str] = []
-        #: Rooms deleted through RoomService (the web side's end endpoint does that).
-        self.deleted_rooms: list[str] = []
+        #: Rooms asked to be deleted through RoomService (the web side's end endpoint does
+        #: that), whether or not they still existed.
+        self.delete_room_requests: list[str] = []
         self.data_log: list[dict[str, Any]] = []  # each data packet a participant sent
         self._changed = asyncio.Condition()
         self._worker_ids = itertools.count(1)
@@ -561,10 +562,10 @@ class LiveKitServerDouble(LocalServer):
         if not claims.video.room_create:
             return _twirp_error(403, "permission_denied", "the token may not delete rooms")
         name = api.DeleteRoomRequest.FromString(await request.read()).room
+        self.delete_room_requests.append(name)
         room = self.rooms.get(name)
         if room is None:
             return _twirp_error(404, "not_found", "requested room does not exist")
-        self.deleted_rooms.append(name)
         for participant in list(room.participants.values()):
             await self._remove_participant(
                 participant, send_leave=True, reason=models.DisconnectReason.ROOM_DELETED

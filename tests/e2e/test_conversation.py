@@ -45,7 +45,7 @@ def visit(playwright_sync: Any, shop: Any, tmp_path: Any, request: Any):
 
 
 def test_click_to_talk_greets_hears_the_question_answers_and_records_it(
-    visit, openai_server, livekit_server, tmp_path
+    visit, openai_server, livekit_server, worker, tmp_path
 ):
     use_the_doubles("ben")
     openai_server.script(transcript=QUESTION, default_reply="We are open from nine to six.")
@@ -88,9 +88,14 @@ def test_click_to_talk_greets_hears_the_question_answers_and_records_it(
     ended = wait_for_ending()
     assert (ended.status, ended.end_reason) == (ConversationStatus.ENDED, "client_end")
     assert ended.agent_joined_at and ended.started_at
-    # The web side deleted the room through LiveKit's RoomService; the agent left with it.
-    wait_until(lambda: ended.room_name in livekit_server.deleted_rooms, 10, "the room deleted")
+    # The agent and the visitor have left; the room is gone.
     wait_until(lambda: ended.room_name not in livekit_server.rooms, 10, "the room emptied")
+
+    # The worker's output, its job processes' lines included, is one JSON object a line.
+    lines = worker.log_lines()
+    assert any(str(ended.pk) in line and '"name": "agent_runner.' in line for line in lines)
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line
 
 
 def test_silence_does_not_reach_the_model(visit, openai_server, tmp_path):

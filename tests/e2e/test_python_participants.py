@@ -76,3 +76,24 @@ async def test_audio_rpc_and_text_stream_flow_between_two_python_participants(li
 async def _until(predicate) -> None:
     while not predicate():
         await asyncio.sleep(0.05)
+
+
+async def test_room_service_deletes_a_room_and_its_participants_leave(livekit):
+    from livekit import api
+
+    from tests.e2e.conftest import API_KEY, API_SECRET
+
+    async with connected(livekit.url, token("carol", "doomed-room")) as carol:
+        left = asyncio.Event()
+        carol.on("disconnected", lambda reason: left.set())
+        service = api.LiveKitAPI(livekit.url.replace("ws://", "http://"), API_KEY, API_SECRET)
+        try:
+            await service.room.delete_room(api.DeleteRoomRequest(room="doomed-room"))
+            with pytest.raises(api.TwirpError) as missing:
+                await service.room.delete_room(api.DeleteRoomRequest(room="doomed-room"))
+        finally:
+            await service.aclose()
+        await asyncio.wait_for(left.wait(), 10)
+    assert missing.value.code == "not_found"
+    assert livekit.delete_room_requests == ["doomed-room", "doomed-room"]
+    assert "doomed-room" not in livekit.rooms
