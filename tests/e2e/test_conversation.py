@@ -251,6 +251,10 @@ def test_an_agent_that_cannot_join_is_a_recorded_failure_the_visitor_sees(
         assert visitor.text(".message-text") == (
             "The assistant could not join the conversation. Please try again in a moment."
         )
+        # Told within seconds, not after the agent timeout (20 s by default).
+        (error,) = visitor.events("voice-widget:error")
+        assert error["code"] == "agent_failed"
+        assert error["at"] - visitor.probe()["clicks"][-1] < 12000
     finally:
         livekit_server.refuse_agents = False
 
