@@ -100,8 +100,8 @@ def reexec_in_namespace() -> None:
 
 
 def check_machine() -> None:
-    from tests.e2e.conversation import chromium_path
     from tests.e2e.speech import has_espeak
+    from tests.playwright_support import chromium_path
 
     problem = has_espeak()
     if problem is None and chromium_path() is None:

@@ -27,6 +27,7 @@ from agent_runner.pipeline import build_session_plan  # noqa: E402
 from tests import test_pipeline as shared  # noqa: E402
 from tests.doubles.openai_server import (  # noqa: E402
     DEFAULT_TRANSCRIPT,
+    OPENAI_PERSONA_FIELDS,
     ChatCompletionsServerDouble,
     OpenAIServerDouble,
 )
@@ -38,17 +39,6 @@ from voice_widget.tools import END_CONVERSATION  # noqa: E402
 pytestmark = pytest.mark.agent
 
 keys, vad, snapshot = shared.keys, shared.vad, shared.snapshot
-
-OPENAI_PERSONA = {
-    "stt_provider": "openai",
-    "stt_model": "gpt-4o-mini-transcribe",
-    "llm_provider": "openai",
-    "llm_model": "gpt-4o-mini",
-    "tts_provider": "openai",
-    "tts_model": "gpt-4o-mini-tts",
-    "tts_voice": "alloy",
-    "turn_detection": "vad",
-}
 
 
 @pytest.fixture
@@ -67,7 +57,7 @@ async def server():
 def plan(keys, vad, server, monkeypatch):
     """The persona's real plugin objects, pointed at the double as the worker's would be."""
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-    return build_session_plan(snapshot(**OPENAI_PERSONA), vad=vad).session_kwargs
+    return build_session_plan(snapshot(**OPENAI_PERSONA_FIELDS), vad=vad).session_kwargs
 
 
 def frames_of(samples: np.ndarray, rate: int) -> list[rtc.AudioFrame]:

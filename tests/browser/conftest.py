@@ -8,8 +8,6 @@ Set VOICE_WIDGET_CHROMIUM to use another binary.
 from __future__ import annotations
 
 import importlib
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 
 from tests.factories import make_heartbeat
+from tests.playwright_support import chromium_path, sync_playwright_with_orm
 from voice_widget.conf import vw_settings
 from voice_widget.models import Persona
 
@@ -37,17 +36,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def chromium_path() -> str | None:
-    explicit = os.environ.get("VOICE_WIDGET_CHROMIUM")
-    if explicit:
-        return explicit if Path(explicit).exists() else None
-    for candidate in ("/usr/bin/chromium", "chromium", "chromium-browser"):
-        found = shutil.which(candidate)
-        if found:
-            return found
-    return None
-
-
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     for item in items:
         if "tests/browser/" in item.nodeid:
@@ -61,20 +49,8 @@ def playwright_driver() -> Iterator[Any]:
     package. Meanwhile the tests' own ORM calls would be refused as "async unsafe"."""
     if chromium_path() is None:
         pytest.skip("Chromium not found (apt-get install chromium); browser tests skipped")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - playwright is in the dev extra
-        pytest.skip("playwright is not installed (pip install playwright); browser tests skipped")
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            yield playwright
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with sync_playwright_with_orm() as playwright:
+        yield playwright
 
 
 @pytest.fixture(scope="package")

@@ -192,6 +192,15 @@ class Room:
         return self.info.name
 
 
+@web.middleware
+async def _cors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    response = await handler(request)
+    if not isinstance(response, web.WebSocketResponse) and not response.prepared:
+        for key, value in CORS_HEADERS.items():
+            response.headers.setdefault(key, value)
+    return response
+
+
 class LiveKitServerDouble(LocalServer):
     """``async with LiveKitServerDouble(api_key=..., api_secret=...) as livekit``.
 
@@ -201,6 +210,9 @@ class LiveKitServerDouble(LocalServer):
     """
 
     scheme = "ws"
+    # livekit-client's request line (the token and client info) is about 10 kB.
+    runner_options = {"max_line_size": 65536, "max_field_size": 65536}
+    middlewares = (_cors_middleware,)
 
     def __init__(self, api_key: str | None = None, api_secret: str | None = None) -> None:
         super().__init__()
@@ -244,22 +256,10 @@ class LiveKitServerDouble(LocalServer):
         self._loopback_only = contextlib.ExitStack()
         self._loopback_only.enter_context(only_loopback_ice_candidates())
         try:
-            return await self._start()
+            return await super().__aenter__()
         except BaseException:
             self._loopback_only.close()
             raise
-
-    async def _start(self) -> LiveKitServerDouble:
-        app = web.Application(middlewares=[_cors_middleware])
-        self.add_routes(app.router)
-        # livekit-client's request line (the token and client info) is about 10 kB.
-        self._runner = web.AppRunner(app, max_line_size=65536, max_field_size=65536)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-        self.url = f"{self.scheme}://127.0.0.1:{self.port}"
-        return self
 
     async def before_close(self) -> None:
         for room in list(self.rooms.values()):
@@ -1118,15 +1118,6 @@ class LiveKitServerDouble(LocalServer):
                 await pc.addIceCandidate(candidate)
             except Exception:
                 logger.warning("candidate %s refused", candidate)
-
-
-@web.middleware
-async def _cors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    response = await handler(request)
-    if not isinstance(response, web.WebSocketResponse) and not response.prepared:
-        for key, value in CORS_HEADERS.items():
-            response.headers.setdefault(key, value)
-    return response
 
 
 def _twirp_error(status: int, code: str, message: str) -> web.Response:

@@ -26,10 +26,14 @@ class LocalServer:
     async def before_close(self) -> None:
         """Release anything a handler may still wait on."""
 
+    #: aiohttp middlewares of the app, and keyword arguments of its ``AppRunner``.
+    middlewares: tuple[Any, ...] = ()
+    runner_options: dict[str, Any] = {}
+
     async def __aenter__(self) -> Any:
-        app = web.Application()
+        app = web.Application(middlewares=list(self.middlewares))
         self.add_routes(app.router)
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, **self.runner_options)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

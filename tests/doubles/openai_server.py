@@ -254,6 +254,20 @@ class SpeechRequest:
 TranscriptSource = list[str] | Callable[[TranscriptionRequest], str]
 
 
+#: Persona fields that make the worker use OpenAI's STT, LLM and TTS (so this double, through
+#: ``OPENAI_BASE_URL``) and silence-based turns (no turn-detector model to download).
+OPENAI_PERSONA_FIELDS = {
+    "stt_provider": "openai",
+    "stt_model": "gpt-4o-mini-transcribe",
+    "llm_provider": "openai",
+    "llm_model": "gpt-4o-mini",
+    "tts_provider": "openai",
+    "tts_model": "gpt-4o-mini-tts",
+    "tts_voice": "alloy",
+    "turn_detection": "vad",
+}
+
+
 class OpenAIServerDouble(ChatCompletionsServerDouble):
     """Chat completions, transcriptions and speech, as the livekit openai plugin calls them."""
 

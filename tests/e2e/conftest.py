@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from livekit import api, rtc
 from tests.doubles.livekit_server import LiveKitServerDouble
 from tests.e2e.conversation import API_KEY, API_SECRET
 from tests.e2e.netns import netns_problem
+from tests.playwright_support import chromium_path, sync_playwright_with_orm
 
 SAMPLE_RATE = 48000
 
@@ -143,7 +143,6 @@ async def subscribed_track(room: rtc.Room, identity: str, timeout: float = 15.0)
 def media_machine() -> None:
     """Skip (saying why) where a real conversation cannot run: no namespace, no espeak-ng,
     no Chromium."""
-    from tests.e2e.conversation import chromium_path
     from tests.e2e.speech import has_espeak
 
     problem = netns_problem() or has_espeak()
@@ -199,20 +198,9 @@ def worker(
 
 @pytest.fixture(scope="module")
 def playwright_sync(media_machine: None) -> Iterator[Any]:
-    """Playwright's sync API; its event loop runs in this thread, so the tests' own ORM
-    calls are allowed explicitly (as in the browser tests)."""
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            yield playwright
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    """Playwright's sync API, for the tests of one module."""
+    with sync_playwright_with_orm() as playwright:
+        yield playwright
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ first arrived and when the visitor stopped speaking, in the page's own clock.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +18,10 @@ from typing import Any
 import numpy as np
 from django.db import close_old_connections
 
+from tests.doubles.openai_server import OPENAI_PERSONA_FIELDS
 from tests.doubles.wav import wav_bytes
 from tests.e2e.speech import speak_to_wav
+from tests.playwright_support import chromium_path
 from voice_widget.models import Conversation, Turn, WorkerHeartbeat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,13 +108,6 @@ AUDIO_PROBE = """
 """
 
 
-def chromium_path() -> str | None:
-    explicit = os.environ.get("VOICE_WIDGET_CHROMIUM")
-    if explicit:
-        return explicit if Path(explicit).exists() else None
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def worker_environment(livekit_url: str, openai_base_url: str, **extra: str) -> dict[str, str]:
     """What the worker process needs to meet the doubles (and nothing real)."""
     return {
@@ -134,18 +127,7 @@ def use_the_doubles(slug: str, **fields: Any) -> None:
     silence-based turns (the turn-detector model is not downloaded here)."""
     from voice_widget.models import Persona
 
-    values = {
-        "stt_provider": "openai",
-        "stt_model": "gpt-4o-mini-transcribe",
-        "llm_provider": "openai",
-        "llm_model": "gpt-4o-mini",
-        "tts_provider": "openai",
-        "tts_model": "gpt-4o-mini-tts",
-        "tts_voice": "alloy",
-        "turn_detection": "vad",
-        "noise_cancellation": "off",
-        **fields,
-    }
+    values = {**OPENAI_PERSONA_FIELDS, "noise_cancellation": "off", **fields}
     # update(), not full_clean(): tests use limits (a few seconds) admin would refuse.
     Persona.objects.filter(slug=slug).update(**values)
 
