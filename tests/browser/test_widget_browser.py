@@ -809,6 +809,106 @@ def test_fits_a_phone_screen(page, worker_alive, path):
     page.screenshot("phone" + path.replace("/", "-").rstrip("-"))
 
 
+VIEWPORTS = [pytest.param(1366, 600, id="laptop"), pytest.param(390, 844, id="phone")]
+
+BOX_IN_VIEWPORT = """
+(selector) => {
+  const el = document.querySelector('voice-widget').shadowRoot.querySelector(selector);
+  const r = el.getBoundingClientRect();
+  return {top: r.top, left: r.left, bottom: r.bottom, right: r.right,
+          width: innerWidth, height: innerHeight};
+}
+"""
+
+
+def assert_in_viewport(page: Any, selector: str, where: str) -> None:
+    box = page.evaluate(BOX_IN_VIEWPORT, selector)
+    inside = (
+        box["top"] >= 0
+        and box["left"] >= 0
+        and box["bottom"] <= box["height"]
+        and box["right"] <= box["width"]
+    )
+    assert inside, f"{selector} {where}: {box}"
+
+
+def scroll_to(page: Any, where: str) -> None:
+    y = "0" if where == "top" else "document.documentElement.scrollHeight"
+    page.evaluate(f"window.scrollTo(0, {y})")
+    page.wait_for_function(
+        f"Math.abs(window.scrollY - Math.min({y},"
+        " document.documentElement.scrollHeight - innerHeight)) < 2"
+    )
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+@pytest.mark.parametrize("path", ["/", "/contact/"])
+def test_floating_launcher_and_panel_stay_in_the_viewport(page, worker_alive, path, width, height):
+    page.page.set_viewport_size({"width": width, "height": height})
+    page.goto(path)
+    page.page.evaluate(ROOM_DOUBLE)
+    name = f"floating-{width}x{height}" + path.replace("/", "-").rstrip("-")
+    for where in ("top", "bottom"):
+        scroll_to(page.page, where)
+        assert_in_viewport(page.page, ".launcher", f"at the {where} of {path}")
+    page.screenshot(name + "-launcher")
+    page.page.locator(f"{WIDGET} .launcher").click()
+    wait_for_state(page.page, "active")
+    for where in ("bottom", "top"):
+        scroll_to(page.page, where)
+        for selector in (".card", ".close", ".end"):
+            assert_in_viewport(page.page, selector, f"at the {where} of {path}")
+    page.screenshot(name + "-panel")
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+def test_floating_launcher_leaves_the_footer_readable(page, width, height):
+    page.page.set_viewport_size({"width": width, "height": height})
+    page.goto("/")
+    scroll_to(page.page, "bottom")
+    launcher = page.page.locator(f"{WIDGET} .launcher").bounding_box()
+    footer = page.page.locator(".site-footer p").evaluate(
+        "p => { const range = document.createRange(); range.selectNodeContents(p);"
+        " const r = range.getBoundingClientRect();"
+        " return {x: r.left, y: r.top, width: r.width, height: r.height}; }"
+    )
+    overlap_x = min(launcher["x"] + launcher["width"], footer["x"] + footer["width"]) - max(
+        launcher["x"], footer["x"]
+    )
+    overlap_y = min(launcher["y"] + launcher["height"], footer["y"] + footer["height"]) - max(
+        launcher["y"], footer["y"]
+    )
+    assert overlap_x <= 0 or overlap_y <= 0, (launcher, footer)
+
+
+def test_keyboard_opens_the_floating_panel_and_escape_returns_to_the_launcher(page, worker_alive):
+    page.goto("/")
+    page.page.evaluate(ROOM_DOUBLE)
+    focused_class = (
+        "() => { const a = document.activeElement;"
+        " return a && a.tagName === 'VOICE-WIDGET' && a.shadowRoot.activeElement"
+        " ? a.shadowRoot.activeElement.className : null; }"
+    )
+    for _ in range(40):
+        page.page.keyboard.press("Tab")
+        if page.page.evaluate(focused_class) == "launcher":
+            break
+    assert page.page.evaluate(focused_class) == "launcher"
+    page.page.keyboard.press("Enter")
+    wait_for_state(page.page, "active")
+    assert page.page.locator(f"{WIDGET} .card").is_visible()
+    focus_in_panel = page.page.evaluate(
+        "() => { const root = document.querySelector('voice-widget').shadowRoot;"
+        " const a = root.activeElement;"
+        " return Boolean(a) && root.querySelector('.card').contains(a); }"
+    )
+    assert focus_in_panel, "focus moved into the opened panel"
+    page.page.keyboard.press("Escape")
+    page.page.locator(f"{WIDGET} .launcher").wait_for(state="visible")
+    assert page.page.locator(f"{WIDGET} .card").is_hidden()
+    assert page.page.evaluate(focused_class) == "launcher"
+
+
 CONTRAST_PROBE = """
 (selectors) => {
   const root = document.querySelector('voice-widget').shadowRoot;
