@@ -425,10 +425,18 @@ def test_no_worker_shows_agent_unavailable_at_once(page):
         "window.widgetEvents.filter(e => e.name === 'voice-widget:error').map(e => e.detail.code)"
     )
     assert errors == ["agent_unavailable"]
+    warnings = [text for kind, text in page.console if kind == "warning"]
+    health = page.base_url + reverse("voice_widget:health")
+    assert warnings == [
+        "voice-widget: no agent worker is running for agent 'voice-widget-test' (start one with"
+        f" `python manage.py run_voice_agent dev`; see {health})."
+    ]
     page.screenshot("error-agent-unavailable")
 
 
-def test_unreachable_livekit_server_shows_its_error(page, worker_alive, settings, closed_port):
+def test_unreachable_livekit_server_is_not_the_visitors_to_fix(
+    page, worker_alive, settings, closed_port
+):
     settings.VOICE_WIDGET = {
         **settings.VOICE_WIDGET,
         "LIVEKIT_URL": f"ws://127.0.0.1:{closed_port}",
@@ -440,15 +448,44 @@ def test_unreachable_livekit_server_shows_its_error(page, worker_alive, settings
     assert response.value.status == 201
     assert response.value.json()["server_url"] == f"ws://127.0.0.1:{closed_port}"
     wait_for_state(page.page, "error", timeout=30_000)
-    assert widget_text(page.page, ".message-text") == (
-        "Der Sprachdienst ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es "
-        "erneut."
-    )
+    assert widget_text(page.page, ".message-text") == NOT_AVAILABLE_DE
     codes = page.page.evaluate(
         "window.widgetEvents.filter(e => e.name === 'voice-widget:error').map(e => e.detail.code)"
     )
     assert codes == ["livekit_unreachable"]
+    warnings = [text for kind, text in page.console if kind == "warning"]
+    assert any(f"ws://127.0.0.1:{closed_port} could not be reached" in w for w in warnings)
     page.screenshot("error-livekit-unreachable")
+
+
+NOT_AVAILABLE_DE = (
+    "Die Assistenz ist gerade nicht erreichbar. Bitte versuchen Sie es später noch einmal."
+)
+
+
+def test_wrong_livekit_credentials_are_not_the_visitors_to_fix(page, worker_alive, settings):
+    from tests.doubles.livekit_server import LiveKitServerDouble
+    from tests.e2e.threaded import serve_in_thread
+
+    with serve_in_thread(LiveKitServerDouble(api_key="right-key", api_secret="s" * 40)) as server:
+        settings.VOICE_WIDGET = {
+            **settings.VOICE_WIDGET,
+            "LIVEKIT_URL": server.url,
+            "LIVEKIT_API_KEY": "right-key",
+            "LIVEKIT_API_SECRET": "w" * 40,  # not the server's secret
+        }
+        page.goto("/bikes/linden-city/")
+        record_events(page.page)
+        page.page.locator(f"{WIDGET} .start").click()
+        wait_for_state(page.page, "error", timeout=30_000)
+    assert widget_text(page.page, ".message-text") == NOT_AVAILABLE_DE
+    errors = page.page.evaluate(
+        "window.widgetEvents.filter(e => e.name === 'voice-widget:error').map(e => e.detail)"
+    )
+    assert [(e["code"], e["status"]) for e in errors] == [("livekit_refused", 401)]
+    warnings = [text for kind, text in page.console if kind == "warning"]
+    assert any("refused the conversation's token (HTTP 401)" in w for w in warnings), warnings
+    page.screenshot("error-livekit-refused")
 
 
 def test_microphone_denied_explains_how_to_allow_it(denying_browser, site, worker_alive):

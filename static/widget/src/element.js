@@ -533,8 +533,12 @@ export class VoiceWidgetElement extends HTMLElement {
         return [t.micDenied, t.micHowTo];
       case 'mic_unavailable':
         return [t.micUnavailable, ''];
-      case 'livekit_unreachable':
+      case 'offline':
         return [t.unreachable, ''];
+      case 'livekit_unreachable':
+      case 'livekit_refused':
+        // The server's setup or the LiveKit server: nothing the visitor can fix.
+        return [t.agentUnavailable, ''];
       case 'disconnected':
         return [t.disconnected, ''];
       case 'start_failed':
