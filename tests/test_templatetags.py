@@ -159,6 +159,26 @@ def test_position_and_preview_arguments_override_the_persona():
     assert widget["agent-timeout"] == "8"
 
 
+def test_poster_argument_replaces_the_personas_poster():
+    make_persona(slug="paula", preview_image_url="https://cdn.example/paula.png")
+    (widget,) = render(
+        '{% load static %}{% static "example_site/poster-paula.svg" as poster %}'
+        '{% voice_widget "paula" preview="poster" poster=poster %}'
+    ).widgets
+    assert widget["poster"] == "/static/example_site/poster-paula.svg"
+    assert widget["preview"] == "poster"
+
+
+def test_poster_argument_shows_as_a_poster_preview_unless_another_is_asked_for():
+    make_persona(slug="paula", preview_mode="none")
+    tag = '{% voice_widget "paula" poster="/static/paula.svg" PREVIEW%}'
+    (widget,) = render(tag.replace("PREVIEW", "")).widgets
+    assert widget["preview"] == "poster"
+    (widget,) = render(tag.replace("PREVIEW", 'preview="none"')).widgets
+    assert widget["preview"] == "none"
+    assert widget["poster"] == "/static/paula.svg"
+
+
 def test_live_preview_needs_an_avatar(caplog):
     make_persona(slug="ben", preview_mode="none")
     with caplog.at_level(logging.WARNING, logger="voice_widget"):

@@ -425,10 +425,18 @@ def test_no_worker_shows_agent_unavailable_at_once(page):
         "window.widgetEvents.filter(e => e.name === 'voice-widget:error').map(e => e.detail.code)"
     )
     assert errors == ["agent_unavailable"]
+    warnings = [text for kind, text in page.console if kind == "warning"]
+    health = page.base_url + reverse("voice_widget:health")
+    assert warnings == [
+        "voice-widget: no agent worker is running for agent 'voice-widget-test' (start one with"
+        f" `python manage.py run_voice_agent dev`; see {health})."
+    ]
     page.screenshot("error-agent-unavailable")
 
 
-def test_unreachable_livekit_server_shows_its_error(page, worker_alive, settings, closed_port):
+def test_unreachable_livekit_server_is_not_the_visitors_to_fix(
+    page, worker_alive, settings, closed_port
+):
     settings.VOICE_WIDGET = {
         **settings.VOICE_WIDGET,
         "LIVEKIT_URL": f"ws://127.0.0.1:{closed_port}",
@@ -440,15 +448,44 @@ def test_unreachable_livekit_server_shows_its_error(page, worker_alive, settings
     assert response.value.status == 201
     assert response.value.json()["server_url"] == f"ws://127.0.0.1:{closed_port}"
     wait_for_state(page.page, "error", timeout=30_000)
-    assert widget_text(page.page, ".message-text") == (
-        "Der Sprachdienst ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es "
-        "erneut."
-    )
+    assert widget_text(page.page, ".message-text") == NOT_AVAILABLE_DE
     codes = page.page.evaluate(
         "window.widgetEvents.filter(e => e.name === 'voice-widget:error').map(e => e.detail.code)"
     )
     assert codes == ["livekit_unreachable"]
+    warnings = [text for kind, text in page.console if kind == "warning"]
+    assert any(f"ws://127.0.0.1:{closed_port} could not be reached" in w for w in warnings)
     page.screenshot("error-livekit-unreachable")
+
+
+NOT_AVAILABLE_DE = (
+    "Die Assistenz ist gerade nicht erreichbar. Bitte versuchen Sie es später noch einmal."
+)
+
+
+def test_wrong_livekit_credentials_are_not_the_visitors_to_fix(page, worker_alive, settings):
+    from tests.doubles.livekit_server import LiveKitServerDouble
+    from tests.e2e.threaded import serve_in_thread
+
+    with serve_in_thread(LiveKitServerDouble(api_key="right-key", api_secret="s" * 40)) as server:
+        settings.VOICE_WIDGET = {
+            **settings.VOICE_WIDGET,
+            "LIVEKIT_URL": server.url,
+            "LIVEKIT_API_KEY": "right-key",
+            "LIVEKIT_API_SECRET": "w" * 40,  # not the server's secret
+        }
+        page.goto("/bikes/linden-city/")
+        record_events(page.page)
+        page.page.locator(f"{WIDGET} .start").click()
+        wait_for_state(page.page, "error", timeout=30_000)
+    assert widget_text(page.page, ".message-text") == NOT_AVAILABLE_DE
+    errors = page.page.evaluate(
+        "window.widgetEvents.filter(e => e.name === 'voice-widget:error').map(e => e.detail)"
+    )
+    assert [(e["code"], e["status"]) for e in errors] == [("livekit_refused", 401)]
+    warnings = [text for kind, text in page.console if kind == "warning"]
+    assert any("refused the conversation's token (HTTP 401)" in w for w in warnings), warnings
+    page.screenshot("error-livekit-refused")
 
 
 def test_microphone_denied_explains_how_to_allow_it(denying_browser, site, worker_alive):
@@ -709,7 +746,9 @@ def test_works_under_a_strict_content_security_policy(page, worker_alive):
     page.page.route(re.compile(r".*/bikes/linden-city/$"), with_csp)
     page.goto("/bikes/linden-city/")
     start = page.page.locator(f"{WIDGET} .start")
-    assert start.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(37, 99, 235)"
+    accent = persona("paula").accent_color  # set by the element through the CSSOM
+    rgb = tuple(int(accent[i : i + 2], 16) for i in (1, 3, 5))
+    assert start.evaluate("el => getComputedStyle(el).backgroundColor") == f"rgb{rgb}"
     assert start.evaluate("el => getComputedStyle(el).borderRadius") == "999px"
     with page.page.expect_request(lambda r: r.url.endswith(SESSIONS)):
         start.click()
@@ -807,6 +846,106 @@ def test_fits_a_phone_screen(page, worker_alive, path):
         control_box = page.page.locator(f"{WIDGET} {control}").bounding_box()
         assert control_box["height"] >= 40, "touch targets"
     page.screenshot("phone" + path.replace("/", "-").rstrip("-"))
+
+
+VIEWPORTS = [pytest.param(1366, 600, id="laptop"), pytest.param(390, 844, id="phone")]
+
+BOX_IN_VIEWPORT = """
+(selector) => {
+  const el = document.querySelector('voice-widget').shadowRoot.querySelector(selector);
+  const r = el.getBoundingClientRect();
+  return {top: r.top, left: r.left, bottom: r.bottom, right: r.right,
+          width: innerWidth, height: innerHeight};
+}
+"""
+
+
+def assert_in_viewport(page: Any, selector: str, where: str) -> None:
+    box = page.evaluate(BOX_IN_VIEWPORT, selector)
+    inside = (
+        box["top"] >= 0
+        and box["left"] >= 0
+        and box["bottom"] <= box["height"]
+        and box["right"] <= box["width"]
+    )
+    assert inside, f"{selector} {where}: {box}"
+
+
+def scroll_to(page: Any, where: str) -> None:
+    y = "0" if where == "top" else "document.documentElement.scrollHeight"
+    page.evaluate(f"window.scrollTo(0, {y})")
+    page.wait_for_function(
+        f"Math.abs(window.scrollY - Math.min({y},"
+        " document.documentElement.scrollHeight - innerHeight)) < 2"
+    )
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+@pytest.mark.parametrize("path", ["/", "/contact/"])
+def test_floating_launcher_and_panel_stay_in_the_viewport(page, worker_alive, path, width, height):
+    page.page.set_viewport_size({"width": width, "height": height})
+    page.goto(path)
+    page.page.evaluate(ROOM_DOUBLE)
+    name = f"floating-{width}x{height}" + path.replace("/", "-").rstrip("-")
+    for where in ("top", "bottom"):
+        scroll_to(page.page, where)
+        assert_in_viewport(page.page, ".launcher", f"at the {where} of {path}")
+    page.screenshot(name + "-launcher")
+    page.page.locator(f"{WIDGET} .launcher").click()
+    wait_for_state(page.page, "active")
+    for where in ("bottom", "top"):
+        scroll_to(page.page, where)
+        for selector in (".card", ".close", ".end"):
+            assert_in_viewport(page.page, selector, f"at the {where} of {path}")
+    page.screenshot(name + "-panel")
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+def test_floating_launcher_leaves_the_footer_readable(page, width, height):
+    page.page.set_viewport_size({"width": width, "height": height})
+    page.goto("/")
+    scroll_to(page.page, "bottom")
+    launcher = page.page.locator(f"{WIDGET} .launcher").bounding_box()
+    footer = page.page.locator(".site-footer p").evaluate(
+        "p => { const range = document.createRange(); range.selectNodeContents(p);"
+        " const r = range.getBoundingClientRect();"
+        " return {x: r.left, y: r.top, width: r.width, height: r.height}; }"
+    )
+    overlap_x = min(launcher["x"] + launcher["width"], footer["x"] + footer["width"]) - max(
+        launcher["x"], footer["x"]
+    )
+    overlap_y = min(launcher["y"] + launcher["height"], footer["y"] + footer["height"]) - max(
+        launcher["y"], footer["y"]
+    )
+    assert overlap_x <= 0 or overlap_y <= 0, (launcher, footer)
+
+
+def test_keyboard_opens_the_floating_panel_and_escape_returns_to_the_launcher(page, worker_alive):
+    page.goto("/")
+    page.page.evaluate(ROOM_DOUBLE)
+    focused_class = (
+        "() => { const a = document.activeElement;"
+        " return a && a.tagName === 'VOICE-WIDGET' && a.shadowRoot.activeElement"
+        " ? a.shadowRoot.activeElement.className : null; }"
+    )
+    for _ in range(40):
+        page.page.keyboard.press("Tab")
+        if page.page.evaluate(focused_class) == "launcher":
+            break
+    assert page.page.evaluate(focused_class) == "launcher"
+    page.page.keyboard.press("Enter")
+    wait_for_state(page.page, "active")
+    assert page.page.locator(f"{WIDGET} .card").is_visible()
+    focus_in_panel = page.page.evaluate(
+        "() => { const root = document.querySelector('voice-widget').shadowRoot;"
+        " const a = root.activeElement;"
+        " return Boolean(a) && root.querySelector('.card').contains(a); }"
+    )
+    assert focus_in_panel, "focus moved into the opened panel"
+    page.page.keyboard.press("Escape")
+    page.page.locator(f"{WIDGET} .launcher").wait_for(state="visible")
+    assert page.page.locator(f"{WIDGET} .card").is_hidden()
+    assert page.page.evaluate(focused_class) == "launcher"
 
 
 CONTRAST_PROBE = """

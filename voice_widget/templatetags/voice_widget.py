@@ -94,7 +94,7 @@ def _choice(value: Any, choices: type, name: str, slug: str, default: str) -> st
 
 
 #: The tag's optional arguments (``context`` is the dict of server-side facts).
-TAG_ARGUMENTS = frozenset({"context", "position", "preview", "theme", "agent_timeout"})
+TAG_ARGUMENTS = frozenset({"context", "position", "preview", "theme", "agent_timeout", "poster"})
 
 
 @register.tag(name="voice_widget")
@@ -141,9 +141,12 @@ def render_widget(
     preview: str | None = None,
     theme: str | None = None,
     agent_timeout: int | float | str | None = None,
+    poster: str | None = None,
 ) -> str:
     """The element's HTML (and the script tag, the first time on a page), or "" when the
-    persona is unknown or inactive or the API's URLs are not installed.
+    persona is unknown or inactive or the API's URLs are not installed. ``poster`` (a URL,
+    e.g. from ``{% static %}``) is shown instead of the persona's poster image, as a poster
+    preview unless the persona or ``preview`` asks for another.
     """
     persona = Persona.objects.active().filter(slug=slug).first()
     if persona is None:
@@ -181,13 +184,15 @@ def render_widget(
             )
 
     preview_mode = _choice(preview, PreviewMode, "preview", persona.slug, persona.preview_mode)
+    if poster and not preview and preview_mode == PreviewMode.NONE:
+        preview_mode = PreviewMode.POSTER  # a poster given to the tag is meant to be seen
     if preview_mode == PreviewMode.LIVE and not persona.has_avatar:
         logger.warning(
             "voice_widget tag for persona %s: a live preview needs an avatar; "
             "showing the poster (or the button) instead.",
             persona.slug,
         )
-        preview_mode = PreviewMode.POSTER if persona.poster_url else PreviewMode.NONE
+        preview_mode = PreviewMode.POSTER if poster or persona.poster_url else PreviewMode.NONE
 
     timeout = ""
     if agent_timeout not in (None, ""):
@@ -207,7 +212,7 @@ def render_widget(
         "endpoint": sessions_url,
         "health-endpoint": health_url,
         "preview": preview_mode,
-        "poster": persona.poster_url,
+        "poster": str(poster or "") or persona.poster_url,
         "idle-clip": persona.idle_clip_url,
         "position": _choice(position, WidgetPosition, "position", persona.slug, persona.position),
         "theme": _choice(theme, WidgetTheme, "theme", persona.slug, persona.theme),

@@ -88,6 +88,9 @@ export function createApi({
   }
 
   return {
+    /** The health endpoint's URL (for developers' warnings). */
+    healthUrl: healthUrl ? absoluteUrl(healthUrl) : '',
+
     /**
      * POST the session request; resolves with the API's 201 body. Its `end_url` and
      * `status_url` are paths on the API's site, so they are made absolute against the

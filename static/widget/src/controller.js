@@ -6,7 +6,8 @@
  * tests drive this controller with a room test double.
  *
  * Room interface (see livekit-room.js for the real one):
- *   connect(url, token), disconnect(), startAudio(), canPlaybackAudio, playRemoteAudio(),
+ *   connect(url, token) (rejects with `refused` true when the server refused the token),
+ *   disconnect(), startAudio(), canPlaybackAudio, playRemoteAudio(),
  *   enableMicrophone(), setMicrophoneMuted(muted), agentIdentity(), agentAttributes(),
  *   performRpc(identity, method, payload, timeoutMs), registerRpcMethod(method, handler),
  *   on(event, listener) for: agent-joined, agent-left, agent-attributes, transcription,
@@ -31,6 +32,8 @@ export const ErrorCode = Object.freeze({
   MIC_UNAVAILABLE: 'mic_unavailable',
   AUDIO_BLOCKED: 'audio_blocked',
   LIVEKIT_UNREACHABLE: 'livekit_unreachable',
+  LIVEKIT_REFUSED: 'livekit_refused',
+  OFFLINE: 'offline',
   DISCONNECTED: 'disconnected',
   START_FAILED: 'start_failed',
   AGENT_FAILED: 'agent_failed',
@@ -58,6 +61,8 @@ const START_RETRY_WINDOW_MS = 15000;
 const STATUS_POLL_MS = 2000;
 // How long the End button waits for the agent's answer to voice_widget.end before leaving.
 const END_RPC_WAIT_MS = 1500;
+
+const HEALTH_PATH = '/voice-widget/api/health/';
 
 const defaultClock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -107,10 +112,17 @@ export class WidgetController {
    * @param {(view: object) => void} [deps.onChange] called after every change
    * @param {{setTimeout: Function, clearTimeout: Function}} [deps.clock]
    * @param {() => void} [deps.unlockAudio] unlocks audio in the click when no room exists yet
+   * @param {(message: string) => void} [deps.warn] where developers read what visitors are
+   *   not told (default: console.warn), once per cause
+   * @param {() => boolean} [deps.isOnline] whether the browser has a network (navigator.onLine)
    */
   constructor(deps) {
     this.deps = deps;
     this.clock = deps.clock || defaultClock;
+    this.warn = deps.warn || ((message) => console.warn(message));
+    this.isOnline =
+      deps.isOnline || (() => typeof navigator === 'undefined' || navigator.onLine !== false);
+    this.warned = new Set();
     this.state = State.IDLE;
     this.agentState = '';
     this.error = null;
@@ -192,7 +204,10 @@ export class WidgetController {
   async connectPreview(run) {
     const health = await this.deps.api.health();
     this.check(run);
-    if (noAgentRuns(health)) return;
+    if (noAgentRuns(health)) {
+      this.warnNoAgent(health);
+      return;
+    }
     const room = await this.deps.createRoom();
     this.check(run);
     this.attachRoom(room);
@@ -260,7 +275,10 @@ export class WidgetController {
         // Asked first, so "not available" shows at once and no conversation is opened in vain.
         const health = await this.deps.api.health();
         this.check(run);
-        if (noAgentRuns(health)) throw new FlowError(ErrorCode.AGENT_UNAVAILABLE);
+        if (noAgentRuns(health)) {
+          this.warnNoAgent(health);
+          throw new FlowError(ErrorCode.AGENT_UNAVAILABLE);
+        }
       }
       await this.openSession(run);
       this.check(run);
@@ -281,7 +299,7 @@ export class WidgetController {
         const micError = await Promise.race([mic, this.delay(MIC_GRACE_MS)]);
         this.check(run);
         if (micError && micError.code !== ErrorCode.LIVEKIT_UNREACHABLE) throw micError;
-        throw new FlowError(ErrorCode.LIVEKIT_UNREACHABLE);
+        throw this.connectFailure(connectError);
       }
       const micError = await mic;
       this.check(run);
@@ -647,6 +665,51 @@ export class WidgetController {
     }
   }
 
+  /** A failed room.connect: only the visitor's own network is theirs to fix. */
+  connectFailure(error) {
+    if (!this.isOnline()) return new FlowError(ErrorCode.OFFLINE);
+    const url = this.session ? this.session.server_url : '';
+    const status = (error && error.status) || null;
+    if (error && error.refused) {
+      this.warnOnce(
+        `refused:${url}`,
+        `voice-widget: the LiveKit server at ${url} refused the conversation's token` +
+          `${status ? ` (HTTP ${status})` : ''}: the web process's LIVEKIT_API_KEY and ` +
+          'LIVEKIT_API_SECRET do not match the server\'s (see `python manage.py check` and ' +
+          'VOICE_WIDGET["LIVEKIT_URL"]).',
+      );
+      return new FlowError(ErrorCode.LIVEKIT_REFUSED, '', { status });
+    }
+    this.warnOnce(
+      `unreachable:${url}`,
+      `voice-widget: the LiveKit server at ${url} could not be reached` +
+        `${error && error.message ? ` (${error.message})` : ''}; is it running, and is ` +
+        'VOICE_WIDGET["LIVEKIT_URL"] an address browsers can reach?',
+    );
+    return new FlowError(ErrorCode.LIVEKIT_UNREACHABLE, '', { status });
+  }
+
+  /** For developers: the health endpoint says no worker runs, so nobody will answer. */
+  warnNoAgent(health) {
+    const agent = health.agent_name || '';
+    this.warnOnce(
+      `no-agent:${agent}`,
+      `voice-widget: no agent worker is running for agent '${agent}' (start one with ` +
+        '`python manage.py run_voice_agent dev`; see ' +
+        `${this.deps.api.healthUrl || HEALTH_PATH}).`,
+    );
+  }
+
+  warnOnce(key, message) {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    try {
+      this.warn(message);
+    } catch {
+      // a console that throws is not the visitor's problem
+    }
+  }
+
   failed(run, error) {
     if (error instanceof Superseded || run !== this.run) return;
     // Ended while the widget waited (e.g. the end reached the server first): the ending.
@@ -656,7 +719,10 @@ export class WidgetController {
 
   fail(error) {
     this.run++;
-    const flow = error instanceof FlowError ? error : new FlowError(ErrorCode.LIVEKIT_UNREACHABLE);
+    const flow =
+      error instanceof FlowError
+        ? error
+        : new FlowError(this.isOnline() ? ErrorCode.LIVEKIT_UNREACHABLE : ErrorCode.OFFLINE);
     const session = this.session;
     this.session = null;
     this.teardownRoom();

@@ -28,7 +28,7 @@ const TEMPLATE = `
     <span class="face" aria-hidden="true"></span>
     <span class="launcher-text"><small></small><strong></strong></span>
   </button>
-  <section class="card" part="card">
+  <section class="card" part="card" tabindex="-1">
     <header class="head">
       <span class="face" aria-hidden="true"></span>
       <span class="who">
@@ -211,7 +211,8 @@ export class VoiceWidgetElement extends HTMLElement {
     ui.sound.addEventListener('click', () => this.controller.enableAudio());
     ui.close.addEventListener('click', () => this.setOpen(false, { focusLauncher: true }));
     ui.launcher.addEventListener('click', () => {
-      this.setOpen(true);
+      // The launcher hides as the panel opens: focus goes into the panel, not to <body>.
+      this.setOpen(true, { focusPanel: true });
       const state = this.controller.state;
       if (state === State.IDLE || state === State.PREVIEW) this.start();
       else this.focusFirst();
@@ -354,11 +355,12 @@ export class VoiceWidgetElement extends HTMLElement {
     }
   }
 
-  setOpen(open, { focusLauncher = false } = {}) {
+  setOpen(open, { focusLauncher = false, focusPanel = false } = {}) {
     if (!this.isFloating) return;
     this.open = open;
     this.render(this.controller.view());
     if (focusLauncher) this.ui.launcher.focus();
+    if (focusPanel) this.ui.card.focus();
   }
 
   // ---- rendering --------------------------------------------------------------------------
@@ -531,8 +533,12 @@ export class VoiceWidgetElement extends HTMLElement {
         return [t.micDenied, t.micHowTo];
       case 'mic_unavailable':
         return [t.micUnavailable, ''];
-      case 'livekit_unreachable':
+      case 'offline':
         return [t.unreachable, ''];
+      case 'livekit_unreachable':
+      case 'livekit_refused':
+        // The server's setup or the LiveKit server: nothing the visitor can fix.
+        return [t.agentUnavailable, ''];
       case 'disconnected':
         return [t.disconnected, ''];
       case 'start_failed':
@@ -585,7 +591,8 @@ export class VoiceWidgetElement extends HTMLElement {
 
   focusStillVisible() {
     const active = this.shadowRoot.activeElement;
-    return Boolean(active && active.offsetParent !== null && !active.closest('[hidden]'));
+    // getClientRects, not offsetParent: the floating panel is `position: fixed`.
+    return Boolean(active && active.getClientRects().length && !active.closest('[hidden]'));
   }
 
   focusFirst() {

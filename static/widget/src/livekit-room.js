@@ -4,6 +4,8 @@
  */
 
 import {
+  ConnectionError,
+  ConnectionErrorReason,
   ConnectionState,
   DisconnectReason,
   ParticipantKind,
@@ -18,7 +20,16 @@ import { LiveKitRoom } from './room-adapter.js';
 // The host page's console is not ours to fill: livekit-client logs warnings and errors only.
 setLogLevel('warn');
 
-const livekit = { ConnectionState, DisconnectReason, ParticipantKind, Room, RoomEvent, Track };
+const livekit = {
+  ConnectionError,
+  ConnectionErrorReason,
+  ConnectionState,
+  DisconnectReason,
+  ParticipantKind,
+  Room,
+  RoomEvent,
+  Track,
+};
 
 /** A room for one widget; see room-adapter.js for the interface. */
 export function createRoom(elements) {

@@ -16,9 +16,25 @@ const MICROPHONE_OPTIONS = {
   autoGainControl: true,
 };
 
+/** livekit-client's failed connect, said in the room interface's terms (see connect). */
+function connectError(lk, cause) {
+  const { ConnectionError, ConnectionErrorReason } = lk;
+  const refused =
+    Boolean(ConnectionError) &&
+    cause instanceof ConnectionError &&
+    cause.reason === ConnectionErrorReason.NotAllowed;
+  const message = (cause && cause.message) || String(cause);
+  const error = new Error(message, { cause });
+  error.name = 'RoomConnectError';
+  error.refused = refused;
+  error.status = (cause && typeof cause.status === 'number' && cause.status) || null;
+  return error;
+}
+
 /**
  * The room interface over livekit-client. `lk` holds livekit-client's exports (Room,
- * RoomEvent, Track, ParticipantKind, DisconnectReason, ConnectionState), passed in so unit
+ * RoomEvent, Track, ParticipantKind, DisconnectReason, ConnectionState, ConnectionError,
+ * ConnectionErrorReason), passed in so unit
  * tests can drive this class with a test double of them.
  */
 export class LiveKitRoom {
@@ -64,9 +80,19 @@ export class LiveKitRoom {
 
   // ---- connection -------------------------------------------------------------------------
 
+  /**
+   * Joins the room. Rejects with a `RoomConnectError` whose `refused` says whether the server
+   * refused the token (livekit-client's ConnectionError NotAllowed: HTTP 401/403 from the
+   * server's validate endpoint, i.e. keys that do not match the server, or no such room)
+   * rather than could not be reached; `status` is the HTTP status when there was one.
+   */
   async connect(url, token) {
     this.leaving = false;
-    await this.room.connect(url, token, { autoSubscribe: true });
+    try {
+      await this.room.connect(url, token, { autoSubscribe: true });
+    } catch (error) {
+      throw connectError(this.lk, error);
+    }
     for (const participant of this.room.remoteParticipants.values()) {
       for (const publication of participant.trackPublications.values()) {
         if (publication.track) this.trackSubscribed(publication.track, participant);

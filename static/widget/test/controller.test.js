@@ -5,8 +5,15 @@ import { ApiError } from '../src/api.js';
 import { ErrorCode, State, WidgetController } from '../src/controller.js';
 import { ApiDouble, ManualClock, READY, RoomDouble, settle } from './doubles.js';
 
-function setup({ previewMode = 'none', roomAsync = false, room, agentTimeoutMs = 5000 } = {}) {
+function setup({
+  previewMode = 'none',
+  roomAsync = false,
+  room,
+  agentTimeoutMs = 5000,
+  online = true,
+} = {}) {
   const api = new ApiDouble();
+  const warnings = [];
   const clock = new ManualClock();
   const rooms = [];
   const events = [];
@@ -35,9 +42,12 @@ function setup({ previewMode = 'none', roomAsync = false, room, agentTimeoutMs =
     unlockAudio: () => {
       unlocked += 1;
     },
+    warn: (message) => warnings.push(message),
+    isOnline: () => online,
   });
   return {
     api,
+    warnings,
     clock,
     rooms,
     events,
@@ -177,6 +187,21 @@ describe('click to talk (poster or no preview)', () => {
     assert.equal(t.clock.pending(), 0);
   });
 
+  test('health says no worker runs: one console warning for developers, not for visitors', async () => {
+    t.api.healthAnswer = { livekit_configured: true, agents_available: 0, agent_name: 'shop' };
+    t.api.healthUrl = 'https://shop.example/voice-widget/api/health/';
+    await t.controller.start();
+    await settle();
+    await t.controller.start(); // "Try again"
+    await settle();
+    assert.deepEqual(t.warnings, [
+      "voice-widget: no agent worker is running for agent 'shop' (start one with " +
+        '`python manage.py run_voice_agent dev`; see ' +
+        'https://shop.example/voice-widget/api/health/).',
+    ]);
+    assert.equal(t.controller.error.detail, '', 'the visitor reads the plain message');
+  });
+
   test('health endpoint missing or failing: falls back to waiting', async () => {
     t.api.healthAnswer = null;
     await startActive(t);
@@ -239,6 +264,60 @@ describe('click to talk (poster or no preview)', () => {
     assert.equal(t.controller.error.code, ErrorCode.LIVEKIT_UNREACHABLE);
     assert.equal(t.eventsNamed('voice-widget:error')[0].code, 'livekit_unreachable');
     assert.equal(t.api.ended.length, 1, 'the created conversation is ended');
+  });
+
+  test('a refused token is the server\'s problem: not available, and a warning for developers', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    // What room-adapter.js makes of livekit-client's ConnectionError NotAllowed (HTTP 401).
+    room.connectResult = Promise.reject(
+      Object.assign(new Error('invalid token'), { name: 'RoomConnectError', refused: true, status: 401 }),
+    );
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    t.clock.advance(1500);
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.LIVEKIT_REFUSED);
+    assert.deepEqual(t.eventsNamed('voice-widget:error')[0], {
+      code: 'livekit_refused',
+      detail: '',
+      status: 401,
+      conversation: 'conv-1',
+    });
+    assert.equal(t.warnings.length, 1);
+    assert.match(t.warnings[0], /^voice-widget: the LiveKit server at wss:\/\/livekit\.test\.invalid refused/);
+    assert.match(t.warnings[0], /HTTP 401.*LIVEKIT_API_KEY and LIVEKIT_API_SECRET/);
+    assert.equal(t.api.ended.length, 1, 'the created conversation is ended');
+  });
+
+  test('an unreachable server while the visitor is online: a warning, not "check your connection"', async () => {
+    const room = new RoomDouble({ agentPresent: true });
+    room.connectResult = Promise.reject(new Error('could not establish signal connection'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    t.clock.advance(1500);
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.LIVEKIT_UNREACHABLE);
+    assert.equal(t.warnings.length, 1);
+    assert.match(t.warnings[0], /could not be reached \(could not establish signal connection\)/);
+  });
+
+  test('a failed connect while the browser is offline: the visitor\'s connection', async () => {
+    t = setup({ online: false });
+    const room = new RoomDouble({ agentPresent: true });
+    room.connectResult = Promise.reject(new Error('websocket error'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    t.clock.advance(1500);
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.OFFLINE);
+    assert.equal(t.eventsNamed('voice-widget:error')[0].code, 'offline');
+    assert.deepEqual(t.warnings, [], 'nothing for developers to fix');
   });
 
   test('unreachable server with a denied microphone: the microphone is what to fix', async () => {
@@ -515,9 +594,11 @@ describe('live preview', () => {
     await t.controller.preview();
     assert.equal(t.controller.state, State.IDLE);
     assert.equal(t.api.requests.length, 0);
+    assert.equal(t.warnings.length, 1, 'the developer hears of it before anyone clicks');
     await t.controller.start();
     await settle();
     assert.equal(t.controller.error.code, ErrorCode.AGENT_UNAVAILABLE);
+    assert.equal(t.warnings.length, 1, 'once');
   });
 
   test('the agent leaving an unclicked preview goes back to idle quietly', async () => {

@@ -122,7 +122,19 @@ class RoomDouble extends EventEmitter {
   }
 }
 
+const ConnectionErrorReason = { NotAllowed: 0, ServerUnreachable: 1, WebSocket: 6 };
+class ConnectionError extends Error {
+  constructor(message, reason, status) {
+    super(message);
+    this.name = 'ConnectionError';
+    this.reason = reason;
+    this.status = status;
+  }
+}
+
 const livekitDouble = {
+  ConnectionError,
+  ConnectionErrorReason,
   Room: RoomDouble,
   RoomEvent,
   ParticipantKind,
@@ -178,6 +190,9 @@ describe('the test double matches livekit-client', () => {
       new URL('../node_modules/@livekit/protocol/dist/index.d.ts', import.meta.url),
       'utf8',
     );
+    for (const [name, value] of Object.entries(ConnectionErrorReason)) {
+      assert.match(source, new RegExp(`ConnectionErrorReason\\["${name}"\\] = ${value}\\]`), name);
+    }
     assert.match(protocol, /AGENT = 4,/);
     for (const [name, value] of Object.entries(DisconnectReason)) {
       assert.match(protocol, new RegExp(`${name} = ${value},`), name);
@@ -186,6 +201,38 @@ describe('the test double matches livekit-client', () => {
 });
 
 describe('LiveKitRoom', () => {
+  async function connectError(thrown) {
+    const { room, lkRoom } = setup();
+    lkRoom.connect = async () => {
+      throw thrown;
+    };
+    return room.connect('wss://lk.test', 'token').then(
+      () => assert.fail('connect should fail'),
+      (error) => error,
+    );
+  }
+
+  test('a token the server refuses (401/403 from its validate endpoint) is "refused"', async () => {
+    const cause = new ConnectionError('invalid token', ConnectionErrorReason.NotAllowed, 401);
+    const error = await connectError(cause);
+    assert.equal(error.name, 'RoomConnectError');
+    assert.equal(error.refused, true);
+    assert.equal(error.status, 401);
+    assert.equal(error.cause, cause);
+  });
+
+  test('a server that cannot be reached, or any other failure, is not "refused"', async () => {
+    for (const thrown of [
+      new ConnectionError('unreachable', ConnectionErrorReason.ServerUnreachable),
+      new ConnectionError('ws closed', ConnectionErrorReason.WebSocket, 502),
+      new TypeError('Failed to fetch'),
+    ]) {
+      const error = await connectError(thrown);
+      assert.equal(error.refused, false, thrown.message);
+      assert.equal(error.message, thrown.message);
+    }
+  });
+
   test('the microphone: echo cancellation, noise suppression, auto gain, pre-connect buffer', async () => {
     const { room, lkRoom } = setup();
     assert.deepEqual(lkRoom.options.publishDefaults, { preConnectBuffer: true });

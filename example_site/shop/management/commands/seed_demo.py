@@ -25,6 +25,12 @@ SHOP_FACTS = (
     "need no appointment during opening hours."
 )
 
+#: The example site's green (``--leaf`` in example_site/static/example_site/site.css).
+SITE_ACCENT = "#2f6b4f"
+
+#: The shop's own tools (example_site/shop/tools.py), for the shop's assistants.
+SHOP_TOOLS = ["end_conversation", "opening_hours", "product_lookup"]
+
 DEMO_PERSONAS: list[dict[str, Any]] = [
     {
         "slug": "ben",
@@ -44,7 +50,7 @@ DEMO_PERSONAS: list[dict[str, Any]] = [
         "tts_voice": "f786b574-daa5-4673-aa0c-cbe3e8534c02",
         "welcome_text": "Questions about our bikes? Ask Ben.",
         "position": "floating",
-        "enabled_tools": ["end_conversation"],
+        "enabled_tools": SHOP_TOOLS,
     },
     {
         "slug": "paula",
@@ -65,7 +71,7 @@ DEMO_PERSONAS: list[dict[str, Any]] = [
         "tts_voice": "b9de4a89-2257-424b-94c2-db18ba68c81a",
         "welcome_text": "Fragen zum Rad? Sprechen Sie mit Paula.",
         "position": "inline",
-        "enabled_tools": ["end_conversation"],
+        "enabled_tools": SHOP_TOOLS,
     },
     # The five recipes of the README ("Persona recipes"): the systems this app replaces.
     {
@@ -241,6 +247,7 @@ class Command(BaseCommand):
             if Persona.objects.filter(slug=slug).exists():
                 self.stdout.write(f"Persona {slug!r} exists; left unchanged.")
                 continue
+            fields.setdefault("accent_color", SITE_ACCENT)
             persona = Persona(slug=slug, **fields)
             persona.full_clean()
             persona.save()
