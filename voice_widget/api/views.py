@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse
 from google.protobuf.json_format import ParseError as ProtobufParseError
 from livekit.api import TokenVerifier, WebhookReceiver
 from rest_framework import status
@@ -41,6 +41,7 @@ from .authentication import CsrfCheckedSessionAuthentication
 from .errors import exception_handler
 from .origins import request_allowed_for_persona
 from .parsers import BoundedFormParser, BoundedJSONParser, PlainTextJSONParser
+from .schema import extend_schema
 from .serializers import (
     ErrorSerializer,
     HealthSerializer,
