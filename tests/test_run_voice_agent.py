@@ -148,7 +148,7 @@ def test_without_the_agent_extra_the_command_prints_one_line_on_how_to_install()
     assert result.returncode == 1
     assert result.stderr.strip() == f"CommandError: {INSTALL_HINT}"
     assert "Traceback" not in result.stderr
-    assert 'pip install "django-voice-widget[agent]"' in result.stderr
+    assert 'pip install -e "/path/to/django-voice-widget[agent]"' in result.stderr
 
 
 def _closed_port() -> int:

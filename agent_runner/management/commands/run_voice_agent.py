@@ -25,7 +25,9 @@ from agent_runner.checks import WORKER_CHECKS_TAG
 
 INSTALL_HINT = (
     'The worker needs the "agent" extra (livekit-agents and its plugins). '
-    'Install it with: pip install "django-voice-widget[agent]"'
+    "Install it the way django-voice-widget was installed, with [agent] added, e.g. "
+    'pip install -e "/path/to/django-voice-widget[agent]" from a clone, or '
+    'pip install --find-links dist "django-voice-widget[agent]" from a built wheel.'
 )
 LOG_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "CRITICAL"]
 MODES = ["dev", "start", "console", "download-files"]
