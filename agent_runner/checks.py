@@ -1,7 +1,9 @@
 """System checks of the worker app: personas whose providers lack credentials.
 
-Runs in ``manage.py check`` and when the worker starts. It imports nothing from LiveKit, so
-it also runs in web processes, where it only warns: a web server needs no provider keys.
+A deployment check: it runs in ``manage.py check --deploy`` and when the worker starts
+(``run_voice_agent`` runs it itself), not on every ``runserver`` or management command, where
+a web process that needs no provider keys would print it each time. It imports nothing from
+LiveKit, so it runs in web processes too.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from django.db import DatabaseError
 from voice_widget.models import Persona
 
 from .credentials import missing_credentials
+
+#: The tag of the worker's checks, which ``run_voice_agent`` runs with the deployment checks.
+WORKER_CHECKS_TAG = "agent_runner"
 
 PROVIDER_KEYS_HINT = (
     "Set them in the worker's environment (or as Django settings of the same names); keys are "
@@ -36,7 +41,7 @@ def _hint(names: list[str]) -> str:
     return PROVIDER_KEYS_HINT
 
 
-@register("agent_runner")
+@register(WORKER_CHECKS_TAG, deploy=True)
 def check_persona_credentials(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     try:
         personas = list(Persona.objects.active().order_by("slug"))

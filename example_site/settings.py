@@ -16,7 +16,11 @@ env = environ.Env(
     ALLOWED_HOSTS=(list, ["127.0.0.1", "localhost"]),
     CSRF_TRUSTED_ORIGINS=(list, []),
 )
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+ENV_FILE = BASE_DIR / ".env"
+# Only when present: django-environ would log ".env not found" in every process otherwise,
+# the worker's job processes included.
+if ENV_FILE.is_file():
+    environ.Env.read_env(ENV_FILE, overwrite=False)
 
 DEBUG = env("DEBUG")
 # The fallback key only ever serves a DEBUG laptop; production must set SECRET_KEY.

@@ -1,6 +1,7 @@
 """agent_runner.W001/W002: active personas whose providers lack credentials."""
 
 import pytest
+from django.core.checks import run_checks
 from django.core.management import call_command
 
 from agent_runner.checks import check_persona_credentials
@@ -77,10 +78,21 @@ def test_livekit_inference_names_the_livekit_variables(env, settings, livekit_en
     assert "LiveKit Cloud project" in message.hint
 
 
-def test_shows_in_manage_py_check(env, capsys):
+def test_quiet_in_every_command_but_check_deploy(env, capsys):
+    # runserver and every management command run the plain checks: a web process needs
+    # no provider keys, so the warnings would only be noise there.
     env.delenv("OPENAI_API_KEY")
     make_persona(slug="ben")
-    call_command("check")  # warnings do not fail the check: web servers need no provider keys
+    assert not [m for m in run_checks() if m.id.startswith("agent_runner.")]
+    call_command("check")
+    assert "agent_runner.W001" not in capsys.readouterr().err
+
+
+def test_shows_in_manage_py_check_deploy(env, capsys):
+    env.delenv("OPENAI_API_KEY")
+    make_persona(slug="ben")
+    assert "agent_runner.W001" in {m.id for m in run_checks(include_deployment_checks=True)}
+    call_command("check", "--deploy", "--tag", "agent_runner")  # warnings do not fail it
     err = capsys.readouterr().err
     assert "agent_runner.W001" in err
     assert "OPENAI_API_KEY is not set" in err
@@ -101,7 +113,7 @@ def test_check_runs_in_a_web_process_without_livekit_agents():
         "import django; django.setup()\n"
         "from django.core.checks import run_checks\n"
         "from agent_runner.checks import check_persona_credentials\n"
-        "run_checks(tags=['agent_runner'])\n"
+        "run_checks(tags=['agent_runner'], include_deployment_checks=True)\n"
         "assert 'livekit.agents' not in {n for n, m in sys.modules.items() if m}\n"
         "print('ok')\n"
     )

@@ -54,3 +54,14 @@ def test_health_says_when_livekit_is_not_configured(client, settings, livekit_en
 
 def test_health_is_never_cached(client):
     assert "no-cache" in client.get(URL)["Cache-Control"]
+
+
+def test_health_says_not_configured_for_a_remote_server_without_key_in_debug(
+    client, settings, livekit_env_clear
+):
+    settings.DEBUG = True
+    settings.VOICE_WIDGET = {
+        "AGENT_NAME": "voice-widget-test",
+        "LIVEKIT_URL": "wss://x.livekit.cloud",
+    }
+    assert client.get(URL).json()["livekit_configured"] is False

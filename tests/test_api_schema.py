@@ -1,8 +1,16 @@
 """GET /voice-widget/api/schema/: an OpenAPI 3 document of the widget API."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_schema_is_openapi_3_listing_every_widget_endpoint(client):
@@ -58,3 +66,35 @@ def test_schema_leaves_out_the_host_projects_api_and_follows_its_mount_point(cli
     assert "/shop-api/orders/" not in schema["paths"]
     assert "/talk/api/sessions/" in schema["paths"]
     assert all(path.startswith("/talk/api/") for path in schema["paths"])
+
+
+SCHEMA_IN_A_FRESH_PROCESS = """
+import json
+import django
+from django.test.utils import setup_test_environment
+
+django.setup()
+setup_test_environment()
+from django.test import Client
+
+response = Client().get("/voice-widget/api/schema/")
+print(json.dumps({"status": response.status_code, "paths": sorted(response.json()["paths"])}))
+"""
+
+
+def test_schema_does_not_depend_on_the_hosts_default_schema_class():
+    # A host that never set REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] to drf-spectacular's:
+    # our views are imported under that setting, so this needs a process of its own.
+    result = subprocess.run(
+        [sys.executable, "-c", SCHEMA_IN_A_FRESH_PROCESS],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings_host_rest_framework"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 200
+    assert "/voice-widget/api/sessions/" in answer["paths"]
+    assert "/voice-widget/api/schema/" in answer["paths"]

@@ -1,4 +1,5 @@
 import pytest
+from django.core.checks import run_checks
 
 from voice_widget.checks import check_livekit_settings, check_voice_widget_values
 
@@ -126,3 +127,38 @@ def test_checks_run_through_manage_py_check(production):
     production.VOICE_WIDGET = {}
     with pytest.raises(SystemCheckError, match="voice_widget.E001"):
         call_command("check")
+
+
+def test_e010_debug_with_a_remote_url_and_no_key(settings, livekit_env_clear, monkeypatch):
+    # DEBUG on, a LiveKit Cloud URL and no key: the dev key would sign tokens Cloud refuses.
+    settings.DEBUG = True
+    settings.VOICE_WIDGET = {}
+    monkeypatch.setenv("LIVEKIT_URL", "wss://x.livekit.cloud")
+    messages = run_checks(tags=["voice_widget"])
+    assert ids(messages) == ["voice_widget.E010"]
+    (error,) = messages
+    assert error.is_serious()
+    assert "wss://x.livekit.cloud" in error.msg
+    assert "LIVEKIT_API_KEY" in error.hint and "LIVEKIT_API_SECRET" in error.hint
+    assert "ws://127.0.0.1:7880" in error.hint
+
+
+def test_e010_names_only_what_is_missing(settings, livekit_env_clear):
+    settings.DEBUG = True
+    settings.VOICE_WIDGET = {"LIVEKIT_URL": "wss://x.livekit.cloud", "LIVEKIT_API_KEY": "APIabc"}
+    (error,) = run_checks(tags=["voice_widget"])
+    assert error.id == "voice_widget.E010"
+    assert "LIVEKIT_API_SECRET" in error.msg and "LIVEKIT_API_KEY" not in error.msg
+
+
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:7880", "ws://localhost:7880", "ws://[::1]:7880"])
+def test_e010_not_raised_for_a_local_dev_server(settings, livekit_env_clear, url):
+    settings.DEBUG = True
+    settings.VOICE_WIDGET = {"LIVEKIT_URL": url}
+    assert run_checks(tags=["voice_widget"]) == []
+
+
+def test_e010_not_raised_with_real_credentials(settings, livekit_env_clear):
+    settings.DEBUG = True
+    settings.VOICE_WIDGET = dict(GOOD)
+    assert run_checks(tags=["voice_widget"]) == []

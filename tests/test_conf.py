@@ -1,3 +1,5 @@
+import pytest
+
 from voice_widget.conf import DEFAULTS, vw_settings
 
 
@@ -63,3 +65,28 @@ def test_as_dict_lists_every_documented_key(settings):
     data = vw_settings.as_dict()
     assert set(data) == set(DEFAULTS)
     assert data["TOKEN_TTL"] == 60
+
+
+@pytest.mark.parametrize(
+    "url", ["ws://127.0.0.1:7880", "ws://localhost:7880", "ws://[::1]:7880", "http://127.0.0.2"]
+)
+def test_dev_key_and_secret_serve_a_local_server_in_debug(settings, livekit_env_clear, url):
+    settings.DEBUG = True
+    settings.VOICE_WIDGET = {"LIVEKIT_URL": url}
+    assert vw_settings.LIVEKIT_API_KEY == "devkey"
+    assert vw_settings.LIVEKIT_API_SECRET == "secret"
+    assert vw_settings.livekit_configured
+
+
+@pytest.mark.parametrize("url", ["wss://x.livekit.cloud", "ws://192.168.1.20:7880"])
+def test_dev_key_and_secret_never_sign_for_a_remote_server(
+    settings, livekit_env_clear, monkeypatch, url
+):
+    # The URL from the environment, as LiveKit's own tools set it; no key beside it.
+    settings.DEBUG = True
+    settings.VOICE_WIDGET = {}
+    monkeypatch.setenv("LIVEKIT_URL", url)
+    assert url == vw_settings.LIVEKIT_URL
+    assert vw_settings.LIVEKIT_API_KEY is None
+    assert vw_settings.LIVEKIT_API_SECRET is None
+    assert not vw_settings.livekit_configured

@@ -68,6 +68,21 @@ def test_agent_name_defaults_to_the_voice_widget_setting(captured_runs, settings
     assert captured_runs[0]["log_format"] == "colored"
 
 
+@pytest.mark.django_db
+def test_the_worker_shows_the_provider_key_warnings_at_its_start(
+    captured_runs, monkeypatch, capsys
+):
+    # Deployment checks elsewhere (quiet in runserver); the worker is where they matter.
+    from tests.factories import make_persona
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    make_persona(slug="ben")
+    call_command("run_voice_agent", "start")
+    assert captured_runs
+    err = capsys.readouterr().err
+    assert "agent_runner.W001" in err and "OPENAI_API_KEY" in err
+
+
 def test_a_mode_is_required_and_log_levels_are_checked():
     with pytest.raises(CommandError):
         call_command("run_voice_agent")
@@ -133,7 +148,7 @@ def test_without_the_agent_extra_the_command_prints_one_line_on_how_to_install()
     assert result.returncode == 1
     assert result.stderr.strip() == f"CommandError: {INSTALL_HINT}"
     assert "Traceback" not in result.stderr
-    assert 'pip install "django-voice-widget[agent]"' in result.stderr
+    assert 'pip install -e "/path/to/django-voice-widget[agent]"' in result.stderr
 
 
 def _closed_port() -> int:

@@ -9,7 +9,14 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from .conf import DEFAULTS, DEV_LIVEKIT_API_KEY, DEV_LIVEKIT_API_SECRET, SETTING_NAME, vw_settings
+from .conf import (
+    DEFAULTS,
+    DEV_LIVEKIT_API_KEY,
+    DEV_LIVEKIT_API_SECRET,
+    SETTING_NAME,
+    is_local_url,
+    vw_settings,
+)
 from .validators import is_origin
 
 #: livekit-server refuses API secrets shorter than this outside dev mode.
@@ -34,7 +41,23 @@ def check_livekit_settings(app_configs: Any = None, **kwargs: Any) -> list:
         )
         if not value
     ]
-    if missing:
+    if missing and settings.DEBUG and url and not is_local_url(url):
+        # DEBUG's livekit-server --dev key and secret only serve a server on this machine.
+        errors.append(
+            Error(
+                f"LIVEKIT_URL {url!r} is not a local livekit-server --dev, and "
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: "
+                "no token signed for it would be accepted.",
+                hint=(
+                    "Set LIVEKIT_API_KEY and LIVEKIT_API_SECRET (in the environment or in "
+                    f"{SETTING_NAME}) to that server's API key and secret (LiveKit Cloud: the "
+                    "project's Settings > API keys), or point LIVEKIT_URL at your local "
+                    "livekit-server --dev (ws://127.0.0.1:7880)."
+                ),
+                id="voice_widget.E010",
+            )
+        )
+    elif missing:
         errors.append(
             Error(
                 f"LiveKit is not configured: {', '.join(missing)} missing.",

@@ -6,14 +6,18 @@ process and the worker. This module imports no models.
 
 LiveKit credentials fall back to the environment variables LiveKit's own tools
 use (``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``), and, only
-when ``DEBUG`` is on, to the defaults of ``livekit-server --dev``.
+when ``DEBUG`` is on, to the defaults of ``livekit-server --dev``: the URL always, the key
+and secret only for a server on this machine (a LiveKit Cloud project would refuse every
+token signed with them; ``voice_widget.E010`` says so instead).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -59,6 +63,20 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def is_local_url(url: str | None) -> bool:
+    """True for a URL on this machine (localhost, 127.0.0.1, ::1): livekit-server --dev."""
+    try:
+        host = urlsplit(url or "").hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
@@ -78,17 +96,18 @@ class VoiceWidgetSettings:
         value = _user_settings().get(name) or _env(name)
         if value:
             return str(value).strip()
-        if settings.DEBUG:
-            return {
-                "LIVEKIT_URL": DEV_LIVEKIT_URL,
-                "LIVEKIT_API_KEY": DEV_LIVEKIT_API_KEY,
-                "LIVEKIT_API_SECRET": DEV_LIVEKIT_API_SECRET,
-            }[name]
-        return None
+        if not settings.DEBUG:
+            return None
+        if name == "LIVEKIT_URL":
+            return DEV_LIVEKIT_URL
+        if not is_local_url(self.LIVEKIT_URL):
+            return None
+        return DEV_LIVEKIT_API_KEY if name == "LIVEKIT_API_KEY" else DEV_LIVEKIT_API_SECRET
 
     @property
     def livekit_configured(self) -> bool:
-        """True when URL, key and secret all have a value (set or DEBUG default)."""
+        """True when URL, key and secret all have a value (set, or the DEBUG defaults for a
+        local server)."""
         return all(getattr(self, key) for key in LIVEKIT_KEYS)
 
     def as_dict(self) -> dict[str, Any]:

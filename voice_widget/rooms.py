@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from livekit import api
 
 from .conf import vw_settings
-from .tokens import dispatch_metadata
+from .tokens import dev_secret_warning_silenced, dispatch_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ def delete_room(room_name: str) -> bool:
     if not vw_settings.livekit_configured:
         return False
     try:
-        async_to_sync(_adelete_room)(room_name)
+        with dev_secret_warning_silenced():
+            async_to_sync(_adelete_room)(room_name)
     except Exception as exc:  # best effort by design: never raised to the visitor
         logger.warning("could not delete LiveKit room %s: %s", room_name, _describe(exc))
         return False
@@ -71,7 +72,8 @@ def dispatch_agent(room_name: str, conversation_id: Any) -> api.AgentDispatch:
     anything that brings the agent back into an existing room must go through
     AgentDispatchService instead. Raises livekit-api's errors: the caller decides.
     """
-    return async_to_sync(_adispatch_agent)(room_name, conversation_id)
+    with dev_secret_warning_silenced():
+        return async_to_sync(_adispatch_agent)(room_name, conversation_id)
 
 
 def _describe(exc: Exception) -> str:

@@ -12,13 +12,21 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from livekit.api import AccessToken, RoomAgentDispatch, RoomConfiguration, VideoGrants
 
-from .conf import vw_settings
+from .conf import DEV_LIVEKIT_API_SECRET, vw_settings
+
+try:
+    from jwt.warnings import InsecureKeyLengthWarning
+except ImportError:  # PyJWT before 2.10 does not warn about short keys
+    InsecureKeyLengthWarning = None
 
 #: The only track source a visitor may publish.
 VISITOR_PUBLISH_SOURCES = ["microphone"]
@@ -81,6 +89,22 @@ def room_configuration(room_name: str, conversation_id: uuid.UUID | str) -> Room
     )
 
 
+@contextmanager
+def dev_secret_warning_silenced() -> Iterator[None]:
+    """Keep PyJWT quiet about livekit-server --dev's 6-byte secret while we sign with it.
+
+    Every dev token would print "The HMAC key is 6 bytes long"; that pair only serves a
+    local dev server (``voice_widget.E003`` refuses it with DEBUG off). Any other short
+    secret still warns.
+    """
+    if InsecureKeyLengthWarning is None or vw_settings.LIVEKIT_API_SECRET != DEV_LIVEKIT_API_SECRET:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        yield
+
+
 def mint_participant_token(
     *,
     room_name: str,
@@ -101,4 +125,6 @@ def mint_participant_token(
         .with_grants(visitor_grants(room_name))
         .with_room_config(room_configuration(room_name, conversation_id))
     )
-    return ParticipantToken(jwt=token.to_jwt(), expires_at=now + ttl)
+    with dev_secret_warning_silenced():
+        jwt = token.to_jwt()
+    return ParticipantToken(jwt=jwt, expires_at=now + ttl)

@@ -21,9 +21,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from agent_runner.checks import WORKER_CHECKS_TAG
+
 INSTALL_HINT = (
     'The worker needs the "agent" extra (livekit-agents and its plugins). '
-    'Install it with: pip install "django-voice-widget[agent]"'
+    "Install it the way django-voice-widget was installed, with [agent] added, e.g. "
+    'pip install -e "/path/to/django-voice-widget[agent]" from a clone, or '
+    'pip install --find-links dist "django-voice-widget[agent]" from a built wheel.'
 )
 LOG_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "CRITICAL"]
 MODES = ["dev", "start", "console", "download-files"]
@@ -134,6 +138,11 @@ class Command(BaseCommand):
         if mode == "download-files":
             return self.download_files()
         self.check(display_num_errors=False)
+        # The provider-key warnings are deployment checks (quiet in runserver); here is
+        # where they matter.
+        self.check(
+            tags=[WORKER_CHECKS_TAG], include_deployment_checks=True, display_num_errors=False
+        )
 
         from voice_widget.conf import vw_settings
 
