@@ -16,8 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone
-from livekit.agents import AgentSession, room_io
-from livekit.agents.voice.events import CloseEvent, CloseReason, ConversationItemAddedEvent
+from livekit.agents import AgentSession, APIStatusError, room_io
+from livekit.agents.voice.events import (
+    CloseEvent,
+    CloseReason,
+    ConversationItemAddedEvent,
+    ErrorEvent,
+)
 
 from voice_widget.conf import vw_settings
 from voice_widget.lifecycle import aend_conversation
@@ -36,6 +41,49 @@ logger = logging.getLogger(__name__)
 FAREWELL_TIMEOUT = 20.0
 #: Longest wait for the session to close before the record is finished anyway.
 SESSION_CLOSE_TIMEOUT = 10.0
+
+#: What each kind of livekit-agents error event is about, for the operator's detail.
+_FAILING_PART = {
+    "llm_error": "The language model",
+    "stt_error": "Speech recognition",
+    "tts_error": "Speech synthesis",
+    "realtime_model_error": "The realtime model",
+}
+
+
+def describe_model_error(error: Any) -> str:
+    """One line for an ``LLMError``/``STTError``/``TTSError``/``RealtimeModelError`` (or a
+    bare exception): the provider's message and HTTP status, not the exception's repr."""
+    exc = getattr(error, "error", error)
+    if isinstance(exc, APIStatusError):
+        text = f"{exc.message} (HTTP {exc.status_code})" if exc.status_code > 0 else exc.message
+    else:
+        text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    return text
+
+
+class _FailureStreak:
+    """Unrecoverable model errors since the agent last answered. livekit-agents closes the
+    session only after ``max_unrecoverable_errors`` of them in a row; fewer, and the
+    conversation would otherwise end by whatever came next (a shutdown, the visitor leaving)
+    with no word of the failure."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.part = ""
+        self.last = ""
+
+    def add(self, error: Any) -> None:
+        self.count += 1
+        self.part = _FAILING_PART.get(getattr(error, "type", ""), "The voice pipeline")
+        self.last = describe_model_error(error)
+
+    def clear(self) -> None:
+        self.count = 0
+
+    def detail(self) -> str:
+        times = "once" if self.count == 1 else f"{self.count} times in a row"
+        return f"{self.part} failed {times} and the agent never answered since: {self.last}"
 
 
 class ConversationRunner:
@@ -81,6 +129,7 @@ class ConversationRunner:
         self._timers: list[asyncio.Task[None]] = []
         self._end_task: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
+        self._failures = _FailureStreak()
 
     # -- setup -------------------------------------------------------------------------
 
@@ -127,6 +176,7 @@ class ConversationRunner:
 
         self.session.on("conversation_item_added", self._on_conversation_item)
         self.session.on("close", self._on_session_close)
+        self.session.on("error", self._on_session_error)
         if self.room is not None:
             self.room.on("participant_disconnected", self._on_participant_disconnected)
 
@@ -260,8 +310,21 @@ class ConversationRunner:
     # -- events ------------------------------------------------------------------------
 
     def _on_conversation_item(self, event: ConversationItemAddedEvent) -> None:
+        if getattr(event.item, "role", None) == "assistant":
+            self._failures.clear()
         if self.recorder is not None:
             self.recorder.add_chat_message(event.item)
+
+    def _on_session_error(self, event: ErrorEvent) -> None:
+        # Recoverable errors are retried by livekit-agents; only the final failure counts.
+        if not getattr(event.error, "recoverable", True):
+            self._failures.add(event.error)
+            logger.warning(
+                "conversation %s: %s failed (%s)",
+                self.conversation_id,
+                self._failures.part.lower(),
+                type(getattr(event.error, "error", event.error)).__name__,
+            )
 
     def _on_participant_disconnected(self, participant: Any) -> None:
         if getattr(participant, "identity", None) == self.conversation.identity:
@@ -280,7 +343,10 @@ class ConversationRunner:
                 self.conversation_id,
                 type(error).__name__,
             )
-            self.request_end(EndReason.ERROR, detail=f"The voice pipeline failed: {error}")
+            part = _FAILING_PART.get(getattr(event.error, "type", ""), "The voice pipeline")
+            self.request_end(
+                EndReason.ERROR, detail=f"{part} failed: {describe_model_error(event.error)}"
+            )
         else:
             # Nothing of ours closes the session except ending: the job is being shut down.
             self.request_end(EndReason.WORKER_SHUTDOWN)
@@ -303,6 +369,10 @@ class ConversationRunner:
     def request_end(self, reason: str, detail: str = "") -> asyncio.Task[None]:
         """End the conversation with ``reason`` (the first reason wins); returns the ending task."""
         if self._end_task is None:
+            if self._failures.count and reason not in (EndReason.ERROR, EndReason.AGENT_END):
+                # The models failed on every try since the agent last spoke: that is why
+                # it ended, whatever came next (the model's own end tool says it works).
+                reason, detail = EndReason.ERROR, self._failures.detail()
             self.end_reason = str(EndReason(reason))
             self._end_task = asyncio.create_task(
                 self._finish(self.end_reason, detail), name="vw_conversation_end"

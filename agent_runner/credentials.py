@@ -50,33 +50,45 @@ def has_credential(name: str) -> bool:
     return credential(name) is not None
 
 
-def providers_in_use(persona: Mapping[str, Any], *, include_avatar: bool = True) -> list[str]:
-    """The providers a persona's conversations would call, in pipeline order, each once."""
+def providers_in_use(
+    persona: Mapping[str, Any], *, include_avatar: bool = True, text_only: bool = False
+) -> list[str]:
+    """The providers a persona's conversations would call, in pipeline order, each once.
+
+    ``text_only``: those of a typed conversation (the console's ``--text``), which uses
+    only the language model: no speech recognition, speech synthesis or avatar.
+    """
     get = persona.get
     providers: list[str] = []
     if get("pipeline_kind") == "realtime":
         providers.append(get("realtime_provider") or "")
-        if get("realtime_use_tts"):
+        if get("realtime_use_tts") and not text_only:
             providers += [get("tts_provider") or "", get("tts_fallback_provider") or ""]
     else:
-        for stage in ("stt", "llm", "tts"):
+        for stage in ("llm",) if text_only else ("stt", "llm", "tts"):
             providers += [get(f"{stage}_provider") or "", get(f"{stage}_fallback_provider") or ""]
-    if include_avatar and get("avatar_provider") not in (None, "", "none"):
+    if include_avatar and not text_only and get("avatar_provider") not in (None, "", "none"):
         providers.append(get("avatar_provider"))
     return list(dict.fromkeys(p for p in providers if p))
 
 
-def required_credentials(persona: Mapping[str, Any], *, include_avatar: bool = True) -> list[str]:
+def required_credentials(
+    persona: Mapping[str, Any], *, include_avatar: bool = True, text_only: bool = False
+) -> list[str]:
     """Every variable the persona's providers read, in pipeline order, each once."""
     names: Iterable[str] = (
         name
-        for provider in providers_in_use(persona, include_avatar=include_avatar)
+        for provider in providers_in_use(
+            persona, include_avatar=include_avatar, text_only=text_only
+        )
         for name in PROVIDER_ENV_VARS.get(provider, ())
     )
     return list(dict.fromkeys(names))
 
 
-def missing_credentials(persona: Mapping[str, Any], *, include_avatar: bool = True) -> list[str]:
+def missing_credentials(
+    persona: Mapping[str, Any], *, include_avatar: bool = True, text_only: bool = False
+) -> list[str]:
     """Variables the persona's providers need but this process lacks, e.g. ``["DEEPGRAM_API_KEY"]``.
 
     ``include_avatar=False`` leaves out the avatar's key: a persona whose avatar cannot start
@@ -84,7 +96,9 @@ def missing_credentials(persona: Mapping[str, Any], *, include_avatar: bool = Tr
     """
     return [
         name
-        for name in required_credentials(persona, include_avatar=include_avatar)
+        for name in required_credentials(
+            persona, include_avatar=include_avatar, text_only=text_only
+        )
         if not has_credential(name)
     ]
 

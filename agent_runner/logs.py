@@ -51,3 +51,23 @@ def setup_django_keeping_log_handlers() -> None:
 
     settings.LOGGING_CONFIG = None
     django.setup()
+
+
+def log_to_file(path: str, level: str) -> None:
+    """The text console's logging: every record (ours, LiveKit's, Python warnings) at
+    ``level`` or above goes to the file ``path`` (created on the first record), none to the
+    terminal, which shows only the conversation."""
+    numeric = logging.getLevelName("WARNING" if level == "WARN" else level)
+    if not isinstance(numeric, int):  # TRACE: LiveKit's level below DEBUG
+        numeric = 5
+    handler = logging.FileHandler(path, delay=True, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(numeric)
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if _writes_to_terminal(existing):
+            root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    route_app_logs_through_root()
+    logging.captureWarnings(True)

@@ -64,6 +64,7 @@ __all__ = [
     "SessionPlan",
     "TextTurnDetector",
     "build_session_plan",
+    "build_text_session_plan",
     "missing_credentials",
     "turn_detector_files_missing",
 ]
@@ -583,4 +584,23 @@ def build_session_plan(persona: Mapping[str, Any], *, vad: Any) -> SessionPlan:
         session_kwargs=kwargs,
         noise_cancellation=_noise_cancellation(p),
         avatar=_avatar(p),
+    )
+
+
+def build_text_session_plan(persona: Mapping[str, Any]) -> SessionPlan:
+    """The plan of a typed conversation (the console's ``--text``): the language model
+    alone, with no speech recognition, speech synthesis, VAD, turn detector or avatar, so
+    it needs no audio library and no speech provider's key."""
+    missing = missing_credentials(persona, include_avatar=False, text_only=True)
+    if missing:
+        raise MissingCredentials(missing)
+    p = _Persona(persona)
+    if p.pipeline_kind == "realtime":
+        model: Any = REALTIME_BUILDERS[p.realtime_provider](p)
+    else:
+        model = _build_llm(p)
+    return SessionPlan(
+        session_kwargs={"llm": model, "vad": None, "turn_handling": {"turn_detection": None}},
+        noise_cancellation=None,
+        avatar=None,
     )

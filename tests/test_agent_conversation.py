@@ -501,3 +501,38 @@ async def test_the_widget_is_told_the_reason_on_record_when_the_web_side_ended_f
     assert await asyncio.wait_for(runner.wait_finished(), 5) == "participant_left"
     assert room.local_participant.attributes[protocol.ATTR_END_REASON] == "client_end"
     assert (await reload(conversation)).end_reason == "client_end"
+
+
+async def test_a_model_that_failed_every_time_ends_as_failed_not_as_a_shutdown():
+    """Fewer failures than close the session: the job's shutdown still records the failure."""
+    conversation = await new_conversation(greeting=GREETING)
+    llm = DoubleLLM([Failure("model not found"), Failure("model not found")])
+    runner, _room = build_runner(conversation, llm, start_immediately=True)
+    await runner.start()
+    await settle(runner.session)
+    for question in ("Hello?", "Anyone there?"):
+        await runner.session.generate_reply(user_input=question)
+    assert not runner.finished  # livekit-agents closes the session only after more failures
+
+    await runner.on_job_shutdown("parent process shutdown")
+
+    failed = await reload(conversation)
+    assert failed.status == ConversationStatus.FAILED and failed.end_reason == "error"
+    assert "The language model failed 2 times in a row" in failed.end_detail
+    assert "model not found" in failed.end_detail and "HTTP 400" in failed.end_detail
+
+
+async def test_a_model_that_recovered_ends_with_the_ordinary_reason():
+    conversation = await new_conversation(greeting=GREETING)
+    runner, _room = build_runner(
+        conversation, DoubleLLM([Failure("overloaded"), "Sure."]), start_immediately=True
+    )
+    await runner.start()
+    await settle(runner.session)
+    await runner.session.generate_reply(user_input="Hello?")
+    await runner.session.generate_reply(user_input="Hello again?")
+
+    await runner.on_job_shutdown("parent process shutdown")
+
+    ended = await reload(conversation)
+    assert ended.status == ConversationStatus.ENDED and ended.end_reason == "worker_shutdown"

@@ -274,3 +274,64 @@ def test_status_needs_the_end_key(client, session):
     assert response.status_code == 403
     assert response.json()["detail"]
     assert post_json(client, session["status_url"], {}).status_code == 400
+
+
+def test_a_widget_failure_is_recorded_as_failed_with_what_happened(client, session, ended_signals):
+    body = {"end_key": session["end_key"], "reason": "error", "detail": "livekit_unreachable"}
+    response = client.post(session["end_url"], json.dumps(body), content_type="text/plain")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "failed"
+    assert response.json()["end_reason"] == "error"
+    assert "detail" not in response.json()  # the operator's detail stays in admin
+    conversation = refresh(session)
+    assert conversation.status == ConversationStatus.FAILED
+    assert conversation.end_reason == EndReason.ERROR
+    assert conversation.end_detail == (
+        "The visitor's browser could not reach the LiveKit server (livekit_unreachable)."
+    )
+    assert ended_signals == [(conversation.pk, EndReason.ERROR)]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "livekit_unreachable",
+        "mic_denied",
+        "mic_unavailable",
+        "disconnected",
+        "start_failed",
+        "agent_unavailable",
+        "agent_failed",
+    ],
+)
+def test_every_widget_error_code_gets_a_detail_naming_it(client, session, code):
+    body = {"end_key": session["end_key"], "reason": "error", "detail": code}
+    assert post_json(client, session["end_url"], body).status_code == 200
+    detail = refresh(session).end_detail
+    assert detail.endswith(f"({code}).") and len(detail) > len(code) + 20
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"reason": "error"},
+        {"reason": "error", "detail": "something_else"},
+        {"reason": "error", "detail": "<script>"},
+        {"reason": "client_end", "detail": "mic_denied"},
+    ],
+)
+def test_a_failure_without_a_known_widget_error_code_is_400(client, session, body):
+    response = post_json(client, session["end_url"], {"end_key": session["end_key"], **body})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "detail" in response.json()["fields"]
+    assert response.json()["detail"]
+    assert refresh(session).is_open
+
+
+def test_a_widget_failure_never_overwrites_an_ending_on_record(client, session):
+    end_conversation(session["conversation"], EndReason.ERROR, detail="join failed", failed=True)
+    body = {"end_key": session["end_key"], "reason": "error", "detail": "agent_failed"}
+    response = post_json(client, session["end_url"], body)
+    assert response.json()["end_reason"] == "error"
+    assert refresh(session).end_detail == "join failed"

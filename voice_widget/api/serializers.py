@@ -120,7 +120,29 @@ class SessionResponseSerializer(serializers.Serializer):
 
 
 #: Endings the visitor's browser may report; every other reason is the worker's to record.
-VISITOR_END_REASONS = ["client_end", "participant_left"]
+VISITOR_END_REASONS = ["client_end", "participant_left", "error"]
+
+#: The widget's error codes a browser may report with ``"reason": "error"``, and what each
+#: tells an operator (stored as the conversation's ``end_detail``).
+WIDGET_FAILURE_DETAILS = {
+    "livekit_unreachable": "The visitor's browser could not reach the LiveKit server",
+    "livekit_refused": (
+        "The LiveKit server refused the visitor's token: check that LIVEKIT_API_KEY and "
+        "LIVEKIT_API_SECRET are this server's"
+    ),
+    "offline": "The visitor's browser was offline",
+    "mic_denied": "The visitor's browser refused the microphone (permission denied)",
+    "mic_unavailable": "The visitor's browser found no usable microphone",
+    "disconnected": "The visitor's browser lost its connection to the LiveKit room",
+    "start_failed": "The agent joined but the visitor's browser could not start the conversation",
+    "agent_unavailable": "No agent joined the room before the widget's agent timeout",
+    "agent_failed": "The widget was told the agent could not join the room",
+}
+
+
+def widget_failure_detail(code: str) -> str:
+    """The operator's detail for a failure the widget reported, e.g. ``livekit_unreachable``."""
+    return f"{WIDGET_FAILURE_DETAILS[code]} ({code})."
 
 
 class SessionEndRequestSerializer(serializers.Serializer):
@@ -128,8 +150,35 @@ class SessionEndRequestSerializer(serializers.Serializer):
     reason = serializers.ChoiceField(
         choices=VISITOR_END_REASONS,
         default="client_end",
-        help_text="client_end (the visitor ended it) or participant_left (the page was closed).",
+        help_text="client_end (the visitor ended it), participant_left (the page was closed) "
+        "or error (the widget failed; detail says how).",
     )
+    detail = StrictCharField(
+        max_length=50,
+        required=False,
+        help_text="With reason error: the widget's error code, one of "
+        + ", ".join(WIDGET_FAILURE_DETAILS)
+        + ".",
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        code = data.get("detail")
+        if data["reason"] != "error":
+            if code is not None:
+                raise serializers.ValidationError(
+                    {"detail": _("A detail is sent only with the reason error.")}
+                )
+            return data
+        if code not in WIDGET_FAILURE_DETAILS:
+            raise serializers.ValidationError(
+                {
+                    "detail": _(
+                        "With the reason error, detail is one of the widget's error codes: %s."
+                    )
+                    % ", ".join(WIDGET_FAILURE_DETAILS)
+                }
+            )
+        return data
 
 
 class SessionStatusRequestSerializer(serializers.Serializer):

@@ -58,6 +58,7 @@ from .serializers import (
     SessionStatusRequestSerializer,
     WebhookResponseSerializer,
     check_page_context,
+    widget_failure_detail,
 )
 from .throttling import UserSessionRateThrottle, VisitorRateThrottle
 
@@ -281,7 +282,11 @@ class SessionEndView(EndKeyView):
     def post(self, request: Request, conversation_id: Any) -> Response:
         data = self.validated(request)
         conversation = self.conversation_for_key(conversation_id, data["end_key"])
-        if end_conversation(conversation.pk, data["reason"]):
+        reason = data["reason"]
+        # A failure the widget reports is recorded as such, with what happened.
+        failed = reason == EndReason.ERROR
+        detail = widget_failure_detail(data["detail"]) if failed else ""
+        if end_conversation(conversation.pk, reason, detail=detail, failed=failed):
             # Only the call that ended it deletes the room, so repeated beacons cost nothing.
             delete_room(conversation.room_name)
         conversation.refresh_from_db(fields=["status", "end_reason"])

@@ -5,7 +5,8 @@ Modes, as in the LiveKit Agents CLI:
 - ``dev``: development (debug logs, no load limit, a random port for the health server);
 - ``start``: production (JSON logs, load limit, drains running conversations on SIGTERM);
 - ``console --persona SLUG [--text]``: talk to a persona from the terminal, no LiveKit
-  server needed (``--text`` types instead of speaking);
+  server needed (``--text`` types instead of speaking: only the language model runs, no
+  audio library or speech provider is needed, and logs go to a file);
 - ``download-files``: fetch the models the plugins need (for Docker builds).
 
 The LiveKit URL, key and secret are the ``VOICE_WIDGET`` settings the web side uses.
@@ -14,8 +15,10 @@ The LiveKit URL, key and secret are the ``VOICE_WIDGET`` settings the web side u
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
+import tempfile
 import uuid
 from typing import Any
 
@@ -41,14 +44,21 @@ def require_agent_extra() -> None:
         raise CommandError(INSTALL_HINT) from exc
 
 
-def console_problem(persona: dict[str, Any]) -> str | None:
-    """Why the console could not talk to this persona here (checked before it starts)."""
+def console_problem(persona: dict[str, Any], *, text: bool = False) -> str | None:
+    """Why the console could not talk to this persona here (checked before it starts).
+    Typing (``text``) needs only the language model's key."""
     from agent_runner.pipeline import missing_credentials, turn_detector_files_missing
 
-    missing = missing_credentials(persona, include_avatar=False)
+    missing = missing_credentials(persona, include_avatar=False, text_only=text)
     if missing:
         return f"Set {', '.join(missing)} in this terminal's environment first."
-    return turn_detector_files_missing(persona)
+    return None if text else turn_detector_files_missing(persona)
+
+
+def _serious_check_issues() -> bool:
+    from django.core import checks
+
+    return any(issue.is_serious() and not issue.is_silenced() for issue in checks.run_checks())
 
 
 class Command(BaseCommand):
@@ -77,7 +87,16 @@ class Command(BaseCommand):
         self._add_common(console, default_log_format="colored")
         console.add_argument("--persona", required=True, metavar="SLUG", help="Persona slug.")
         console.add_argument(
-            "--text", action="store_true", help="Type instead of speaking (text mode)."
+            "--text",
+            action="store_true",
+            help="Type instead of speaking: only the language model runs (no audio library, "
+            "no speech keys); logs go to --log-file, at WARNING unless --log-level says else.",
+        )
+        console.add_argument(
+            "--log-file",
+            metavar="PATH",
+            help="With --text: where the logs go (default: voice-widget-console-<conversation "
+            "id>.log in the temporary directory, created only if something is logged).",
         )
         modes.add_parser(
             "download-files",
@@ -95,7 +114,8 @@ class Command(BaseCommand):
             "--log-level",
             type=str.upper,
             choices=LOG_LEVELS,
-            help="Log level (default: DEBUG in dev and console, INFO in start).",
+            help="Log level (default: DEBUG in dev and console, WARNING in console --text, "
+            "INFO in start).",
         )
         parser.add_argument(
             "--log-format",
@@ -137,16 +157,21 @@ class Command(BaseCommand):
         mode = options["mode"]
         if mode == "download-files":
             return self.download_files()
-        self.check(display_num_errors=False)
-        # The provider-key warnings are deployment checks (quiet in runserver); here is
-        # where they matter.
-        self.check(
-            tags=[WORKER_CHECKS_TAG], include_deployment_checks=True, display_num_errors=False
-        )
+        text_console = mode == "console" and options.get("text")
+        if not text_console or _serious_check_issues():
+            # Typing shows only the conversation: the worker's warnings (a persona lacking
+            # speech keys, say) are about talking, which --text does not do.
+            self.check(display_num_errors=False)
+        if not text_console:
+            # The provider-key warnings are deployment checks (quiet in runserver); here is
+            # where they matter.
+            self.check(
+                tags=[WORKER_CHECKS_TAG], include_deployment_checks=True, display_num_errors=False
+            )
 
         from voice_widget.conf import vw_settings
 
-        if not vw_settings.livekit_configured:
+        if not vw_settings.livekit_configured and not text_console:
             raise CommandError(
                 "LiveKit is not configured: set VOICE_WIDGET['LIVEKIT_URL'], "
                 "['LIVEKIT_API_KEY'] and ['LIVEKIT_API_SECRET'] (or the LIVEKIT_* variables)."
@@ -211,9 +236,11 @@ class Command(BaseCommand):
             raise CommandError(f"No persona with the slug {options['persona']!r}.") from None
         if not persona.is_active:
             self.stderr.write(f"Note: persona {persona.slug!r} is inactive; talking to it anyway.")
-        problem = console_problem(persona.snapshot())
+        problem = console_problem(persona.snapshot(), text=bool(options.get("text")))
         if problem:
             raise CommandError(problem)
+        if options.get("text"):
+            return self.text_console(persona, options)
         try:
             import sounddevice  # noqa: F401  (LiveKit's console opens the terminal's audio)
         except (ImportError, OSError):
@@ -239,10 +266,38 @@ class Command(BaseCommand):
             server=server,
             input_device=None,
             output_device=None,
-            mode="text" if options.get("text") else "audio",
+            mode="audio",
             record=False,
             log_level=options.get("log_level") or "DEBUG",
         )
+
+    def text_console(self, persona: Any, options: dict[str, Any]) -> None:
+        from agent_runner.console import ending_line, run_text_console
+        from agent_runner.logs import log_to_file
+        from agent_runner.pipeline import build_text_session_plan
+        from voice_widget.models import Conversation, ConversationStatus
+
+        snapshot = persona.snapshot()
+        plan = build_text_session_plan(snapshot)
+        conversation = Conversation.objects.create(
+            persona=persona,
+            persona_snapshot=snapshot,
+            room_name=f"console-{uuid.uuid4().hex[:12]}",
+            identity="console",
+            page_url="",
+        )
+        log_file = options.get("log_file") or os.path.join(
+            tempfile.gettempdir(), f"voice-widget-console-{conversation.pk}.log"
+        )
+        log_to_file(log_file, options.get("log_level") or "WARNING")
+        self.stdout.write(
+            f"Typing to {persona.name} (conversation {conversation.pk}, saved like any "
+            f"other; logs: {log_file}). Ctrl+D or Ctrl+C ends it."
+        )
+        conversation = asyncio.run(run_text_console(conversation, plan))
+        self.stdout.write(ending_line(conversation))
+        if conversation.status == ConversationStatus.FAILED:
+            raise SystemExit(1)
 
     def download_files(self) -> None:
         from livekit.agents.__main__ import _download_files

@@ -109,11 +109,13 @@ export function createApi({
      * Tell the server the conversation is over; resolves with its answer (the status and the
      * ending on record, which may be another than `reason`), or null. With `beacon`, use
      * navigator.sendBeacon (text/plain, so no CORS preflight), which survives the page being
-     * closed. `reason`: `client_end` (default) or `participant_left` (the page was closed).
+     * closed. `reason`: `client_end` (default), `participant_left` (the page was closed) or
+     * `error` (the widget failed), with `detail` the widget's error code (`livekit_unreachable`…).
      */
-    async endSession(session, { beacon = false, reason = 'client_end' } = {}) {
+    async endSession(session, { beacon = false, reason = 'client_end', detail } = {}) {
       if (!session || !session.end_url) return null;
       const body = { end_key: session.end_key, reason };
+      if (detail) body.detail = detail;
       if (beacon && sendBeacon) {
         sendBeacon(session.end_url, new Blob([JSON.stringify(body)], { type: 'text/plain' }));
         return null;

@@ -39,6 +39,19 @@ export const ErrorCode = Object.freeze({
   AGENT_FAILED: 'agent_failed',
 });
 
+// The failures the end endpoint records (reason `error`, the code as its detail).
+const REPORTED_FAILURES = new Set([
+  ErrorCode.LIVEKIT_UNREACHABLE,
+  ErrorCode.LIVEKIT_REFUSED,
+  ErrorCode.OFFLINE,
+  ErrorCode.MIC_DENIED,
+  ErrorCode.MIC_UNAVAILABLE,
+  ErrorCode.DISCONNECTED,
+  ErrorCode.START_FAILED,
+  ErrorCode.AGENT_UNAVAILABLE,
+  ErrorCode.AGENT_FAILED,
+]);
+
 export const PROTOCOL_VERSION = 1;
 export const RPC_START = 'voice_widget.start';
 export const RPC_END = 'voice_widget.end';
@@ -738,7 +751,13 @@ export class WidgetController {
       status: flow.status || null,
       conversation: session ? session.conversation : null,
     });
-    if (session) this.deps.api.endSession(session);
+    // The server records the failure and what it was, not "the visitor ended it".
+    if (session) {
+      const failure = REPORTED_FAILURES.has(flow.code)
+        ? { reason: 'error', detail: flow.code }
+        : {};
+      this.deps.api.endSession(session, failure);
+    }
   }
 
   reportAudioBlocked() {

@@ -127,6 +127,12 @@ describe('api', () => {
       end_key: 'k1',
       reason: 'participant_left',
     });
+    await api.endSession(session, { reason: 'error', detail: 'livekit_unreachable' });
+    assert.deepEqual(JSON.parse(requests[1].body), {
+      end_key: 'k1',
+      reason: 'error',
+      detail: 'livekit_unreachable',
+    });
   });
 
   test('session status: posts the end key; null when it cannot be asked', async () => {

@@ -167,10 +167,9 @@ describe('click to talk (poster or no preview)', () => {
     assert.equal(t.controller.state, State.ERROR);
     assert.equal(t.controller.error.code, ErrorCode.AGENT_UNAVAILABLE);
     assert.deepEqual(t.eventsNamed('voice-widget:error')[0].code, 'agent_unavailable');
-    assert.deepEqual(
-      t.api.ended.map((e) => e.conversation),
-      ['conv-1'],
-    );
+    assert.deepEqual(t.api.ended, [
+      { conversation: 'conv-1', reason: 'error', detail: 'agent_unavailable' },
+    ]);
     assert.ok(room.callNames().includes('disconnect'));
   });
 
@@ -237,7 +236,9 @@ describe('click to talk (poster or no preview)', () => {
     await settle();
     assert.equal(t.controller.error.code, ErrorCode.MIC_DENIED);
     assert.equal(t.eventsNamed('voice-widget:error')[0].code, 'mic_denied');
-    assert.equal(t.api.ended.length, 1);
+    assert.deepEqual(t.api.ended, [
+      { conversation: 'conv-1', reason: 'error', detail: 'mic_denied' },
+    ]);
   });
 
   test('no microphone at all', async () => {
@@ -263,7 +264,11 @@ describe('click to talk (poster or no preview)', () => {
     await settle();
     assert.equal(t.controller.error.code, ErrorCode.LIVEKIT_UNREACHABLE);
     assert.equal(t.eventsNamed('voice-widget:error')[0].code, 'livekit_unreachable');
-    assert.equal(t.api.ended.length, 1, 'the created conversation is ended');
+    assert.deepEqual(
+      t.api.ended,
+      [{ conversation: 'conv-1', reason: 'error', detail: 'livekit_unreachable' }],
+      'the created conversation is ended as a failure, saying which',
+    );
   });
 
   test('a refused token is the server\'s problem: not available, and a warning for developers', async () => {
@@ -288,7 +293,9 @@ describe('click to talk (poster or no preview)', () => {
     assert.equal(t.warnings.length, 1);
     assert.match(t.warnings[0], /^voice-widget: the LiveKit server at wss:\/\/livekit\.test\.invalid refused/);
     assert.match(t.warnings[0], /HTTP 401.*LIVEKIT_API_KEY and LIVEKIT_API_SECRET/);
-    assert.equal(t.api.ended.length, 1, 'the created conversation is ended');
+    assert.deepEqual(t.api.ended, [
+      { conversation: 'conv-1', reason: 'error', detail: 'livekit_refused' },
+    ]);
   });
 
   test('an unreachable server while the visitor is online: a warning, not "check your connection"', async () => {
@@ -318,6 +325,7 @@ describe('click to talk (poster or no preview)', () => {
     assert.equal(t.controller.error.code, ErrorCode.OFFLINE);
     assert.equal(t.eventsNamed('voice-widget:error')[0].code, 'offline');
     assert.deepEqual(t.warnings, [], 'nothing for developers to fix');
+    assert.deepEqual(t.api.ended, [{ conversation: 'conv-1', reason: 'error', detail: 'offline' }]);
   });
 
   test('unreachable server with a denied microphone: the microphone is what to fix', async () => {
@@ -472,7 +480,9 @@ describe('click to talk (poster or no preview)', () => {
     assert.equal(t.controller.error.code, ErrorCode.START_FAILED);
     assert.equal(t.controller.error.detail, '', 'SDK messages are not shown to visitors');
     assert.ok(t.clock.now >= 15000 && t.clock.now <= 20000, `gave up after ${t.clock.now} ms`);
-    assert.deepEqual(t.api.ended.map((e) => e.conversation), ['conv-1']);
+    assert.deepEqual(t.api.ended, [
+      { conversation: 'conv-1', reason: 'error', detail: 'start_failed' },
+    ]);
   });
 
   test('an answer without ok is a failed start, not a silent success', async () => {
@@ -499,6 +509,9 @@ describe('click to talk (poster or no preview)', () => {
     assert.equal(t.controller.state, State.ERROR);
     assert.equal(t.controller.error.code, ErrorCode.AGENT_FAILED);
     assert.equal(t.clock.pending(), 0);
+    assert.deepEqual(t.api.ended, [
+      { conversation: 'conv-1', reason: 'error', detail: 'agent_failed' },
+    ]);
   });
 
   test('a conversation ended while waiting shows the ending on record', async () => {
@@ -793,6 +806,9 @@ describe('active conversation', () => {
     assert.equal(t.controller.state, State.ERROR);
     assert.equal(t.controller.error.code, ErrorCode.DISCONNECTED);
     assert.equal(t.eventsNamed('voice-widget:error').at(-1).code, 'disconnected');
+    assert.deepEqual(t.api.ended, [
+      { conversation: 'conv-1', reason: 'error', detail: 'disconnected' },
+    ]);
   });
 
   test('the room closing ends the conversation', () => {
