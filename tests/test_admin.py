@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -179,6 +180,52 @@ def test_first_persona_saves_with_only_a_name(admin_client):
     assert nora.tts_provider == "cartesia" and nora.tts_model
     assert nora.tts_voice == TTS_VOICES["cartesia"].default_voice("en")
     assert nora.is_active and nora.stt_model and nora.llm_model
+
+
+def test_voice_field_offers_each_providers_voices_by_name(admin_client):
+    persona = make_persona(language="de-DE", tts_provider="cartesia", tts_voice="")
+    url = reverse("admin:voice_widget_persona_change", args=[persona.pk])
+    html = admin_client.get(url).content.decode()
+
+    # A plain text field (any id works without JavaScript) suggesting the saved provider's voices.
+    field = re.search(r'<input[^>]*name="tts_voice"[^>]*>', html).group(0)
+    assert 'type="text"' in field and 'list="id_tts_voice_voices_cartesia"' in field
+    cartesia = re.search(r'<datalist id="id_tts_voice_voices_cartesia".*?</datalist>', html, re.S)
+    assert "3f4ade23-6eb4-4279-ab05-6a144947c4d5" in cartesia.group(0)  # German voice first
+    assert cartesia.group(0).index("German") < cartesia.group(0).index("Jacqueline")
+    openai = re.search(r'<datalist id="id_tts_voice_voices_openai".*?</datalist>', html, re.S)
+    names = re.findall(r'<option value="([a-z]+)">', openai.group(0))
+    assert names == [
+        *[
+            "alloy",
+            "ash",
+            "ballad",
+            "coral",
+            "echo",
+            "fable",
+            "nova",
+            "onyx",
+            "sage",
+            "shimmer",
+            "verse",
+            "marin",
+            "cedar",
+        ]
+    ]
+    assert 'id="id_tts_voice_voices_livekit"' in html
+    assert 'id="id_realtime_voice_voices_openai"' in html and ">Marin · " in html
+    # Where to find more, in the admin help.
+    assert 'href="https://play.cartesia.ai/voices"' in html
+    assert 'href="https://platform.openai.com/docs/guides/text-to-speech#voice-options"' in html
+
+
+def test_voice_field_accepts_any_voice_id(admin_client):
+    url = reverse("admin:voice_widget_persona_add")
+    data = rendered_form_data(admin_client.get(url).content.decode())
+    data.update(name=["Ida"], slug=["ida"], tts_voice=["my-cloned-voice-0001"])
+    response = admin_client.post(url, data)
+    assert response.status_code == 302
+    assert Persona.objects.get(slug="ida").tts_voice == "my-cloned-voice-0001"
 
 
 def test_duplicate_action_creates_inactive_copy_with_unique_slug(admin_client):

@@ -15,12 +15,13 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, QuerySe
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .models import Conversation, Persona, Turn, WorkerHeartbeat
+from .providers import REALTIME_VOICE_CATALOGUES, TTS_VOICES, VoiceCatalogue
 from .tools import registry
 
 
@@ -29,6 +30,54 @@ def _https_urls(field: models.Field, **kwargs: Any) -> forms.Field | None:
     if isinstance(field, models.URLField):
         kwargs.setdefault("assume_scheme", "https")
     return field.formfield(**kwargs)
+
+
+class VoiceInput(forms.TextInput):
+    """A text field for any voice id, suggesting each provider's voices by name (a datalist).
+
+    The field's ``list`` names the datalist of the provider chosen when the page was drawn;
+    persona_form.js switches it when the provider changes. Without JavaScript it is a text
+    field with the saved provider's suggestions.
+    """
+
+    def __init__(self, catalogues: dict[str, VoiceCatalogue], provider_field: str) -> None:
+        super().__init__(attrs={"autocomplete": "off", "class": "vw-voice"})
+        self.catalogues = catalogues
+        self.provider_field = provider_field
+        self.provider = ""
+        self.language = ""
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> str:
+        attrs = dict(attrs or {})
+        base = attrs.get("id") or f"id_{name}"
+        attrs["data-provider-field"] = self.provider_field
+        if self.provider in self.catalogues:
+            attrs["list"] = f"{base}_voices_{self.provider}"
+        datalists = format_html_join(
+            "",
+            '<datalist id="{}_voices_{}" data-provider="{}">{}</datalist>',
+            (
+                (base, provider, provider, self._options(catalogue))
+                for provider, catalogue in self.catalogues.items()
+            ),
+        )
+        return super().render(name, value, attrs, renderer) + datalists
+
+    def _options(self, catalogue: VoiceCatalogue) -> str:
+        voices = catalogue.for_language(self.language)
+        return format_html_join(
+            "", '<option value="{}">{}</option>', ((voice.id, voice.label) for voice in voices)
+        )
+
+
+def _voice_help(text: str, catalogues: dict[str, VoiceCatalogue]) -> str:
+    unique = {catalogue.library_url: catalogue for catalogue in catalogues.values()}
+    links = format_html_join(
+        ", ",
+        '<a href="{}" target="_blank" rel="noopener">{}</a>',
+        ((url, catalogue.library_name) for url, catalogue in unique.items()),
+    )
+    return format_html("{} {} {}.", text, _("Find more voices:"), links)
 
 
 class PersonaAdminForm(forms.ModelForm):
@@ -57,6 +106,35 @@ class PersonaAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         # Choices are read per form so tools registered after import still show up.
         self.fields["enabled_tools"].choices = registry.choices()
+        language = str(self["language"].value() or "")
+        for name, catalogues, provider_field, text in (
+            (
+                "tts_voice",
+                TTS_VOICES,
+                "tts_provider",
+                _(
+                    "Pick a voice from the list or type any voice id of the provider. Empty: "
+                    "the provider's default voice for the persona's language."
+                ),
+            ),
+            (
+                "tts_fallback_voice",
+                TTS_VOICES,
+                "tts_fallback_provider",
+                _("The fallback provider's voice, from the list or any id. Empty: its default."),
+            ),
+            (
+                "realtime_voice",
+                REALTIME_VOICE_CATALOGUES,
+                "realtime_provider",
+                _("Pick a voice or type its name. Empty: the model's default voice."),
+            ),
+        ):
+            widget = VoiceInput(catalogues, provider_field)
+            widget.provider = str(self[provider_field].value() or "")
+            widget.language = language
+            self.fields[name].widget = widget
+            self.fields[name].help_text = _voice_help(text, catalogues)
 
 
 @admin.register(Persona)
