@@ -195,23 +195,8 @@ def test_voice_field_offers_each_providers_voices_by_name(admin_client):
     assert cartesia.group(0).index("German") < cartesia.group(0).index("Jacqueline")
     openai = re.search(r'<datalist id="id_tts_voice_voices_openai".*?</datalist>', html, re.S)
     names = re.findall(r'<option value="([a-z]+)">', openai.group(0))
-    assert names == [
-        *[
-            "alloy",
-            "ash",
-            "ballad",
-            "coral",
-            "echo",
-            "fable",
-            "nova",
-            "onyx",
-            "sage",
-            "shimmer",
-            "verse",
-            "marin",
-            "cedar",
-        ]
-    ]
+    openai_voices = "alloy ash ballad coral echo fable nova onyx sage shimmer verse marin cedar"
+    assert names == openai_voices.split(" ")
     assert 'id="id_tts_voice_voices_livekit"' in html
     assert 'id="id_realtime_voice_voices_openai"' in html and ">Marin · " in html
     # Where to find more, in the admin help.
