@@ -181,7 +181,7 @@ class Persona(models.Model):
         blank=True,
         help_text=_(
             "The first thing the agent says after the visitor clicks start. Empty: "
-            "“Hello, I'm <name>. How can I help you?”"
+            "“Hello, I'm …” with the persona's name."
         ),
     )
     greeting_mode = models.CharField(
