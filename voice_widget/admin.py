@@ -93,10 +93,10 @@ class PersonaAdminForm(forms.ModelForm):
         fields = "__all__"  # noqa: DJ007 (the admin fieldsets choose what is shown)
         formfield_callback = _https_urls
         widgets = {
-            "instructions": forms.Textarea(attrs={"rows": 14, "class": "vLargeTextField"}),
+            "instructions": forms.Textarea(attrs={"rows": 8, "class": "vLargeTextField"}),
             "greeting": forms.Textarea(attrs={"rows": 2}),
             "description": forms.Textarea(attrs={"rows": 2}),
-            "stt_keyterms": forms.Textarea(attrs={"rows": 3}),
+            "stt_keyterms": forms.Textarea(attrs={"rows": 2}),
             "tts_instructions": forms.Textarea(attrs={"rows": 2}),
             "allowed_origins": forms.Textarea(attrs={"rows": 3}),
             "accent_color": forms.TextInput(attrs={"type": "color"}),
@@ -141,22 +141,20 @@ class PersonaAdminForm(forms.ModelForm):
 class PersonaAdmin(admin.ModelAdmin):
     form = PersonaAdminForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = [
-        "name",
-        "slug",
-        "is_active",
-        "language",
-        "pipeline_summary",
-        "avatar_provider",
-        "preview_mode",
-        "updated_at",
-    ]
+    # Few, narrow columns so the list fits a laptop beside the filters; language, avatar and
+    # preview are filters.
+    list_display = ["name", "slug", "is_active", "pipeline_summary", "avatar_summary", "updated_at"]
     list_filter = ["is_active", "pipeline_kind", "language", "avatar_provider", "preview_mode"]
     search_fields = ["name", "slug", "description", "instructions"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["embed_snippet", "created_at", "updated_at"]
     actions = ["duplicate"]
     save_on_top = True
+
+    class Media:
+        css = {"all": ["voice_widget/admin/persona_form.css"]}
+        js = ["voice_widget/admin/persona_form.js"]
+
     fieldsets = [
         (
             _("Identity"),
@@ -179,11 +177,9 @@ class PersonaAdmin(admin.ModelAdmin):
             _("Voice pipeline"),
             {
                 "description": _(
-                    "API keys never go here: they come from the worker's environment "
-                    "(DEEPGRAM_API_KEY, OPENAI_API_KEY, CARTESIA_API_KEY, "
-                    "AZURE_OPENAI_API_KEY, OPENAI_COMPATIBLE_API_KEY; LiveKit Inference uses "
-                    "LIVEKIT_API_KEY and LIVEKIT_API_SECRET). “manage.py check” lists the "
-                    "personas whose keys are missing."
+                    "API keys never go here: the worker reads them from its environment "
+                    "(e.g. DEEPGRAM_API_KEY, OPENAI_API_KEY, CARTESIA_API_KEY). “manage.py "
+                    "check” lists the personas whose keys are missing."
                 ),
                 "fields": [
                     "pipeline_kind",
@@ -227,6 +223,11 @@ class PersonaAdmin(admin.ModelAdmin):
         (
             _("Turn-taking"),
             {
+                "classes": ["collapse"],
+                "description": _(
+                    "When the agent answers and how the visitor may interrupt. The defaults "
+                    "suit most sites."
+                ),
                 "fields": [
                     "turn_detection",
                     "vad_threshold",
@@ -236,7 +237,7 @@ class PersonaAdmin(admin.ModelAdmin):
                     "false_interruption_timeout",
                     "preemptive_generation",
                     "noise_cancellation",
-                ]
+                ],
             },
         ),
         (
@@ -252,18 +253,26 @@ class PersonaAdmin(admin.ModelAdmin):
         ),
         (
             _("Widget look"),
-            {"fields": ["theme", "accent_color", "position", "button_label", "welcome_text"]},
+            {
+                "fields": [
+                    ("theme", "position"),
+                    "accent_color",
+                    "button_label",
+                    "welcome_text",
+                ]
+            },
         ),
         (
             _("Access & limits"),
             {
+                "classes": ["collapse"],
                 "fields": [
                     "allowed_origins",
                     "login_required",
                     "max_duration_seconds",
                     "preview_idle_seconds",
                     "max_concurrent_conversations",
-                ]
+                ],
             },
         ),
         (_("Tools"), {"fields": ["enabled_tools"]}),
@@ -275,6 +284,10 @@ class PersonaAdmin(admin.ModelAdmin):
         if obj.is_realtime:
             return f"{obj.get_realtime_provider_display()} · {obj.realtime_model}"
         return f"{obj.stt_model} → {obj.llm_model} → {obj.tts_model}"
+
+    @admin.display(description=_("Avatar"), ordering="avatar_provider")
+    def avatar_summary(self, obj: Persona) -> str:
+        return obj.get_avatar_provider_display() if obj.has_avatar else "–"
 
     @admin.display(description=_("Embed snippet"))
     def embed_snippet(self, obj: Persona) -> str:
