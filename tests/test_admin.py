@@ -1,12 +1,15 @@
 import csv
 import io
 import json
+import re
+from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
 
 from tests.factories import make_conversation, make_heartbeat, make_persona, make_turn
-from voice_widget.models import Persona
+from voice_widget.models import Persona, default_instructions
+from voice_widget.providers import TTS_VOICES
 
 pytestmark = pytest.mark.django_db
 
@@ -92,16 +95,122 @@ def test_persona_add_through_admin_validates_with_clean(admin_client):
         "preview_idle_seconds": "120",
         "enabled_tools": ["end_conversation"],
     }
+    data["llm_provider"] = "openai_compatible"
     response = admin_client.post(url, data)
     assert response.status_code == 200  # re-shown with the error, nothing saved
-    assert "word for word" in response.content.decode()
+    assert "needs its base URL" in response.content.decode()
     assert not Persona.objects.filter(slug="nora").exists()
 
-    data["greeting"] = "Hi, I am Nora."
+    data["llm_provider"] = "openai"
     response = admin_client.post(url, data)
     assert response.status_code == 302, response.content.decode()[:2000]
     nora = Persona.objects.get(slug="nora")
     assert nora.enabled_tools == ["end_conversation"]
+
+
+class _FormData(HTMLParser):
+    """What a browser submits for the admin's main form as rendered (its initial values)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, list[str]] = {}
+        self._in_form = False
+        self._select: str | None = None
+        self._options: list[tuple[str, bool]] = []
+        self._textarea: str | None = None
+        self._text = ""
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form" and a.get("id", "").endswith("_form"):
+            self._in_form = True
+        if not self._in_form or "name" not in a and tag != "option":
+            return
+        if tag == "input":
+            kind = a.get("type", "text")
+            if kind in ("checkbox", "radio") and "checked" not in a:
+                return
+            if kind in ("submit", "button", "file"):
+                return
+            default = "on" if kind in ("checkbox", "radio") else ""
+            self.data.setdefault(a["name"], []).append(a.get("value", default))
+        elif tag == "select":
+            self._select, self._options = a["name"], []
+        elif tag == "option" and self._select:
+            self._options.append((a.get("value", ""), "selected" in a))
+        elif tag == "textarea":
+            self._textarea, self._text = a["name"], ""
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._in_form = False
+        elif tag == "select" and self._select:
+            chosen = [v for v, selected in self._options if selected] or [self._options[0][0]]
+            self.data[self._select] = chosen[:1]
+            self._select = None
+        elif tag == "textarea" and self._textarea:
+            self.data[self._textarea] = [self._text.removeprefix("\n")]
+            self._textarea = None
+
+
+def rendered_form_data(html: str) -> dict[str, list[str]]:
+    parser = _FormData()
+    parser.feed(html)
+    return parser.data
+
+
+def test_first_persona_saves_with_only_a_name(admin_client):
+    """An editor types a name (the slug fills itself in) and saves: the defaults must work."""
+    url = reverse("admin:voice_widget_persona_add")
+    data = rendered_form_data(admin_client.get(url).content.decode())
+    data.update(name=["Nora"], slug=["nora"])
+    assert "instructions" in data and "tts_voice" in data  # the real form was read
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    nora = Persona.objects.get(slug="nora")
+    nora.full_clean()  # what the worker reads is a valid persona
+    assert nora.instructions == default_instructions()
+    assert nora.greeting == "Hello, I'm Nora. How can I help you?"
+    assert nora.tts_provider == "cartesia" and nora.tts_model
+    assert nora.tts_voice == TTS_VOICES["cartesia"].default_voice("en")
+    assert nora.is_active and nora.stt_model and nora.llm_model
+
+
+def test_voice_field_offers_each_providers_voices_by_name(admin_client):
+    persona = make_persona(language="de-DE", tts_provider="cartesia", tts_voice="")
+    url = reverse("admin:voice_widget_persona_change", args=[persona.pk])
+    html = admin_client.get(url).content.decode()
+
+    # A plain text field (any id works without JavaScript) suggesting the saved provider's voices.
+    field = re.search(r'<input[^>]*name="tts_voice"[^>]*>', html).group(0)
+    assert 'type="text"' in field and 'list="id_tts_voice_voices_cartesia"' in field
+    cartesia = re.search(r'<datalist id="id_tts_voice_voices_cartesia".*?</datalist>', html, re.S)
+    assert "3f4ade23-6eb4-4279-ab05-6a144947c4d5" in cartesia.group(0)  # German voice first
+    assert cartesia.group(0).index("German") < cartesia.group(0).index("Jacqueline")
+    openai = re.search(r'<datalist id="id_tts_voice_voices_openai".*?</datalist>', html, re.S)
+    names = re.findall(r'<option value="([a-z]+)">', openai.group(0))
+    openai_voices = "alloy ash ballad coral echo fable nova onyx sage shimmer verse marin cedar"
+    assert names == openai_voices.split(" ")
+    assert 'id="id_tts_voice_voices_livekit"' in html
+    assert 'id="id_realtime_voice_voices_openai"' in html and ">Marin · " in html
+    # Where to find more, in the admin help.
+    assert 'href="https://play.cartesia.ai/voices"' in html
+    assert 'href="https://platform.openai.com/docs/guides/text-to-speech#voice-options"' in html
+
+
+def test_voice_field_accepts_any_voice_id(admin_client):
+    url = reverse("admin:voice_widget_persona_add")
+    data = rendered_form_data(admin_client.get(url).content.decode())
+    data.update(name=["Ida"], slug=["ida"], tts_voice=["my-cloned-voice-0001"])
+    response = admin_client.post(url, data)
+    assert response.status_code == 302
+    assert Persona.objects.get(slug="ida").tts_voice == "my-cloned-voice-0001"
 
 
 def test_duplicate_action_creates_inactive_copy_with_unique_slug(admin_client):

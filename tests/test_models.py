@@ -37,7 +37,6 @@ def test_realtime_persona_is_valid():
 @pytest.mark.parametrize(
     ("overrides", "field", "fragment"),
     [
-        ({"greeting": "", "greeting_mode": "say"}, "greeting", "word for word"),
         (
             {
                 "start_mode": "immediate",
@@ -57,7 +56,6 @@ def test_realtime_persona_is_valid():
         ({"llm_provider": "openai_compatible"}, "llm_base_url", "base URL"),
         ({"llm_provider": "azure_openai"}, "azure_endpoint", "endpoint"),
         ({"llm_base_url": "http://127.0.0.1:11434/v1"}, "llm_base_url", "only used with"),
-        ({"tts_voice": ""}, "tts_voice", "voice"),
         ({"tts_instructions": "Speak warmly."}, "tts_instructions", "OpenAI"),
         (
             {"stt_provider": "openai", "stt_model": "whisper-1", "stt_keyterms": "Linden"},
@@ -109,11 +107,6 @@ def test_realtime_persona_is_valid():
             "stt_fallback_model",
             "provider/model",
         ),
-        (
-            {"tts_fallback_provider": "openai", "tts_fallback_model": "gpt-4o-mini-tts"},
-            "tts_fallback_voice",
-            "voice the fallback speaks",
-        ),
         ({"llm_temperature": 3.0}, "llm_temperature", "less than or equal"),
         ({"vad_threshold": 1.0}, "vad_threshold", "less than or equal"),
     ],
@@ -132,7 +125,6 @@ def test_clean_rejects_combinations_that_cannot_work(overrides, field, fragment)
         ({"realtime_provider": "azure_openai"}, "azure_endpoint", "endpoint"),
         ({"realtime_use_tts": True, "tts_provider": ""}, "tts_provider", "text-to-speech"),
         ({"realtime_use_tts": True, "tts_model": ""}, "tts_model", "text-to-speech model"),
-        ({"realtime_use_tts": True, "tts_voice": ""}, "tts_voice", "voice"),
         ({"turn_detection": "multilingual"}, "turn_detection", "realtime model decide"),
         (
             {"realtime_turn_detection": "semantic_vad", "realtime_vad_threshold": 0.6},
@@ -173,15 +165,6 @@ def test_clean_rejects_combinations_that_cannot_work(overrides, field, fragment)
             "speak with the text-to-speech voice",
         ),
         (
-            {
-                "realtime_use_tts": True,
-                "tts_fallback_provider": "cartesia",
-                "tts_fallback_model": "sonic-2",
-            },
-            "tts_fallback_voice",
-            "voice the fallback speaks",
-        ),
-        (
             {"realtime_use_tts": True, "tts_provider": "livekit", "tts_model": "sonic-2"},
             "tts_model",
             "provider/model",
@@ -204,6 +187,50 @@ def test_realtime_persona_does_not_need_pipeline_stages():
 
 def test_audio_turn_detector_accepts_its_languages():
     make_persona(language="de-AT", turn_detection="audio")
+
+
+def test_empty_greeting_to_say_is_a_hello_with_the_name():
+    assert make_persona(name="Paula", greeting=" ").greeting == (
+        "Hello, I'm Paula. How can I help you?"
+    )
+
+
+def test_instructions_default_to_a_working_prompt():
+    persona = Persona(name="Nora", slug="nora", tts_voice="v")
+    persona.full_clean()
+    assert "spoken aloud" in persona.instructions
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "language", "voice"),
+    [
+        ("cartesia", "sonic-2", "en", "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc"),  # Jacqueline
+        ("cartesia", "sonic-2", "de-DE", "3f4ade23-6eb4-4279-ab05-6a144947c4d5"),
+        ("cartesia", "sonic-2", "pl", "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc"),
+        ("openai", "gpt-4o-mini-tts", "de", "coral"),
+        ("livekit", "cartesia/sonic-2", "fr", "a249eaff-1e96-4d2c-b23b-12efa4f66f41"),
+        ("livekit", "deepgram/aura-2", "en", ""),  # LiveKit picks the model's own default
+    ],
+)
+def test_empty_voice_is_the_providers_default_for_the_language(provider, model, language, voice):
+    persona = make_persona(tts_provider=provider, tts_model=model, language=language, tts_voice="")
+    assert persona.tts_voice == voice
+
+
+def test_realtime_speaking_with_tts_gets_the_default_voice():
+    persona = make_persona(**REALTIME, realtime_use_tts=True, tts_voice="")
+    assert persona.tts_voice == "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc"
+
+
+def test_realtime_without_tts_keeps_the_voice_empty():
+    assert make_persona(**REALTIME, tts_voice="").tts_voice == ""
+
+
+def test_fallback_voice_defaults_to_the_fallback_providers_voice():
+    persona = make_persona(
+        tts_fallback_provider="openai", tts_fallback_model="tts-1", tts_fallback_voice=""
+    )
+    assert persona.tts_fallback_voice == "coral"
 
 
 def test_generated_greeting_may_be_empty():

@@ -80,6 +80,17 @@ def test_default_pipeline_is_deepgram_openai_cartesia(keys, vad):
     assert plan.can_say is True
 
 
+def test_a_persona_with_only_a_name_runs_with_the_default_voice(keys, vad):
+    """What "Add persona" saves from a name alone is a session the worker can build."""
+    persona = Persona(name="Nora", slug="nora")
+    persona.full_clean(validate_unique=False, validate_constraints=False)
+    plan = build_session_plan(persona.snapshot(), vad=vad)
+    tts = plan.session_kwargs["tts"]
+    assert isinstance(tts, cartesia.TTS)
+    assert tts._opts.voice == "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc"  # Jacqueline
+    assert plan.can_say is True
+
+
 def test_default_turn_detection_is_the_multilingual_turn_detector(keys, vad):
     detector = plan_for(vad).session_kwargs["turn_handling"]["turn_detection"]
     assert isinstance(detector, TextTurnDetector)

@@ -15,12 +15,13 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, QuerySe
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .models import Conversation, Persona, Turn, WorkerHeartbeat
+from .providers import REALTIME_VOICE_CATALOGUES, TTS_VOICES, VoiceCatalogue
 from .tools import registry
 
 
@@ -29,6 +30,54 @@ def _https_urls(field: models.Field, **kwargs: Any) -> forms.Field | None:
     if isinstance(field, models.URLField):
         kwargs.setdefault("assume_scheme", "https")
     return field.formfield(**kwargs)
+
+
+class VoiceInput(forms.TextInput):
+    """A text field for any voice id, suggesting each provider's voices by name (a datalist).
+
+    The field's ``list`` names the datalist of the provider chosen when the page was drawn;
+    persona_form.js switches it when the provider changes. Without JavaScript it is a text
+    field with the saved provider's suggestions.
+    """
+
+    def __init__(self, catalogues: dict[str, VoiceCatalogue], provider_field: str) -> None:
+        super().__init__(attrs={"autocomplete": "off", "class": "vw-voice"})
+        self.catalogues = catalogues
+        self.provider_field = provider_field
+        self.provider = ""
+        self.language = ""
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> str:
+        attrs = dict(attrs or {})
+        base = attrs.get("id") or f"id_{name}"
+        attrs["data-provider-field"] = self.provider_field
+        if self.provider in self.catalogues:
+            attrs["list"] = f"{base}_voices_{self.provider}"
+        datalists = format_html_join(
+            "",
+            '<datalist id="{}_voices_{}" data-provider="{}">{}</datalist>',
+            (
+                (base, provider, provider, self._options(catalogue))
+                for provider, catalogue in self.catalogues.items()
+            ),
+        )
+        return super().render(name, value, attrs, renderer) + datalists
+
+    def _options(self, catalogue: VoiceCatalogue) -> str:
+        voices = catalogue.for_language(self.language)
+        return format_html_join(
+            "", '<option value="{}">{}</option>', ((voice.id, voice.label) for voice in voices)
+        )
+
+
+def _voice_help(text: str, catalogues: dict[str, VoiceCatalogue]) -> str:
+    unique = {catalogue.library_url: catalogue for catalogue in catalogues.values()}
+    links = format_html_join(
+        ", ",
+        '<a href="{}" target="_blank" rel="noopener">{}</a>',
+        ((url, catalogue.library_name) for url, catalogue in unique.items()),
+    )
+    return format_html("{} {} {}.", text, _("Find more voices:"), links)
 
 
 class PersonaAdminForm(forms.ModelForm):
@@ -44,10 +93,10 @@ class PersonaAdminForm(forms.ModelForm):
         fields = "__all__"  # noqa: DJ007 (the admin fieldsets choose what is shown)
         formfield_callback = _https_urls
         widgets = {
-            "instructions": forms.Textarea(attrs={"rows": 14, "class": "vLargeTextField"}),
+            "instructions": forms.Textarea(attrs={"rows": 8, "class": "vLargeTextField"}),
             "greeting": forms.Textarea(attrs={"rows": 2}),
             "description": forms.Textarea(attrs={"rows": 2}),
-            "stt_keyterms": forms.Textarea(attrs={"rows": 3}),
+            "stt_keyterms": forms.Textarea(attrs={"rows": 2}),
             "tts_instructions": forms.Textarea(attrs={"rows": 2}),
             "allowed_origins": forms.Textarea(attrs={"rows": 3}),
             "accent_color": forms.TextInput(attrs={"type": "color"}),
@@ -57,28 +106,55 @@ class PersonaAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         # Choices are read per form so tools registered after import still show up.
         self.fields["enabled_tools"].choices = registry.choices()
+        language = str(self["language"].value() or "")
+        for name, catalogues, provider_field, text in (
+            (
+                "tts_voice",
+                TTS_VOICES,
+                "tts_provider",
+                _(
+                    "Pick a voice from the list or type any voice id of the provider. Empty: "
+                    "the provider's default voice for the persona's language."
+                ),
+            ),
+            (
+                "tts_fallback_voice",
+                TTS_VOICES,
+                "tts_fallback_provider",
+                _("The fallback provider's voice, from the list or any id. Empty: its default."),
+            ),
+            (
+                "realtime_voice",
+                REALTIME_VOICE_CATALOGUES,
+                "realtime_provider",
+                _("Pick a voice or type its name. Empty: the model's default voice."),
+            ),
+        ):
+            widget = VoiceInput(catalogues, provider_field)
+            widget.provider = str(self[provider_field].value() or "")
+            widget.language = language
+            self.fields[name].widget = widget
+            self.fields[name].help_text = _voice_help(text, catalogues)
 
 
 @admin.register(Persona)
 class PersonaAdmin(admin.ModelAdmin):
     form = PersonaAdminForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = [
-        "name",
-        "slug",
-        "is_active",
-        "language",
-        "pipeline_summary",
-        "avatar_provider",
-        "preview_mode",
-        "updated_at",
-    ]
+    # Few, narrow columns so the list fits a laptop beside the filters; language, avatar and
+    # preview are filters.
+    list_display = ["name", "slug", "is_active", "pipeline_summary", "avatar_summary", "updated_at"]
     list_filter = ["is_active", "pipeline_kind", "language", "avatar_provider", "preview_mode"]
     search_fields = ["name", "slug", "description", "instructions"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["embed_snippet", "created_at", "updated_at"]
     actions = ["duplicate"]
     save_on_top = True
+
+    class Media:
+        css = {"all": ["voice_widget/admin/persona_form.css"]}
+        js = ["voice_widget/admin/persona_form.js"]
+
     fieldsets = [
         (
             _("Identity"),
@@ -101,11 +177,9 @@ class PersonaAdmin(admin.ModelAdmin):
             _("Voice pipeline"),
             {
                 "description": _(
-                    "API keys never go here: they come from the worker's environment "
-                    "(DEEPGRAM_API_KEY, OPENAI_API_KEY, CARTESIA_API_KEY, "
-                    "AZURE_OPENAI_API_KEY, OPENAI_COMPATIBLE_API_KEY; LiveKit Inference uses "
-                    "LIVEKIT_API_KEY and LIVEKIT_API_SECRET). “manage.py check” lists the "
-                    "personas whose keys are missing."
+                    "API keys never go here: the worker reads them from its environment "
+                    "(e.g. DEEPGRAM_API_KEY, OPENAI_API_KEY, CARTESIA_API_KEY). “manage.py "
+                    "check” lists the personas whose keys are missing."
                 ),
                 "fields": [
                     "pipeline_kind",
@@ -149,6 +223,11 @@ class PersonaAdmin(admin.ModelAdmin):
         (
             _("Turn-taking"),
             {
+                "classes": ["collapse"],
+                "description": _(
+                    "When the agent answers and how the visitor may interrupt. The defaults "
+                    "suit most sites."
+                ),
                 "fields": [
                     "turn_detection",
                     "vad_threshold",
@@ -158,7 +237,7 @@ class PersonaAdmin(admin.ModelAdmin):
                     "false_interruption_timeout",
                     "preemptive_generation",
                     "noise_cancellation",
-                ]
+                ],
             },
         ),
         (
@@ -174,18 +253,26 @@ class PersonaAdmin(admin.ModelAdmin):
         ),
         (
             _("Widget look"),
-            {"fields": ["theme", "accent_color", "position", "button_label", "welcome_text"]},
+            {
+                "fields": [
+                    ("theme", "position"),
+                    "accent_color",
+                    "button_label",
+                    "welcome_text",
+                ]
+            },
         ),
         (
             _("Access & limits"),
             {
+                "classes": ["collapse"],
                 "fields": [
                     "allowed_origins",
                     "login_required",
                     "max_duration_seconds",
                     "preview_idle_seconds",
                     "max_concurrent_conversations",
-                ]
+                ],
             },
         ),
         (_("Tools"), {"fields": ["enabled_tools"]}),
@@ -197,6 +284,10 @@ class PersonaAdmin(admin.ModelAdmin):
         if obj.is_realtime:
             return f"{obj.get_realtime_provider_display()} · {obj.realtime_model}"
         return f"{obj.stt_model} → {obj.llm_model} → {obj.tts_model}"
+
+    @admin.display(description=_("Avatar"), ordering="avatar_provider")
+    def avatar_summary(self, obj: Persona) -> str:
+        return obj.get_avatar_provider_display() if obj.has_avatar else "–"
 
     @admin.display(description=_("Embed snippet"))
     def embed_snippet(self, obj: Persona) -> str:

@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .providers import default_tts_voice
 from .tools import registry
 from .validators import (
     split_origins,
@@ -124,6 +125,22 @@ LIVEKIT_MODEL_FORMAT = _(
 )
 
 
+def default_instructions() -> str:
+    """A first system prompt that already works, in the editor's language (a field default)."""
+    return str(
+        _(
+            "You are a friendly, helpful assistant on this website. Your answers are spoken "
+            "aloud, so keep them short: one to three sentences, no lists, no formatting. If "
+            "you do not know something, say so and suggest whom the visitor could ask."
+        )
+    )
+
+
+def default_greeting(name: str) -> str:
+    """The greeting a persona says when the editor wrote none, in the editor's language."""
+    return str(_("Hello, I'm %(name)s. How can I help you?") % {"name": name})
+
+
 class PersonaQuerySet(models.QuerySet):
     def active(self) -> PersonaQuerySet:
         return self.filter(is_active=True)
@@ -156,12 +173,16 @@ class Persona(models.Model):
     # Conversation
     instructions = models.TextField(
         _("instructions"),
+        default=default_instructions,
         help_text=_("The system prompt: who the agent is, what it knows, how it speaks."),
     )
     greeting = models.TextField(
         _("greeting"),
         blank=True,
-        help_text=_("The first thing the agent says after the visitor clicks start."),
+        help_text=_(
+            "The first thing the agent says after the visitor clicks start. Empty: "
+            "“Hello, I'm …” with the persona's name."
+        ),
     )
     greeting_mode = models.CharField(
         _("greeting mode"), max_length=20, choices=GreetingMode, default=GreetingMode.SAY
@@ -292,7 +313,10 @@ class Persona(models.Model):
         _("voice"),
         max_length=100,
         blank=True,
-        help_text=_("Cartesia voice id, or an OpenAI voice name such as alloy or coral."),
+        help_text=_(
+            "Pick a voice or type any voice id of the provider. Empty: the provider's "
+            "default voice for the persona's language."
+        ),
     )
     tts_speed = models.FloatField(
         _("speaking speed"),
@@ -379,7 +403,7 @@ class Persona(models.Model):
         _("fallback voice"),
         max_length=100,
         blank=True,
-        help_text=_("The fallback provider's voice (a Cartesia voice id or an OpenAI voice)."),
+        help_text=_("The fallback provider's voice. Empty: its default voice."),
     )
 
     # Turn-taking
@@ -599,6 +623,7 @@ class Persona(models.Model):
         def add(field: str, message: Any) -> None:
             errors.setdefault(field, []).append(message)
 
+        self._fill_defaults()
         self._clean_conversation(add)
         if self.is_realtime:
             self._clean_realtime(add)
@@ -618,6 +643,18 @@ class Persona(models.Model):
             )
         if errors:
             raise ValidationError(errors)
+
+    def _fill_defaults(self) -> None:
+        """What an editor may leave empty: the greeting and the voices."""
+        if self.greeting_mode == GreetingMode.SAY and not self.greeting.strip() and self.name:
+            self.greeting = default_greeting(self.name.strip())
+        speaks_with_tts = not self.is_realtime or self.realtime_use_tts
+        if speaks_with_tts and not self.tts_voice.strip():
+            self.tts_voice = default_tts_voice(self.tts_provider, self.language, self.tts_model)
+        if self.tts_fallback_provider and not self.tts_fallback_voice.strip():
+            self.tts_fallback_voice = default_tts_voice(
+                self.tts_fallback_provider, self.language, self.tts_fallback_model
+            )
 
     def _clean_conversation(self, add: Any) -> None:
         if self.greeting_mode == GreetingMode.SAY and not self.greeting.strip():

@@ -8,7 +8,11 @@ import * as esbuild from 'esbuild';
 const here = dirname(fileURLToPath(import.meta.url));
 const outdir = resolve(here, process.env.VOICE_WIDGET_OUTDIR || '../../voice_widget/static/voice_widget');
 
-rmSync(outdir, { recursive: true, force: true });
+// Only what this build writes: voice_widget/static/voice_widget/admin/ (the persona admin's
+// script and stylesheet) lives beside the bundle and is not built.
+for (const output of ['voice-widget.js', 'chunks']) {
+  rmSync(resolve(outdir, output), { recursive: true, force: true });
+}
 
 /** `import CSS from './widget.css'` gives the minified stylesheet as a string. */
 const cssAsText = {

@@ -1,0 +1,195 @@
+"""What the web side knows about each voice provider: its voices, their names, where to find more.
+
+Imports nothing from LiveKit, so models (``Persona.clean``) and admin (the voice picker) can read
+it in web processes. The lists are short and curated: any other voice id the provider accepts
+may be typed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.utils.translation import gettext_lazy as _
+
+CARTESIA = "cartesia"
+OPENAI = "openai"
+LIVEKIT = "livekit"
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One voice a provider offers. ``languages`` empty: it speaks every language."""
+
+    id: str
+    name: str
+    description: str = ""
+    languages: tuple[str, ...] = ()
+
+    def speaks(self, language: str) -> bool:
+        return not self.languages or _base(language) in self.languages
+
+    @property
+    def label(self) -> str:
+        parts = [self.name, self.description]
+        if self.languages:
+            parts.append("/".join(self.languages))
+        return " · ".join(str(part) for part in parts if part)
+
+
+@dataclass(frozen=True)
+class VoiceCatalogue:
+    """A provider's curated voices, its default per language, and its voice library."""
+
+    provider: str
+    voices: tuple[Voice, ...]
+    library_url: str
+    library_name: str
+    #: base language → voice id; "" is for every other language. No entry: no default.
+    defaults: dict[str, str] = field(default_factory=dict)
+
+    def for_language(self, language: str) -> list[Voice]:
+        """The voices that speak ``language`` first, then the rest."""
+        speaking = [voice for voice in self.voices if voice.speaks(language)]
+        return speaking + [voice for voice in self.voices if voice not in speaking]
+
+    def default_voice(self, language: str) -> str:
+        return self.defaults.get(_base(language), self.defaults.get("", ""))
+
+    def name_of(self, voice_id: str) -> str:
+        return next((voice.name for voice in self.voices if voice.id == voice_id), "")
+
+
+def _base(language: str) -> str:
+    return (language or "").lower().split("-")[0]
+
+
+# Cartesia's voices are multilingual (sonic-2 and later); those below were made for the
+# languages named. More, with samples: the voice library at play.cartesia.ai/voices.
+CARTESIA_VOICES = (
+    Voice(
+        "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc", "Jacqueline", _("confident young woman"), ("en",)
+    ),
+    Voice("a167e0f3-df7e-4d52-a9c3-f949145efdab", "Blake", _("energetic man"), ("en",)),
+    Voice("f786b574-daa5-4673-aa0c-cbe3e8534c02", "Katie", _("friendly woman"), ("en",)),
+    Voice(
+        "3f4ade23-6eb4-4279-ab05-6a144947c4d5",
+        "German Conversational Woman",
+        _("friendly, casual"),
+        ("de",),
+    ),
+    Voice(
+        "119e03e4-0705-43c9-b3ac-a658ce2b6639", "German Reporter Woman", _("neutral, even"), ("de",)
+    ),
+    Voice(
+        "a249eaff-1e96-4d2c-b23b-12efa4f66f41",
+        "French Conversational Lady",
+        _("gentle, casual"),
+        ("fr",),
+    ),
+    Voice(
+        "8832a0b5-47b2-4751-bb22-6a8e2149303d", "French Narrator Lady", _("velvety, calm"), ("fr",)
+    ),
+    Voice("5c5ad5e7-1020-476b-8b91-fdcbe9cc313c", "Daniela", _("calm Mexican woman"), ("es",)),
+    Voice("6b92f628-be90-497c-8f4c-3b035002df71", "Kenji", _("Japanese man"), ("ja",)),
+)
+
+# OpenAI's voices speak every language the model knows. ballad, verse, marin and cedar need
+# gpt-4o-mini-tts (tts-1 has the others).
+OPENAI_TTS_VOICES = tuple(
+    Voice(name, name.capitalize(), description)
+    for name, description in (
+        ("alloy", _("neutral")),
+        ("ash", _("clear, male")),
+        ("ballad", _("warm, expressive (gpt-4o-mini-tts)")),
+        ("coral", _("bright, female")),
+        ("echo", _("calm, male")),
+        ("fable", _("storyteller")),
+        ("nova", _("lively, female")),
+        ("onyx", _("deep, male")),
+        ("sage", _("soft, female")),
+        ("shimmer", _("gentle, female")),
+        ("verse", _("versatile (gpt-4o-mini-tts)")),
+        ("marin", _("natural, female (gpt-4o-mini-tts)")),
+        ("cedar", _("natural, male (gpt-4o-mini-tts)")),
+    )
+)
+
+# LiveKit Inference takes the voice of the provider in the model name: a Cartesia id for
+# cartesia/…, a name for deepgram/aura-2 or rime/arcana. Empty: LiveKit's default voice.
+LIVEKIT_TTS_VOICES = (
+    *CARTESIA_VOICES[:3],
+    Voice("athena", "Athena", _("professional woman, for deepgram/aura-2"), ("en",)),
+    Voice("apollo", "Apollo", _("casual man, for deepgram/aura-2"), ("en",)),
+    Voice("luna", "Luna", _("excitable woman, for rime/arcana"), ("en",)),
+)
+
+REALTIME_VOICES = tuple(
+    Voice(name, name.capitalize(), description)
+    for name, description in (
+        ("marin", _("natural, female (recommended)")),
+        ("cedar", _("natural, male (recommended)")),
+        ("alloy", _("neutral")),
+        ("ash", _("clear, male")),
+        ("ballad", _("warm, expressive")),
+        ("coral", _("bright, female")),
+        ("echo", _("calm, male")),
+        ("sage", _("soft, female")),
+        ("shimmer", _("gentle, female")),
+        ("verse", _("versatile")),
+    )
+)
+
+TTS_VOICES: dict[str, VoiceCatalogue] = {
+    CARTESIA: VoiceCatalogue(
+        CARTESIA,
+        CARTESIA_VOICES,
+        library_url="https://play.cartesia.ai/voices",
+        library_name="Cartesia",
+        defaults={
+            "": "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc",
+            "de": "3f4ade23-6eb4-4279-ab05-6a144947c4d5",
+            "fr": "a249eaff-1e96-4d2c-b23b-12efa4f66f41",
+            "es": "5c5ad5e7-1020-476b-8b91-fdcbe9cc313c",
+            "ja": "6b92f628-be90-497c-8f4c-3b035002df71",
+        },
+    ),
+    OPENAI: VoiceCatalogue(
+        OPENAI,
+        OPENAI_TTS_VOICES,
+        library_url="https://platform.openai.com/docs/guides/text-to-speech#voice-options",
+        library_name="OpenAI",
+        defaults={"": "coral"},
+    ),
+    LIVEKIT: VoiceCatalogue(
+        LIVEKIT,
+        LIVEKIT_TTS_VOICES,
+        library_url="https://docs.livekit.io/agents/models/tts/",
+        library_name="LiveKit Inference",
+    ),
+}
+
+REALTIME_VOICE_CATALOGUE = VoiceCatalogue(
+    OPENAI,
+    REALTIME_VOICES,
+    library_url="https://platform.openai.com/docs/guides/realtime",
+    library_name="OpenAI Realtime",
+)
+#: Realtime providers all speak with OpenAI's realtime voices (Azure hosts the same models).
+REALTIME_VOICE_CATALOGUES = {
+    "openai": REALTIME_VOICE_CATALOGUE,
+    "azure_openai": REALTIME_VOICE_CATALOGUE,
+}
+
+
+def default_tts_voice(provider: str, language: str, model: str = "") -> str:
+    """The voice a persona speaks with when the editor chose none ("" when the provider picks).
+
+    LiveKit Inference passes the voice to the provider named in the model, so only a
+    ``cartesia/…`` model gets a Cartesia voice; the others speak with LiveKit's default.
+    """
+    if provider == LIVEKIT:
+        if model.strip().startswith(f"{CARTESIA}/"):
+            return TTS_VOICES[CARTESIA].default_voice(language)
+        return ""
+    catalogue = TTS_VOICES.get(provider)
+    return catalogue.default_voice(language) if catalogue else ""

@@ -1,0 +1,116 @@
+/* Persona admin: show only the fields that apply to the chosen pipeline, providers, avatar
+ * and preview, and point each voice field at its provider's voice list. Without this script
+ * every field stays visible and the voice fields suggest the saved provider's voices. */
+(function () {
+  "use strict";
+
+  function rules(s) {
+    const pipeline = !s.realtime;
+    const speaks = pipeline || s.useTts;
+    const llms = pipeline ? [s.llm, s.llmFallback] : [];
+    const azure = llms.includes("azure_openai") || (s.realtime && s.rt === "azure_openai");
+    const serverVad = s.realtime && s.rtTurns === "server_vad";
+    return {
+      stt_provider: pipeline,
+      stt_model: pipeline,
+      stt_keyterms: pipeline && s.stt === "deepgram",
+      llm_provider: pipeline,
+      llm_model: pipeline,
+      llm_temperature: pipeline,
+      llm_base_url: llms.includes("openai_compatible"),
+      azure_endpoint: azure,
+      azure_deployment: azure,
+      azure_api_version: llms.includes("azure_openai"),
+      tts_provider: speaks,
+      tts_model: speaks,
+      tts_voice: speaks,
+      tts_speed: speaks,
+      tts_instructions: speaks && s.tts === "openai",
+      realtime_provider: s.realtime,
+      realtime_model: s.realtime,
+      realtime_voice: s.realtime,
+      realtime_use_tts: s.realtime,
+      realtime_turn_detection: s.realtime,
+      realtime_vad_threshold: serverVad,
+      realtime_prefix_padding_ms: serverVad,
+      realtime_silence_duration_ms: serverVad,
+      realtime_eagerness: s.realtime && s.rtTurns === "semantic_vad",
+      stt_fallback_provider: pipeline,
+      stt_fallback_model: pipeline,
+      llm_fallback_provider: pipeline,
+      llm_fallback_model: pipeline,
+      tts_fallback_provider: speaks,
+      tts_fallback_model: speaks,
+      tts_fallback_voice: speaks,
+      min_interruption_duration: s.interruptions,
+      min_interruption_words: s.interruptions,
+      false_interruption_timeout: s.interruptions,
+      avatar_id: s.avatar !== "none",
+      preview_image: s.preview === "poster",
+      preview_image_url: s.preview === "poster",
+      preview_video: s.preview === "poster",
+      preview_video_url: s.preview === "poster",
+    };
+  }
+
+  function init(form) {
+    const value = (name) => {
+      const field = form.elements.namedItem(name);
+      if (!field) return "";
+      return field.type === "checkbox" ? field.checked : field.value;
+    };
+    const state = () => ({
+      realtime: value("pipeline_kind") === "realtime",
+      useTts: value("realtime_use_tts") === true,
+      stt: value("stt_provider"),
+      llm: value("llm_provider"),
+      llmFallback: value("llm_fallback_provider"),
+      tts: value("tts_provider"),
+      rt: value("realtime_provider"),
+      rtTurns: value("realtime_turn_detection"),
+      interruptions: value("allow_interruptions") === true,
+      avatar: value("avatar_provider"),
+      preview: value("preview_mode"),
+    });
+
+    // A field's box: its own wrapper in a multi-field line, else its whole row.
+    function box(name) {
+      const inLine = form.querySelector(".fieldBox.field-" + name);
+      if (inLine) return inLine.parentElement;
+      return form.querySelector(".form-row.field-" + name);
+    }
+
+    function apply() {
+      const shown = rules(state());
+      for (const [name, show] of Object.entries(shown)) {
+        const element = box(name);
+        // A field with an error always stays in sight.
+        if (element) element.hidden = !show && !element.querySelector(".errorlist");
+      }
+      for (const row of form.querySelectorAll(".form-row")) {
+        const parts = row.querySelectorAll(".form-multiline > div");
+        if (parts.length) row.hidden = [...parts].every((part) => part.hidden);
+      }
+      for (const fieldset of form.querySelectorAll("fieldset.module")) {
+        const rows = [...fieldset.querySelectorAll(".form-row")];
+        fieldset.hidden = rows.length > 0 && rows.every((row) => row.hidden);
+      }
+      for (const input of form.querySelectorAll("input[data-provider-field]")) {
+        const list = input.id + "_voices_" + value(input.dataset.providerField);
+        if (document.getElementById(list)) input.setAttribute("list", list);
+        else input.removeAttribute("list");
+      }
+    }
+
+    form.addEventListener("change", apply);
+    apply();
+  }
+
+  function start() {
+    const form = document.getElementById("persona_form");
+    if (form) init(form);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
