@@ -258,12 +258,9 @@ class Visit:
     def heard_after(self, start_ms: float) -> list[list[float]]:
         return [i for i in self.probe()["remote"] if i[0] >= start_ms]
 
-    def screenshot_path(self, name: str) -> Path:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        return ARTIFACTS / f"{name}.png"
-
     def screenshot(self, name: str) -> Path:
-        path = self.screenshot_path(name)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
         self.page.screenshot(path=str(path))
         return path
 

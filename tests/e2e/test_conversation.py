@@ -128,7 +128,8 @@ def test_the_german_persona_on_a_phone_greets_hears_and_answers_in_german(
     assert visitor.wait_for_caption("agent", 1) == [greeting]
     assert visitor.wait_for_caption("user", 1, timeout=40) == [question]
     assert visitor.wait_for_caption("agent", 2)[1] == answer
-    visitor.page.locator("voice-widget").screenshot(path=str(visitor.screenshot_path("de-phone")))
+    visitor.page.locator("voice-widget").scroll_into_view_if_needed()
+    visitor.screenshot("conversation-de-phone")
     assert {t.language for t in openai_server.transcriptions} == {"de"}
     # The product page's facts reached the model, vouched for by the site.
     prompt = json.dumps(openai_server.requests[0]["messages"], ensure_ascii=False)
