@@ -4,6 +4,7 @@ and every turn said so far is kept. (Its own module: the test stops its module's
 from __future__ import annotations
 
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -28,7 +29,12 @@ ANSWER = "Yes, on Saturdays from half past nine."
 
 
 def test_sigterm_mid_conversation_ends_it_as_worker_shutdown_keeping_every_turn(
-    playwright_sync: Any, shop: Any, worker: Any, openai_server: Any, tmp_path: Any
+    playwright_sync: Any,
+    shop: Any,
+    worker: Any,
+    livekit_server: Any,
+    openai_server: Any,
+    tmp_path: Any,
 ):
     use_the_doubles("ben")
     openai_server.script(transcript=QUESTION, default_reply=ANSWER)
@@ -41,7 +47,13 @@ def test_sigterm_mid_conversation_ends_it_as_worker_shutdown_keeping_every_turn(
         conversation = latest_conversation()
         wait_until(lambda: len(turns(conversation)) >= 3, 10, "three turns")
 
+        updates_before = len(livekit_server.worker_updates)
+        stopping = time.monotonic()
         assert worker.terminate(signal.SIGTERM, timeout=30) == 0
+        # It drained (told LiveKit it takes no new jobs) and exited soon after the drain timeout.
+        assert time.monotonic() - stopping < 2 + 15
+        statuses = [u["status"] for u in livekit_server.worker_updates[updates_before:]]
+        assert "WS_FULL" in statuses, statuses
 
         ended = wait_for_ending()
         assert (ended.status, ended.end_reason) == (ConversationStatus.ENDED, "worker_shutdown")
@@ -50,7 +62,9 @@ def test_sigterm_mid_conversation_ends_it_as_worker_shutdown_keeping_every_turn(
             ("user", QUESTION),
             ("agent", ANSWER),
         ]
+        # The visitor was told before the room went away (not a lost connection).
         visitor.wait_for_state("ended")
         assert visitor.text(".note") == "The conversation ended because of a problem on our side."
+        assert [e["reason"] for e in visitor.events("voice-widget:ended")] == ["worker_shutdown"]
     finally:
         visitor.close()
