@@ -157,9 +157,10 @@ def test_persona_endpoint_shares_cors_only_with_that_personas_origins(client, pe
     assert ACAO not in client.get(url, HTTP_ORIGIN="https://paula.example.org")
 
 
-def test_end_endpoint_preflight_follows_the_conversations_persona(client, persona):
+@pytest.mark.parametrize("endpoint", ["end", "status"])
+def test_end_and_status_preflights_follow_the_conversations_persona(client, persona, endpoint):
     conversation = make_conversation(persona)
-    url = f"/voice-widget/api/sessions/{conversation.pk}/end/"
+    url = f"/voice-widget/api/sessions/{conversation.pk}/{endpoint}/"
     assert preflight(client, url, PARTNER)[ACAO] == PARTNER
     assert ACAO not in preflight(client, url, STRANGER)
 

@@ -113,7 +113,7 @@ def _cors_allowed(request: HttpRequest) -> bool:
     if name == "persona":
         persona = Persona.objects.active().filter(slug=match.kwargs.get("slug")).first()
         return persona is not None and origin_allowed_for_persona(persona, origin)
-    if name == "session-end":
+    if name in ("session-end", "session-status"):
         conversation = (
             Conversation.objects.select_related("persona")
             .filter(pk=match.kwargs.get("conversation_id"))
