@@ -23,7 +23,6 @@ from drf_spectacular.utils import OpenApiResponse
 from google.protobuf.json_format import ParseError as ProtobufParseError
 from livekit.api import TokenVerifier, WebhookReceiver
 from rest_framework import status
-from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -45,7 +44,13 @@ from . import errors
 from .authentication import CsrfCheckedSessionAuthentication
 from .errors import exception_handler
 from .origins import request_allowed_for_persona
-from .parsers import BoundedFormParser, BoundedJSONParser, PlainTextJSONParser
+from .parsers import (
+    BoundedFormParser,
+    BoundedJSONParser,
+    BoundedMultiPartParser,
+    PlainTextJSONParser,
+    refuse_declared_oversized_body,
+)
 from .schema import extend_schema
 from .serializers import (
     ErrorSerializer,
@@ -93,6 +98,12 @@ class VoiceWidgetAPIView(APIView):
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Before authentication, throttles or parsing read anything: a visitor's request
+        # is a few kilobytes, so a body declared larger is refused unread.
+        refuse_declared_oversized_body(request._request)
+        super().initial(request, *args, **kwargs)
 
 
 class SessionCreateView(VoiceWidgetAPIView):
@@ -221,7 +232,7 @@ class EndKeyView(VoiceWidgetAPIView):
         BoundedJSONParser,
         PlainTextJSONParser,
         BoundedFormParser,
-        MultiPartParser,  # FormData beacons; Django bounds its fields (DATA_UPLOAD_*)
+        BoundedMultiPartParser,  # FormData beacons
     ]
     request_serializer_class: type = SessionStatusRequestSerializer
 
