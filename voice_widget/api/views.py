@@ -33,7 +33,7 @@ from ..conf import vw_settings
 from ..lifecycle import end_conversation
 from ..models import Conversation, EndReason, Persona, WorkerHeartbeat
 from ..rooms import delete_room
-from ..signing import unsign_context
+from ..signing import SignedContextMismatch, unsign_context
 from ..tokens import (
     dev_secret_warning_silenced,
     mint_participant_token,
@@ -136,7 +136,9 @@ class SessionCreateView(VoiceWidgetAPIView):
         user = request.user if request.user and request.user.is_authenticated else None
         if persona.login_required and user is None:
             raise errors.LoginRequired()
-        signed_context = self._verified_signed_context(data.get("signed_context") or "")
+        signed_context = self._verified_signed_context(
+            data.get("signed_context") or "", persona=persona, user=user
+        )
         page_context = check_page_context(data.get("context"))
 
         end_key = secrets.token_urlsafe(32)
@@ -180,13 +182,17 @@ class SessionCreateView(VoiceWidgetAPIView):
         return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
     @staticmethod
-    def _verified_signed_context(token: str) -> dict[str, Any]:
+    def _verified_signed_context(token: str, *, persona: Persona, user: Any) -> dict[str, Any]:
         if not token:
             return {}
         try:
-            return unsign_context(token)
+            return unsign_context(
+                token, persona=persona.slug, user_id=user.pk if user is not None else None
+            )
         except signing.SignatureExpired as exc:
             raise errors.SignedContextExpired() from exc
+        except SignedContextMismatch as exc:
+            raise errors.InvalidSignedContext(f"{exc} Reload the page.") from exc
         except signing.BadSignature as exc:
             raise errors.InvalidSignedContext(
                 "The signed context was not signed by this site, or was changed."
