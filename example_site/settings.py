@@ -93,6 +93,18 @@ DATABASES = {
         env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
     ),
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A burst of visitors used to meet "database is locked": writers now wait for the lock
+    # (timeout, seconds), take it when their transaction begins (IMMEDIATE, so a reader
+    # never has to upgrade and fail), and WAL lets readers go on while one writes.
+    # Fine for a demo; PostgreSQL is still the database for production.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        }
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -77,3 +77,25 @@ def test_without_debug_a_secret_key_from_the_environment_starts():
 def test_debug_without_a_secret_key_uses_the_development_key():
     result = import_settings_in_subprocess(DEBUG="True")
     assert result.returncode == 0, result.stderr
+
+
+def test_sqlite_waits_for_the_lock_instead_of_failing_a_burst(tmp_path, monkeypatch):
+    unset(monkeypatch, "DATABASE_URL")
+    options = load_settings_beside(tmp_path)["DATABASES"]["default"]["OPTIONS"]
+    assert options["timeout"] == 20
+    assert options["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in options["init_command"]
+
+
+def test_sqlite_url_gets_the_same_options(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+    options = load_settings_beside(tmp_path)["DATABASES"]["default"]["OPTIONS"]
+    assert options["transaction_mode"] == "IMMEDIATE"
+
+
+def test_postgres_gets_no_sqlite_options(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
+    database = load_settings_beside(tmp_path)["DATABASES"]["default"]
+    options = database.get("OPTIONS", {})
+    assert "transaction_mode" not in options and "timeout" not in options
+    assert "init_command" not in options
