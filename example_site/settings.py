@@ -8,6 +8,7 @@ runs in DEBUG on a SQLite file and talks to ``livekit-server --dev``.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,8 +24,18 @@ if ENV_FILE.is_file():
     environ.Env.read_env(ENV_FILE, overwrite=False)
 
 DEBUG = env("DEBUG")
-# The fallback key only ever serves a DEBUG laptop; production must set SECRET_KEY.
-SECRET_KEY = env("SECRET_KEY", default="insecure-example-site-key-for-local-development-only")
+# The fallback key only ever serves a DEBUG laptop: it is published, so anyone could sign
+# page context (and sessions) with it. Without DEBUG the site refuses to start without one.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. With DEBUG off the example site needs its own secret key "
+            "in the SECRET_KEY environment variable (or .env), e.g. from "
+            "python -c 'from django.core.management.utils import get_random_secret_key; "
+            "print(get_random_secret_key())'."
+        )
+    SECRET_KEY = "insecure-example-site-key-for-local-development-only"
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS")
 
@@ -82,6 +93,18 @@ DATABASES = {
         env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
     ),
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A burst of visitors used to meet "database is locked": writers now wait for the lock
+    # (timeout, seconds), take it when their transaction begins (IMMEDIATE, so a reader
+    # never has to upgrade and fail), and WAL lets readers go on while one writes.
+    # Fine for a demo; PostgreSQL is still the database for production.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        }
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -2,13 +2,17 @@
 
 import hashlib
 import json
+import re
 import time
 from datetime import timedelta
+from html import unescape as html_unescape
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.core import signing
 from django.middleware.csrf import _get_new_csrf_string
-from django.test import Client
+from django.template import Context, Template
+from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
@@ -72,7 +76,7 @@ def test_session_returns_201_with_the_documented_fields_and_no_store(client, per
 
 
 def test_session_creates_one_conversation_with_snapshot_page_and_contexts(client, persona):
-    signed = sign_context({"product": "Roadster 3"})
+    signed = sign_context({"product": "Roadster 3"}, persona="ben")
     response = start(
         client,
         context={"cart_items": 2},
@@ -269,9 +273,57 @@ def test_get_is_405_in_the_error_shape(client, persona):
 
 
 def test_tampered_signed_context_is_400(client, persona):
-    signed = sign_context({"first_name": "Ann"})
+    signed = sign_context({"first_name": "Ann"}, persona="ben")
     response = start(client, signed_context=signed[:-2] + "xx")
     assert_refused(response, 400, "invalid_signed_context")
+
+
+def signed_by_the_tag(slug, facts, user=None):
+    """The signed context ``{% voice_widget slug context=facts %}`` renders for ``user``."""
+    request = RequestFactory().get("/")
+    request.user = user or AnonymousUser()
+    html = Template("{% load voice_widget %}{% voice_widget slug context=facts %}").render(
+        Context({"request": request, "slug": slug, "facts": facts})
+    )
+    return html_unescape(re.search(r'signed-context="([^"]*)"', html).group(1))
+
+
+def test_context_signed_on_paulas_page_is_refused_for_ben(client, persona):
+    make_persona(slug="paula")
+    signed = signed_by_the_tag("paula", {"discount": "staff-50"})
+    response = start(client, "ben", signed_context=signed)
+    assert_refused(response, 400, "invalid_signed_context")
+    assert "another assistant" in response.json()["detail"]
+
+
+def test_context_signed_on_bens_page_is_accepted_for_ben(client, persona):
+    response = start(client, "ben", signed_context=signed_by_the_tag("ben", {"product": "x"}))
+    assert response.status_code == 201, response.content
+    assert Conversation.objects.get().signed_context == {"product": "x"}
+
+
+def test_context_signed_for_a_user_is_accepted_for_that_user(client, persona, django_user_model):
+    ann = django_user_model.objects.create_user("ann", password="x")
+    signed = signed_by_the_tag("ben", {"first_name": "Ann"}, user=ann)
+    client.force_login(ann)
+    assert start(client, signed_context=signed).status_code == 201
+
+
+def test_context_signed_for_a_user_is_refused_for_another_user(client, persona, django_user_model):
+    ann = django_user_model.objects.create_user("ann", password="x")
+    signed = signed_by_the_tag("ben", {"first_name": "Ann", "tier": "gold"}, user=ann)
+    client.force_login(django_user_model.objects.create_user("mallory", password="x"))
+    response = start(client, signed_context=signed)
+    assert_refused(response, 400, "invalid_signed_context")
+    assert "another user" in response.json()["detail"]
+
+
+def test_context_signed_for_a_user_is_refused_for_an_anonymous_visitor(
+    client, persona, django_user_model
+):
+    ann = django_user_model.objects.create_user("ann", password="x")
+    signed = signed_by_the_tag("ben", {"first_name": "Ann"}, user=ann)
+    assert_refused(start(client, signed_context=signed), 400, "invalid_signed_context")
 
 
 def test_signed_context_from_another_salt_is_400(client, persona):
@@ -283,7 +335,7 @@ def test_expired_signed_context_is_400(client, persona, settings, monkeypatch):
     settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "SIGNED_CONTEXT_MAX_AGE": 60}
     real_time = time.time
     monkeypatch.setattr(signing.time, "time", lambda: real_time() - 3600)
-    old = sign_context({"first_name": "Ann"})
+    old = sign_context({"first_name": "Ann"}, persona="ben")
     monkeypatch.setattr(signing.time, "time", real_time)
     assert_refused(start(client, signed_context=old), 400, "signed_context_expired")
 

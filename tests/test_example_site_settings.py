@@ -1,8 +1,11 @@
 """example_site/settings.py: configured from the environment, and a .env file when there is one."""
 
 import logging
+import os
 import runpy
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 SETTINGS = Path(__file__).resolve().parent.parent / "example_site" / "settings.py"
@@ -38,3 +41,61 @@ def test_an_env_file_beside_manage_py_is_read(tmp_path, monkeypatch):
     values = load_settings_beside(tmp_path)
     assert values["SECRET_KEY"] == "from-the-env-file"
     assert values["TIME_ZONE"] == "Europe/Berlin"
+
+
+def import_settings_in_subprocess(**env: str) -> subprocess.CompletedProcess:
+    """Import example_site.settings in a fresh interpreter with only ``env`` set."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE")
+    }
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", "import example_site.settings"],
+        cwd=SETTINGS.parent.parent,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_without_debug_a_missing_secret_key_refuses_to_start():
+    # The published fallback key would let anyone forge signed page context.
+    result = import_settings_in_subprocess(DEBUG="False")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_without_debug_a_secret_key_from_the_environment_starts():
+    result = import_settings_in_subprocess(DEBUG="False", SECRET_KEY="k" * 50)
+    assert result.returncode == 0, result.stderr
+
+
+def test_debug_without_a_secret_key_uses_the_development_key():
+    result = import_settings_in_subprocess(DEBUG="True")
+    assert result.returncode == 0, result.stderr
+
+
+def test_sqlite_waits_for_the_lock_instead_of_failing_a_burst(tmp_path, monkeypatch):
+    unset(monkeypatch, "DATABASE_URL")
+    options = load_settings_beside(tmp_path)["DATABASES"]["default"]["OPTIONS"]
+    assert options["timeout"] == 20
+    assert options["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in options["init_command"]
+
+
+def test_sqlite_url_gets_the_same_options(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+    options = load_settings_beside(tmp_path)["DATABASES"]["default"]["OPTIONS"]
+    assert options["transaction_mode"] == "IMMEDIATE"
+
+
+def test_postgres_gets_no_sqlite_options(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
+    database = load_settings_beside(tmp_path)["DATABASES"]["default"]
+    options = database.get("OPTIONS", {})
+    assert "transaction_mode" not in options and "timeout" not in options
+    assert "init_command" not in options

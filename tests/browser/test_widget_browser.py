@@ -280,7 +280,7 @@ def test_token_request_carries_persona_and_context(page, worker_alive):
     assert body["persona"] == "paula"
     assert body["context"] == {"cart": ["linden-city"], "step": 2}
     assert body["page_url"] == page.base_url + "/bikes/linden-city/"
-    facts = unsign_context(body["signed_context"])
+    facts = unsign_context(body["signed_context"], persona="paula")
     assert facts == {"product": "Linden City", "price": "1290.00", "in_stock": 7}
     assert request.value.headers["content-type"] == "application/json"
 

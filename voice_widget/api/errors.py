@@ -7,13 +7,20 @@ our views use (``get_exception_handler``), so the host project's API keeps its o
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a visitor is told to wait when the database cannot be reached.
+DATABASE_RETRY_AFTER = 10
 
 
 class ApiError(exceptions.APIException):
@@ -115,6 +122,20 @@ class LiveKitNotConfigured(ApiError):
     default_detail = _("Voice conversations are not set up on this site yet.")
 
 
+class DatabaseUnavailable(ApiError):
+    """The database cannot be reached (a restart, a failover, too many connections).
+
+    Django opens a new connection on the next request, so this heals by itself."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "database_unavailable"
+    default_detail = _("The site cannot reach its database right now. Try again in a moment.")
+
+    def __init__(self, detail: Any = None) -> None:
+        super().__init__(detail)
+        self.wait = DATABASE_RETRY_AFTER  # DRF's handler turns this into Retry-After
+
+
 def _first_message(detail: Any, prefix: str = "") -> str:
     if isinstance(detail, dict):
         for key, value in detail.items():
@@ -135,6 +156,10 @@ def error_code(exc: exceptions.APIException) -> str:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     """DRF's handler (status, Retry-After, rollback), with the body in our shape."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        # Not a bug but an outage: an answer the widget (maybe on another site) can read.
+        logger.error("Database unavailable (%s); answered 503.", type(exc).__name__)
+        exc = DatabaseUnavailable()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # not an API error: a bug, left to Django's 500 handling and logging

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from corsheaders.signals import check_request_enabled
 from django.core.exceptions import DisallowedHost
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django.urls import Resolver404, resolve
@@ -150,6 +150,12 @@ def allow_cors_for_persona_origins(sender: Any, request: HttpRequest, **kwargs: 
     """django-cors-headers' ``check_request_enabled``: share our API with allowed origins."""
     cached = getattr(request, _CACHE_ATTR, None)
     if cached is None:
-        cached = _decide(request)
+        try:
+            cached = _decide(request)
+        except (OperationalError, InterfaceError):
+            # The database is down, so the persona's origins are unknown. Share the answer
+            # anyway: it is the view's 503 (which the widget must be able to read), or a
+            # preflight; the views check the origin themselves before doing anything.
+            cached = True
         setattr(request, _CACHE_ATTR, cached)
     return cached

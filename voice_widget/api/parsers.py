@@ -6,13 +6,16 @@ ours stop reading past a bound and answer 413 instead of buffering whatever arri
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 from django.conf import settings
-from django.http import QueryDict
+from django.http import HttpRequest, QueryDict
+from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
+from django.http.multipartparser import MultiPartParserError
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import BaseParser, get_encoding
+from rest_framework.parsers import BaseParser, DataAndFiles, MultiPartParser, get_encoding
 
 from ..conf import vw_settings
 from .errors import RequestTooLarge
@@ -24,6 +27,17 @@ _BODY_OVERHEAD = 16 * 1024
 def max_body_bytes() -> int:
     """The largest request body accepted: both contexts at their limit, plus the rest."""
     return 4 * int(vw_settings.MAX_CONTEXT_BYTES) + _BODY_OVERHEAD
+
+
+def refuse_declared_oversized_body(request: HttpRequest) -> None:
+    """413 for a body whose ``Content-Length`` is over the limit, before reading any of it."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0  # what Django makes of it too; the bounded read still applies
+    limit = max_body_bytes()
+    if declared > limit:
+        raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
 
 
 def read_bounded(stream: Any) -> bytes:
@@ -64,3 +78,24 @@ class BoundedFormParser(BaseParser):
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
         encoding = get_encoding(parser_context or {}) or settings.DEFAULT_CHARSET
         return QueryDict(read_bounded(stream), encoding=encoding)
+
+
+class BoundedMultiPartParser(MultiPartParser):
+    """``multipart/form-data`` (a beacon sent with ``FormData``), read within the bound.
+
+    Django's own parser would stream file parts of any size to temporary files."""
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        parser_context = parser_context or {}
+        raw = read_bounded(stream)
+        meta = parser_context["request"].META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        meta["CONTENT_LENGTH"] = str(len(raw))
+        upload_handlers = parser_context["request"].upload_handlers
+        try:
+            parser = DjangoMultiPartParser(
+                meta, io.BytesIO(raw), upload_handlers, get_encoding(parser_context)
+            )
+            return DataAndFiles(*parser.parse())
+        except MultiPartParserError as exc:
+            raise ParseError(f"Multipart form parse error - {exc}") from exc

@@ -23,7 +23,6 @@ from drf_spectacular.utils import OpenApiResponse
 from google.protobuf.json_format import ParseError as ProtobufParseError
 from livekit.api import TokenVerifier, WebhookReceiver
 from rest_framework import status
-from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -34,7 +33,7 @@ from ..conf import vw_settings
 from ..lifecycle import end_conversation
 from ..models import Conversation, EndReason, Persona, WorkerHeartbeat
 from ..rooms import delete_room
-from ..signing import unsign_context
+from ..signing import SignedContextMismatch, unsign_context
 from ..tokens import (
     dev_secret_warning_silenced,
     mint_participant_token,
@@ -45,7 +44,13 @@ from . import errors
 from .authentication import CsrfCheckedSessionAuthentication
 from .errors import exception_handler
 from .origins import request_allowed_for_persona
-from .parsers import BoundedFormParser, BoundedJSONParser, PlainTextJSONParser
+from .parsers import (
+    BoundedFormParser,
+    BoundedJSONParser,
+    BoundedMultiPartParser,
+    PlainTextJSONParser,
+    refuse_declared_oversized_body,
+)
 from .schema import extend_schema
 from .serializers import (
     ErrorSerializer,
@@ -94,6 +99,12 @@ class VoiceWidgetAPIView(APIView):
     def get_exception_handler(self) -> Any:
         return exception_handler
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Before authentication, throttles or parsing read anything: a visitor's request
+        # is a few kilobytes, so a body declared larger is refused unread.
+        refuse_declared_oversized_body(request._request)
+        super().initial(request, *args, **kwargs)
+
 
 class SessionCreateView(VoiceWidgetAPIView):
     """Start a conversation: a Conversation row and a token that dispatches our agent."""
@@ -125,7 +136,9 @@ class SessionCreateView(VoiceWidgetAPIView):
         user = request.user if request.user and request.user.is_authenticated else None
         if persona.login_required and user is None:
             raise errors.LoginRequired()
-        signed_context = self._verified_signed_context(data.get("signed_context") or "")
+        signed_context = self._verified_signed_context(
+            data.get("signed_context") or "", persona=persona, user=user
+        )
         page_context = check_page_context(data.get("context"))
 
         end_key = secrets.token_urlsafe(32)
@@ -169,13 +182,17 @@ class SessionCreateView(VoiceWidgetAPIView):
         return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
     @staticmethod
-    def _verified_signed_context(token: str) -> dict[str, Any]:
+    def _verified_signed_context(token: str, *, persona: Persona, user: Any) -> dict[str, Any]:
         if not token:
             return {}
         try:
-            return unsign_context(token)
+            return unsign_context(
+                token, persona=persona.slug, user_id=user.pk if user is not None else None
+            )
         except signing.SignatureExpired as exc:
             raise errors.SignedContextExpired() from exc
+        except SignedContextMismatch as exc:
+            raise errors.InvalidSignedContext(f"{exc} Reload the page.") from exc
         except signing.BadSignature as exc:
             raise errors.InvalidSignedContext(
                 "The signed context was not signed by this site, or was changed."
@@ -221,7 +238,7 @@ class EndKeyView(VoiceWidgetAPIView):
         BoundedJSONParser,
         PlainTextJSONParser,
         BoundedFormParser,
-        MultiPartParser,  # FormData beacons; Django bounds its fields (DATA_UPLOAD_*)
+        BoundedMultiPartParser,  # FormData beacons
     ]
     request_serializer_class: type = SessionStatusRequestSerializer
 

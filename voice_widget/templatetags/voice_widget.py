@@ -169,7 +169,9 @@ def render_widget(
     if facts:
         if isinstance(facts, Mapping):
             try:
-                signed_context = sign_context(dict(facts))
+                signed_context = sign_context(
+                    dict(facts), persona=persona.slug, user_id=_logged_in_user_id(context)
+                )
             except (TypeError, ValueError):
                 logger.warning(
                     "voice_widget tag for persona %s: context= is not JSON-serialisable; "
@@ -232,6 +234,12 @@ def render_widget(
             "preload_labels": _labels_preload_url(context, persona.language),
         },
     )
+
+
+def _logged_in_user_id(context: template.Context) -> Any:
+    """The pk of the user the page is rendered for, so the facts vouch only for them."""
+    user = getattr(context.get("request"), "user", None)
+    return user.pk if user is not None and user.is_authenticated else None
 
 
 def _csrf_token_for_logged_in_visitor(request: Any) -> str:
