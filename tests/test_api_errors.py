@@ -37,8 +37,6 @@ ENDPOINTS = {
         **extra,
     ),
 }
-#: The status endpoint has no CORS headers at all (see origins.py), outage or not.
-SHARED_WITH_OTHER_ORIGINS = {"sessions", "persona", "health", "end"}
 
 
 def database_down(error=OperationalError):
@@ -59,8 +57,7 @@ def test_database_outage_is_503_json_the_embedding_page_can_read(client, endpoin
     assert response.json()["error"] == "database_unavailable"
     assert response.json()["detail"]
     assert int(response["Retry-After"]) > 0
-    if endpoint in SHARED_WITH_OTHER_ORIGINS:
-        assert response["Access-Control-Allow-Origin"] == PARTNER
+    assert response["Access-Control-Allow-Origin"] == PARTNER
 
 
 def test_interface_error_is_a_database_outage_too(client):
