@@ -33,7 +33,7 @@ from rest_framework.views import APIView
 from ..conf import vw_settings
 from ..lifecycle import end_conversation
 from ..models import Conversation, EndReason, Persona, WorkerHeartbeat
-from ..rooms import delete_room
+from ..rooms import delete_room_in_background
 from ..signing import unsign_context
 from ..tokens import (
     dev_secret_warning_silenced,
@@ -287,8 +287,9 @@ class SessionEndView(EndKeyView):
         failed = reason == EndReason.ERROR
         detail = widget_failure_detail(data["detail"]) if failed else ""
         if end_conversation(conversation.pk, reason, detail=detail, failed=failed):
-            # Only the call that ended it deletes the room, so repeated beacons cost nothing.
-            delete_room(conversation.room_name)
+            # Only the call that ended it deletes the room, so repeated beacons cost nothing;
+            # after the answer, in a thread of its own, so a stalled LiveKit holds nothing.
+            delete_room_in_background(conversation.room_name)
         conversation.refresh_from_db(fields=["status", "end_reason"])
         return self.state(conversation)
 
