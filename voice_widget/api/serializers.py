@@ -39,8 +39,37 @@ def json_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
+def is_storable_text(text: str) -> bool:
+    """False for text no database stores: NUL (PostgreSQL refuses it) or a lone surrogate
+    (not encodable as UTF-8, so no database driver can send it)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def json_is_storable(value: Any) -> bool:
+    """Every key and string in JSON data is storable text; iterative, so any input is safe."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not is_storable_text(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
 def check_page_context(value: Any) -> dict[str, Any]:
-    """The browser's context, or a refusal: not an object (400), too deep (400), too big (413)."""
+    """The browser's context, or a refusal: not an object (400), too deep (400), holding
+    characters no database stores (400), too big (413)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -49,6 +78,10 @@ def check_page_context(value: Any) -> dict[str, Any]:
     if json_depth(value) > max_depth:
         raise ContextTooDeep(
             _("The page context is nested deeper than %(depth)d levels.") % {"depth": max_depth}
+        )
+    if not json_is_storable(value):
+        raise InvalidContext(
+            _("The page context may not contain NUL characters (\\u0000) or unpaired surrogates.")
         )
     max_bytes = vw_settings.MAX_CONTEXT_BYTES
     if json_size(value) > max_bytes:

@@ -58,6 +58,7 @@ from .serializers import (
     SessionStatusRequestSerializer,
     WebhookResponseSerializer,
     check_page_context,
+    is_storable_text,
     widget_failure_detail,
 )
 from .throttling import UserSessionRateThrottle, VisitorRateThrottle
@@ -380,6 +381,11 @@ class LiveKitWebhookView(VoiceWidgetAPIView):
         except Exception as exc:  # jwt errors, missing sha256, hash mismatch
             raise errors.InvalidSignature() from exc
 
+        if not (is_storable_text(event.room.name) and is_storable_text(event.participant.identity)):
+            raise errors.InvalidRequest(
+                "The webhook's room name or participant identity holds a NUL character "
+                "or an unpaired surrogate."
+            )
         handled = False
         conversation = (
             Conversation.objects.filter(room_name=event.room.name).first()
