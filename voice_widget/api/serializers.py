@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..conf import vw_settings
@@ -15,6 +17,8 @@ from ..models import Persona
 from .errors import ContextTooDeep, ContextTooLarge, InvalidContext
 
 PAGE_URL_MAX_LENGTH = 2000  # Conversation.page_url
+#: Longest end key the end and status requests accept (ours are 43 characters).
+END_KEY_MAX_LENGTH = 200
 
 
 def json_depth(value: Any) -> int:
@@ -108,6 +112,11 @@ class StrictSlugField(_StrictString, serializers.SlugField):
     pass
 
 
+@extend_schema_field(OpenApiTypes.URI)
+class StrictURLStringField(StrictCharField):
+    """A URL as a string (checked by the serializer), described as ``format: uri``."""
+
+
 class SessionRequestSerializer(serializers.Serializer):
     persona = StrictSlugField(max_length=60, help_text="The persona's slug.")
     context = serializers.JSONField(
@@ -121,7 +130,7 @@ class SessionRequestSerializer(serializers.Serializer):
         trim_whitespace=True,
         help_text="The signed context the template tag rendered (voice_widget.signing).",
     )
-    page_url = StrictCharField(
+    page_url = StrictURLStringField(
         required=False,
         allow_blank=True,
         max_length=PAGE_URL_MAX_LENGTH,
@@ -149,7 +158,10 @@ class SessionResponseSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(help_text="When the token stops admitting.")
     end_url = serializers.CharField(help_text="Path of this conversation's end endpoint.")
     status_url = serializers.CharField(help_text="Path of this conversation's status endpoint.")
-    end_key = serializers.CharField(help_text="Secret that authorises the end and status requests.")
+    end_key = serializers.CharField(
+        max_length=END_KEY_MAX_LENGTH,
+        help_text="Secret that authorises the end and status requests.",
+    )
 
 
 #: Endings the visitor's browser may report; every other reason is the worker's to record.
@@ -179,7 +191,7 @@ def widget_failure_detail(code: str) -> str:
 
 
 class SessionEndRequestSerializer(serializers.Serializer):
-    end_key = StrictCharField(max_length=200)
+    end_key = StrictCharField(max_length=END_KEY_MAX_LENGTH)
     reason = serializers.ChoiceField(
         choices=VISITOR_END_REASONS,
         default="client_end",
@@ -215,7 +227,7 @@ class SessionEndRequestSerializer(serializers.Serializer):
 
 
 class SessionStatusRequestSerializer(serializers.Serializer):
-    end_key = StrictCharField(max_length=200)
+    end_key = StrictCharField(max_length=END_KEY_MAX_LENGTH)
 
 
 class SessionEndResponseSerializer(serializers.Serializer):
