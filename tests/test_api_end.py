@@ -124,6 +124,46 @@ def test_end_accepts_multipart_form_data_of_a_form_data_beacon(client, session):
     assert refresh(session).status == ConversationStatus.ENDED
 
 
+def _multipart(*fields):
+    parts = b"".join(
+        b'--b\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % field
+        for field in fields
+    )
+    return parts + b"--b--\r\n"
+
+
+def test_multipart_with_more_fields_than_django_allows_is_400_with_a_detail(
+    client, session, settings
+):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    fields = [(b"end_key", session["end_key"].encode())]
+    fields += [(b"f%d" % i, b"x") for i in range(20)]
+    response = client.post(
+        session["end_url"], _multipart(*fields), content_type="multipart/form-data; boundary=b"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "parse_error"
+    assert "more fields" in response.json()["detail"]
+    assert refresh(session).status != ConversationStatus.ENDED
+
+
+def test_multipart_with_a_field_over_djangos_limit_is_413_with_a_detail(client, session, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = _multipart((b"end_key", session["end_key"].encode()), (b"pad", b"x" * 2000))
+    response = client.post(session["end_url"], body, content_type="multipart/form-data; boundary=b")
+    assert response.status_code == 413
+    assert response.json()["error"] == "request_too_large"
+    assert response.json()["detail"]
+    assert refresh(session).status != ConversationStatus.ENDED
+
+
+def test_malformed_multipart_is_400_with_a_detail(client, session):
+    response = client.post(session["end_url"], b"x", content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert response.json()["error"] == "parse_error"
+    assert response.json()["detail"]
+
+
 def test_end_deletes_the_livekit_room_through_room_service(
     client, session, livekit, room_deletions
 ):

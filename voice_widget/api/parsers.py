@@ -10,9 +10,10 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import QueryDict
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import BaseParser, get_encoding
+from rest_framework.parsers import BaseParser, MultiPartParser, get_encoding
 
 from ..conf import vw_settings
 from .errors import RequestTooLarge
@@ -64,3 +65,18 @@ class BoundedFormParser(BaseParser):
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
         encoding = get_encoding(parser_context or {}) or settings.DEFAULT_CHARSET
         return QueryDict(read_bounded(stream), encoding=encoding)
+
+
+class BoundedMultiPartParser(MultiPartParser):
+    """``multipart/form-data``, e.g. a beacon sent with ``FormData``, bounded by Django's
+    ``DATA_UPLOAD_*`` settings; going over them is our 413 / 400, not Django's empty 400."""
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RequestDataTooBig as exc:
+            raise RequestTooLarge("A field of the multipart form is too large.") from exc
+        except SuspiciousOperation as exc:  # TooManyFieldsSent, TooManyFilesSent
+            raise ParseError(
+                "The multipart form has more fields or files than this endpoint accepts."
+            ) from exc

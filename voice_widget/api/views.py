@@ -12,9 +12,11 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.urls import reverse
+from django.http import HttpResponsePermanentRedirect
+from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -23,7 +25,6 @@ from drf_spectacular.utils import OpenApiResponse
 from google.protobuf.json_format import ParseError as ProtobufParseError
 from livekit.api import TokenVerifier, WebhookReceiver
 from rest_framework import status
-from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -45,7 +46,12 @@ from . import errors
 from .authentication import CsrfCheckedSessionAuthentication
 from .errors import exception_handler
 from .origins import request_allowed_for_persona
-from .parsers import BoundedFormParser, BoundedJSONParser, PlainTextJSONParser
+from .parsers import (
+    BoundedFormParser,
+    BoundedJSONParser,
+    BoundedMultiPartParser,
+    PlainTextJSONParser,
+)
 from .schema import extend_schema
 from .serializers import (
     ErrorSerializer,
@@ -222,7 +228,7 @@ class EndKeyView(VoiceWidgetAPIView):
         BoundedJSONParser,
         PlainTextJSONParser,
         BoundedFormParser,
-        MultiPartParser,  # FormData beacons; Django bounds its fields (DATA_UPLOAD_*)
+        BoundedMultiPartParser,  # FormData beacons; Django bounds its fields (DATA_UPLOAD_*)
     ]
     request_serializer_class: type = SessionStatusRequestSerializer
 
@@ -401,3 +407,25 @@ class LiveKitWebhookView(VoiceWidgetAPIView):
             ):
                 handled = end_conversation(conversation.pk, EndReason.PARTICIPANT_LEFT)
         return Response({"event": event.event, "handled": handled})
+
+
+class EndpointNotFoundView(VoiceWidgetAPIView):
+    """Every other path under ``api/`` (a malformed id, a slug with spaces, a typo): our
+    JSON 404 instead of the host's HTML page. Describes no endpoint in the schema."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        raise errors.EndpointNotFound()
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # Keep APPEND_SLASH's redirect to a real endpoint (``api/health`` → ``api/health/``),
+        # which this catch-all would otherwise hide from CommonMiddleware.
+        path = request.path_info
+        if settings.APPEND_SLASH and not path.endswith("/"):
+            try:
+                match = resolve(path + "/", getattr(request, "urlconf", None))
+            except Resolver404:
+                match = None
+            if match is not None and getattr(match.func, "view_class", None) is not type(self):
+                return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+        return super().dispatch(request, *args, **kwargs)
