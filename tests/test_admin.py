@@ -275,6 +275,18 @@ def test_export_csv_has_every_line_in_order(admin_client):
     ]
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['=HYPERLINK("http://x","y")', "+1+2", "-2+3", "@SUM(A1)", "\t=1", "\r=1"],
+)
+def test_export_csv_writes_a_visitors_formula_as_text(admin_client, text):
+    conversation = make_conversation()
+    make_turn(conversation, 1, "user", text)
+    response = _export(admin_client, "export_csv", [conversation])
+    rows = list(csv.reader(io.StringIO(response.content.decode(), newline="")))
+    assert rows[1][6] == "'" + text
+
+
 def test_export_json_groups_turns_by_conversation(admin_client):
     first = make_conversation()
     make_turn(first, 1, "user", "Hi")

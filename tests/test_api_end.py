@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 
 import pytest
 from django.test import Client
@@ -15,7 +16,10 @@ from tests.api_support import (
     use_livekit_url,
     verifier,
 )
+from tests.doubles.stalled_server import StalledServer
 from tests.factories import make_conversation, make_persona
+from voice_widget import rooms
+from voice_widget.api import views
 from voice_widget.lifecycle import end_conversation
 from voice_widget.models import Conversation, ConversationStatus, EndReason
 from voice_widget.signals import conversation_ended
@@ -31,6 +35,27 @@ def livekit(settings):
     use_livekit_url(settings, server.url)
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def room_deletions(monkeypatch):
+    """The threads the end endpoint starts to delete rooms; ``join()`` waits for them."""
+
+    class Deletions(list):
+        def join(self):
+            for thread in self:
+                thread.join(timeout=10)
+
+    deletions = Deletions()
+
+    def record(room_name):
+        thread = rooms.delete_room_in_background(room_name)
+        deletions.append(thread)
+        return thread
+
+    monkeypatch.setattr(views, "delete_room_in_background", record)
+    yield deletions
+    deletions.join()
 
 
 @pytest.fixture
@@ -99,8 +124,51 @@ def test_end_accepts_multipart_form_data_of_a_form_data_beacon(client, session):
     assert refresh(session).status == ConversationStatus.ENDED
 
 
-def test_end_deletes_the_livekit_room_through_room_service(client, session, livekit):
+def _multipart(*fields):
+    parts = b"".join(
+        b'--b\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % field
+        for field in fields
+    )
+    return parts + b"--b--\r\n"
+
+
+def test_multipart_with_more_fields_than_django_allows_is_400_with_a_detail(
+    client, session, settings
+):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    fields = [(b"end_key", session["end_key"].encode())]
+    fields += [(b"f%d" % i, b"x") for i in range(20)]
+    response = client.post(
+        session["end_url"], _multipart(*fields), content_type="multipart/form-data; boundary=b"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "parse_error"
+    assert "more fields" in response.json()["detail"]
+    assert refresh(session).status != ConversationStatus.ENDED
+
+
+def test_multipart_with_a_field_over_djangos_limit_is_413_with_a_detail(client, session, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = _multipart((b"end_key", session["end_key"].encode()), (b"pad", b"x" * 2000))
+    response = client.post(session["end_url"], body, content_type="multipart/form-data; boundary=b")
+    assert response.status_code == 413
+    assert response.json()["error"] == "request_too_large"
+    assert response.json()["detail"]
+    assert refresh(session).status != ConversationStatus.ENDED
+
+
+def test_malformed_multipart_is_400_with_a_detail(client, session):
+    response = client.post(session["end_url"], b"x", content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert response.json()["error"] == "parse_error"
+    assert response.json()["detail"]
+
+
+def test_end_deletes_the_livekit_room_through_room_service(
+    client, session, livekit, room_deletions
+):
     post_json(client, session["end_url"], {"end_key": session["end_key"]})
+    room_deletions.join()
     assert [request.path for request in livekit.requests] == [DELETE_ROOM_PATH]
     request = livekit.requests[0]
     assert DeleteRoomRequest.FromString(request.body).room == session["room_name"]
@@ -108,10 +176,13 @@ def test_end_deletes_the_livekit_room_through_room_service(client, session, live
     assert verifier().verify(token).video.room_create is True
 
 
-def test_end_is_idempotent_and_deletes_the_room_once(client, session, livekit, ended_signals):
+def test_end_is_idempotent_and_deletes_the_room_once(
+    client, session, livekit, ended_signals, room_deletions
+):
     first = post_json(client, session["end_url"], {"end_key": session["end_key"]})
     ended_at = refresh(session).ended_at
     second = post_json(client, session["end_url"], {"end_key": session["end_key"]})
+    room_deletions.join()
     assert first.status_code == second.status_code == 200
     assert second.json() == first.json()
     assert refresh(session).ended_at == ended_at
@@ -176,12 +247,15 @@ def test_end_of_an_unknown_conversation_is_404(client, livekit):
     assert response.json()["error"] == "conversation_not_found"
 
 
-def test_room_service_answering_500_does_not_reach_the_visitor(client, session, livekit, caplog):
+def test_room_service_answering_500_does_not_reach_the_visitor(
+    client, session, livekit, caplog, room_deletions
+):
     livekit.status = 500
     livekit.content_type = "application/json"
     livekit.body = json.dumps({"code": "internal", "msg": "boom: secret internals"}).encode()
     with caplog.at_level(logging.WARNING, logger="voice_widget.rooms"):
         response = post_json(client, session["end_url"], {"end_key": session["end_key"]})
+        room_deletions.join()
     assert response.status_code == 200
     assert "boom" not in response.content.decode()
     assert refresh(session).status == ConversationStatus.ENDED
@@ -189,13 +263,32 @@ def test_room_service_answering_500_does_not_reach_the_visitor(client, session, 
     assert any("could not delete LiveKit room" in message for message in caplog.messages)
 
 
-def test_unreachable_livekit_server_does_not_reach_the_visitor(client, session, settings, caplog):
+def test_unreachable_livekit_server_does_not_reach_the_visitor(
+    client, session, settings, caplog, room_deletions
+):
     use_livekit_url(settings, f"http://127.0.0.1:{unused_local_port()}")
     with caplog.at_level(logging.WARNING, logger="voice_widget.rooms"):
         response = post_json(client, session["end_url"], {"end_key": session["end_key"]})
+        room_deletions.join()
     assert response.status_code == 200
     assert response.json()["status"] == "ended"
     assert any("could not delete LiveKit room" in message for message in caplog.messages)
+
+
+def test_end_answers_at_once_while_a_stalled_livekit_holds_the_room_deletion(
+    client, session, settings, monkeypatch, caplog, room_deletions
+):
+    monkeypatch.setattr(rooms, "API_TIMEOUT", 3)
+    with StalledServer() as stalled, caplog.at_level(logging.WARNING, logger="voice_widget.rooms"):
+        use_livekit_url(settings, stalled.url)
+        started = time.monotonic()
+        response = post_json(client, session["end_url"], {"end_key": session["end_key"]})
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200
+        assert response.json()["status"] == "ended"
+        assert elapsed < 1.0
+        room_deletions.join()
+    assert any("no answer within 3 s" in message for message in caplog.messages)
 
 
 def test_beacon_from_another_site_ends_with_the_key_alone(client, session):

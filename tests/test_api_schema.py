@@ -54,6 +54,25 @@ def test_schema_documents_the_session_request_and_response(client):
     }
 
 
+def _formats(schema):
+    return {schema.get("format")} | {
+        choice.get("format") for choice in schema.get("oneOf", []) + schema.get("anyOf", [])
+    }
+
+
+def test_schema_says_page_url_is_a_uri_and_end_key_how_long_it_may_be(client):
+    components = client.get("/voice-widget/api/schema/").json()["components"]["schemas"]
+    assert "uri" in _formats(components["SessionRequest"]["properties"]["page_url"])
+    assert components["SessionResponse"]["properties"]["end_key"]["maxLength"] == 200
+    assert components["SessionEndRequest"]["properties"]["end_key"]["maxLength"] == 200
+
+
+def test_schema_describes_no_catch_all_path(client):
+    paths = client.get("/voice-widget/api/schema/").json()["paths"]
+    assert all("{" not in path or path.endswith("/") for path in paths)
+    assert not any(path.rstrip("/") == "/voice-widget/api" for path in paths)
+
+
 def test_schema_only_describes_the_widget_api(client):
     schema = client.get("/voice-widget/api/schema/").json()
     assert all(path.startswith("/voice-widget/api/") for path in schema["paths"])

@@ -229,6 +229,22 @@ def test_context_that_is_not_an_object_is_400(client, persona, context):
     assert_refused(start(client, context=context), 400, "invalid_context")
 
 
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"note": "a\u0000b"},
+        {"a\u0000": 1},
+        {"items": [{"name": "\ud800"}]},
+        {"\udfff": "x"},
+    ],
+    ids=["nul-value", "nul-key", "lone-surrogate-value", "lone-surrogate-key"],
+)
+def test_context_holding_characters_no_database_stores_is_400(client, persona, context):
+    response = start(client, context=context)
+    assert_refused(response, 400, "invalid_context")
+    assert "NUL" in response.json()["detail"]
+
+
 def test_context_nested_deeper_than_the_setting_is_400(client, persona, settings):
     settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "MAX_CONTEXT_DEPTH": 3}
     assert start(client, context={"a": {"b": {"c": 1}}}).status_code == 201

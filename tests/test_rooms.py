@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 
 import pytest
 from livekit.api import (
@@ -13,7 +14,13 @@ from livekit.api import (
 )
 
 from tests.api_support import FakeLiveKitServer, unused_local_port, use_livekit_url, verifier
+from tests.doubles.stalled_server import StalledServer
+from voice_widget import rooms
 from voice_widget.rooms import delete_room, dispatch_agent
+
+#: Deadline the stalled-server tests give our calls, and what they allow beyond it.
+SHORT_DEADLINE = 0.5
+MARGIN = 1.0
 
 
 @pytest.fixture
@@ -87,3 +94,31 @@ def test_dispatch_agent_raises_livekits_refusal_to_the_caller(livekit):
     with pytest.raises(ServerError) as excinfo:
         dispatch_agent("vw-gone", "1b4e28ba-2fa1-41d2-883f-0016d3cca427")
     assert excinfo.value.status == 404
+
+
+@pytest.fixture
+def stalled_livekit(settings, monkeypatch):
+    monkeypatch.setattr(rooms, "API_TIMEOUT", SHORT_DEADLINE)
+    with StalledServer() as server:
+        use_livekit_url(settings, server.url)
+        yield server
+
+
+def test_delete_room_gives_up_on_a_stalled_livekit_after_its_deadline(stalled_livekit, caplog):
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="voice_widget.rooms"):
+        assert delete_room("vw-abc") is False
+    assert time.monotonic() - started < SHORT_DEADLINE + MARGIN
+    assert stalled_livekit.connections >= 1
+    assert "could not delete LiveKit room vw-abc: no answer within" in caplog.text
+
+
+def test_dispatch_agent_gives_up_on_a_stalled_livekit_after_its_deadline(stalled_livekit, caplog):
+    started = time.monotonic()
+    with (
+        caplog.at_level(logging.WARNING, logger="voice_widget.rooms"),
+        pytest.raises(TimeoutError),
+    ):
+        dispatch_agent("vw-abc", "1b4e28ba-2fa1-41d2-883f-0016d3cca427")
+    assert time.monotonic() - started < SHORT_DEADLINE + MARGIN
+    assert "LiveKit did not answer the agent dispatch into room vw-abc" in caplog.text

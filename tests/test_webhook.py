@@ -103,6 +103,20 @@ def test_event_for_an_unknown_room_is_acknowledged_and_ignored(client, conversat
     assert conversation.is_open
 
 
+@pytest.mark.parametrize(
+    "event",
+    [room_finished("vw-web\u0000hook"), participant_left("vw-webhook", "visitor-\u0000")],
+    ids=["room-name", "identity"],
+)
+def test_signed_event_with_a_nul_character_is_400(client, conversation, event):
+    response = send(client, *signed_webhook(event))
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "invalid_request"
+    assert "NUL" in response.json()["detail"]
+    conversation.refresh_from_db()
+    assert conversation.status != ConversationStatus.ENDED
+
+
 def test_event_signed_with_another_secret_is_401(client, conversation):
     body, auth = signed_webhook(
         room_finished("vw-webhook"), secret="an-attackers-secret-that-is-long-enough-000"

@@ -24,6 +24,14 @@ from .models import Conversation, Persona, Turn, WorkerHeartbeat
 from .providers import REALTIME_VOICE_CATALOGUES, TTS_VOICES, VoiceCatalogue
 from .tools import registry
 
+#: A cell starting with one of these is a formula to spreadsheets (OWASP's CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` for a CSV cell: a leading quote keeps a visitor's ``=HYPERLINK(…)`` a string."""
+    return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
+
 
 def _https_urls(field: models.Field, **kwargs: Any) -> forms.Field | None:
     # Editors paste host names without a scheme; https is the right guess.
@@ -465,12 +473,12 @@ class ConversationAdmin(admin.ModelAdmin):
                 writer.writerow(
                     [
                         conversation.pk,
-                        conversation.persona.slug,
+                        spreadsheet_safe(conversation.persona.slug),
                         conversation.created_at.isoformat(),
                         turn.sequence,
                         turn.created_at.isoformat(),
                         turn.role,
-                        turn.text,
+                        spreadsheet_safe(turn.text),
                         "yes" if turn.interrupted else "no",
                     ]
                 )

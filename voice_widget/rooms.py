@@ -2,15 +2,21 @@
 
 The web process talks to LiveKit only here, and only on a best-effort basis where the
 visitor is waiting: a LiveKit outage must never turn a visitor's request into an error.
+Every call has its own deadline (``API_TIMEOUT``): livekit-api 1.2.2 passes ``timeout=None``
+to aiohttp on each request, which overrides the session's timeout, so a LiveKit server that
+accepts a connection and never answers would otherwise hold the caller for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 import aiohttp
 from asgiref.sync import async_to_sync
+from django.db import connections
 from livekit import api
 
 from .conf import vw_settings
@@ -32,7 +38,7 @@ def _client() -> api.LiveKitAPI:
 
 
 async def _adelete_room(room_name: str) -> None:
-    async with _client() as lkapi:
+    async with asyncio.timeout(API_TIMEOUT), _client() as lkapi:
         await lkapi.room.delete_room(api.DeleteRoomRequest(room=room_name))
 
 
@@ -54,8 +60,29 @@ def delete_room(room_name: str) -> bool:
     return True
 
 
+def delete_room_in_background(room_name: str) -> threading.Thread:
+    """Delete ``room_name`` in a daemon thread, so no request waits for LiveKit.
+
+    The thread never touches the database; it closes any connection Django may have
+    opened for it, so a stalled LiveKit holds neither a request nor a connection.
+    """
+    thread = threading.Thread(
+        target=_delete_room_detached, args=(room_name,), name="voice-widget-delete-room"
+    )
+    thread.daemon = True
+    thread.start()
+    return thread
+
+
+def _delete_room_detached(room_name: str) -> None:
+    try:
+        delete_room(room_name)
+    finally:
+        connections.close_all()
+
+
 async def _adispatch_agent(room_name: str, conversation_id: Any) -> api.AgentDispatch:
-    async with _client() as lkapi:
+    async with asyncio.timeout(API_TIMEOUT), _client() as lkapi:
         return await lkapi.agent_dispatch.create_dispatch(
             api.CreateAgentDispatchRequest(
                 agent_name=vw_settings.AGENT_NAME,
@@ -70,13 +97,20 @@ def dispatch_agent(room_name: str, conversation_id: Any) -> api.AgentDispatch:
 
     A token's ``RoomAgentDispatch`` only applies when that token creates the room, so
     anything that brings the agent back into an existing room must go through
-    AgentDispatchService instead. Raises livekit-api's errors: the caller decides.
+    AgentDispatchService instead. Raises livekit-api's errors, or ``TimeoutError`` after
+    ``API_TIMEOUT`` seconds (logged): the caller decides.
     """
-    with dev_secret_warning_silenced():
-        return async_to_sync(_adispatch_agent)(room_name, conversation_id)
+    try:
+        with dev_secret_warning_silenced():
+            return async_to_sync(_adispatch_agent)(room_name, conversation_id)
+    except TimeoutError:
+        logger.warning("LiveKit did not answer the agent dispatch into room %s", room_name)
+        raise
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {API_TIMEOUT} s"
     if isinstance(exc, api.ServerError):
         return f"LiveKit answered {exc.status} {exc.code}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

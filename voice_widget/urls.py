@@ -2,7 +2,7 @@
 ``path("voice-widget/", include("voice_widget.urls"))``.
 """
 
-from django.urls import path
+from django.urls import path, re_path
 
 from .api import views
 from .api.schema import SchemaView
@@ -25,4 +25,6 @@ urlpatterns = [
     path("api/health/", views.HealthView.as_view(), name="health"),
     path("api/livekit/webhook/", views.LiveKitWebhookView.as_view(), name="livekit-webhook"),
     path("api/schema/", SchemaView.as_view(), name="schema"),
+    # Last: any other path under api/ is the API's JSON 404, not the host's HTML page.
+    re_path(r"^api/", views.EndpointNotFoundView.as_view(), name="api-not-found"),
 ]

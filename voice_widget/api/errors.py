@@ -69,6 +69,12 @@ class PersonaNotFound(ApiError):
     default_detail = _("There is no active assistant with this name.")
 
 
+class EndpointNotFound(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "not_found"
+    default_detail = _("There is no such endpoint in the voice widget's API.")
+
+
 class ConversationNotFound(ApiError):
     status_code = status.HTTP_404_NOT_FOUND
     default_code = "conversation_not_found"

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..conf import vw_settings
@@ -15,6 +17,8 @@ from ..models import Persona
 from .errors import ContextTooDeep, ContextTooLarge, InvalidContext
 
 PAGE_URL_MAX_LENGTH = 2000  # Conversation.page_url
+#: Longest end key the end and status requests accept (ours are 43 characters).
+END_KEY_MAX_LENGTH = 200
 
 
 def json_depth(value: Any) -> int:
@@ -39,8 +43,37 @@ def json_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
+def is_storable_text(text: str) -> bool:
+    """False for text no database stores: NUL (PostgreSQL refuses it) or a lone surrogate
+    (not encodable as UTF-8, so no database driver can send it)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def json_is_storable(value: Any) -> bool:
+    """Every key and string in JSON data is storable text; iterative, so any input is safe."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not is_storable_text(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
 def check_page_context(value: Any) -> dict[str, Any]:
-    """The browser's context, or a refusal: not an object (400), too deep (400), too big (413)."""
+    """The browser's context, or a refusal: not an object (400), too deep (400), holding
+    characters no database stores (400), too big (413)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -49,6 +82,10 @@ def check_page_context(value: Any) -> dict[str, Any]:
     if json_depth(value) > max_depth:
         raise ContextTooDeep(
             _("The page context is nested deeper than %(depth)d levels.") % {"depth": max_depth}
+        )
+    if not json_is_storable(value):
+        raise InvalidContext(
+            _("The page context may not contain NUL characters (\\u0000) or unpaired surrogates.")
         )
     max_bytes = vw_settings.MAX_CONTEXT_BYTES
     if json_size(value) > max_bytes:
@@ -75,6 +112,11 @@ class StrictSlugField(_StrictString, serializers.SlugField):
     pass
 
 
+@extend_schema_field(OpenApiTypes.URI)
+class StrictURLStringField(StrictCharField):
+    """A URL as a string (checked by the serializer), described as ``format: uri``."""
+
+
 class SessionRequestSerializer(serializers.Serializer):
     persona = StrictSlugField(max_length=60, help_text="The persona's slug.")
     context = serializers.JSONField(
@@ -88,7 +130,7 @@ class SessionRequestSerializer(serializers.Serializer):
         trim_whitespace=True,
         help_text="The signed context the template tag rendered (voice_widget.signing).",
     )
-    page_url = StrictCharField(
+    page_url = StrictURLStringField(
         required=False,
         allow_blank=True,
         max_length=PAGE_URL_MAX_LENGTH,
@@ -116,7 +158,10 @@ class SessionResponseSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(help_text="When the token stops admitting.")
     end_url = serializers.CharField(help_text="Path of this conversation's end endpoint.")
     status_url = serializers.CharField(help_text="Path of this conversation's status endpoint.")
-    end_key = serializers.CharField(help_text="Secret that authorises the end and status requests.")
+    end_key = serializers.CharField(
+        max_length=END_KEY_MAX_LENGTH,
+        help_text="Secret that authorises the end and status requests.",
+    )
 
 
 #: Endings the visitor's browser may report; every other reason is the worker's to record.
@@ -146,7 +191,7 @@ def widget_failure_detail(code: str) -> str:
 
 
 class SessionEndRequestSerializer(serializers.Serializer):
-    end_key = StrictCharField(max_length=200)
+    end_key = StrictCharField(max_length=END_KEY_MAX_LENGTH)
     reason = serializers.ChoiceField(
         choices=VISITOR_END_REASONS,
         default="client_end",
@@ -182,7 +227,7 @@ class SessionEndRequestSerializer(serializers.Serializer):
 
 
 class SessionStatusRequestSerializer(serializers.Serializer):
-    end_key = StrictCharField(max_length=200)
+    end_key = StrictCharField(max_length=END_KEY_MAX_LENGTH)
 
 
 class SessionEndResponseSerializer(serializers.Serializer):

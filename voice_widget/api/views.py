@@ -12,9 +12,11 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.urls import reverse
+from django.http import HttpResponsePermanentRedirect
+from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -32,7 +34,7 @@ from rest_framework.views import APIView
 from ..conf import vw_settings
 from ..lifecycle import end_conversation
 from ..models import Conversation, EndReason, Persona, WorkerHeartbeat
-from ..rooms import delete_room
+from ..rooms import delete_room_in_background
 from ..signing import SignedContextMismatch, unsign_context
 from ..tokens import (
     dev_secret_warning_silenced,
@@ -63,6 +65,7 @@ from .serializers import (
     SessionStatusRequestSerializer,
     WebhookResponseSerializer,
     check_page_context,
+    is_storable_text,
     widget_failure_detail,
 )
 from .throttling import UserSessionRateThrottle, VisitorRateThrottle
@@ -238,7 +241,7 @@ class EndKeyView(VoiceWidgetAPIView):
         BoundedJSONParser,
         PlainTextJSONParser,
         BoundedFormParser,
-        BoundedMultiPartParser,  # FormData beacons
+        BoundedMultiPartParser,  # FormData beacons, within the body bound and DATA_UPLOAD_*
     ]
     request_serializer_class: type = SessionStatusRequestSerializer
 
@@ -304,8 +307,9 @@ class SessionEndView(EndKeyView):
         failed = reason == EndReason.ERROR
         detail = widget_failure_detail(data["detail"]) if failed else ""
         if end_conversation(conversation.pk, reason, detail=detail, failed=failed):
-            # Only the call that ended it deletes the room, so repeated beacons cost nothing.
-            delete_room(conversation.room_name)
+            # Only the call that ended it deletes the room, so repeated beacons cost nothing;
+            # after the answer, in a thread of its own, so a stalled LiveKit holds nothing.
+            delete_room_in_background(conversation.room_name)
         conversation.refresh_from_db(fields=["status", "end_reason"])
         return self.state(conversation)
 
@@ -396,6 +400,11 @@ class LiveKitWebhookView(VoiceWidgetAPIView):
         except Exception as exc:  # jwt errors, missing sha256, hash mismatch
             raise errors.InvalidSignature() from exc
 
+        if not (is_storable_text(event.room.name) and is_storable_text(event.participant.identity)):
+            raise errors.InvalidRequest(
+                "The webhook's room name or participant identity holds a NUL character "
+                "or an unpaired surrogate."
+            )
         handled = False
         conversation = (
             Conversation.objects.filter(room_name=event.room.name).first()
@@ -411,3 +420,25 @@ class LiveKitWebhookView(VoiceWidgetAPIView):
             ):
                 handled = end_conversation(conversation.pk, EndReason.PARTICIPANT_LEFT)
         return Response({"event": event.event, "handled": handled})
+
+
+class EndpointNotFoundView(VoiceWidgetAPIView):
+    """Every other path under ``api/`` (a malformed id, a slug with spaces, a typo): our
+    JSON 404 instead of the host's HTML page. Describes no endpoint in the schema."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        raise errors.EndpointNotFound()
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # Keep APPEND_SLASH's redirect to a real endpoint (``api/health`` → ``api/health/``),
+        # which this catch-all would otherwise hide from CommonMiddleware.
+        path = request.path_info
+        if settings.APPEND_SLASH and not path.endswith("/"):
+            try:
+                match = resolve(path + "/", getattr(request, "urlconf", None))
+            except Resolver404:
+                match = None
+            if match is not None and getattr(match.func, "view_class", None) is not type(self):
+                return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+        return super().dispatch(request, *args, **kwargs)
