@@ -47,12 +47,12 @@ def require_agent_extra() -> None:
 def console_problem(persona: dict[str, Any], *, text: bool = False) -> str | None:
     """Why the console could not talk to this persona here (checked before it starts).
     Typing (``text``) needs only the language model's key."""
-    from agent_runner.pipeline import missing_credentials, turn_detector_files_missing
+    from agent_runner.pipeline import missing_credentials
 
     missing = missing_credentials(persona, include_avatar=False, text_only=text)
     if missing:
         return f"Set {', '.join(missing)} in this terminal's environment first."
-    return None if text else turn_detector_files_missing(persona)
+    return None
 
 
 def _serious_check_issues() -> bool:
