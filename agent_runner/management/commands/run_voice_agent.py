@@ -7,7 +7,8 @@ Modes, as in the LiveKit Agents CLI:
 - ``console --persona SLUG [--text]``: talk to a persona from the terminal, no LiveKit
   server needed (``--text`` types instead of speaking: only the language model runs, no
   audio library or speech provider is needed, and logs go to a file);
-- ``download-files``: fetch the models the plugins need (for Docker builds).
+- ``download-files``: LiveKit's download of plugin model files, for plugins a project adds;
+  ours need none (the turn detector and the VAD ship with their packages).
 
 The LiveKit URL, key and secret are the ``VOICE_WIDGET`` settings the web side uses.
 """
