@@ -8,8 +8,9 @@ connect lazily, on first use.
 
 Each stage is a small dispatch table (provider → builder), so a new provider is one function
 and one table entry. Importing this module registers the plugins, which LiveKit requires to
-happen on the main thread: the worker imports it before it starts serving jobs (that is also
-what lets ``download-files`` fetch the turn-detector models).
+happen on the main thread: the worker imports it before it starts serving jobs. The turn
+detector is ``livekit.agents.inference.TurnDetector``'s local model, which ships with
+livekit-agents (``livekit-local-inference``) and registers no inference runner.
 
 In the job entrypoint::
 
@@ -41,12 +42,11 @@ from livekit.plugins import (
     deepgram,
     openai,
     silero,
-    turn_detector,  # noqa: F401 (registers the text turn-detector models and download-files)
 )
 from livekit.plugins.openai.realtime import RealtimeModel
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
-from voice_widget.models import Persona
+from voice_widget.models import Persona, turn_detector_knows
 
 from .credentials import (
     OPENAI_COMPATIBLE_KEY_VAR,
@@ -62,14 +62,11 @@ __all__ = [
     "MissingCredentials",
     "NoiseCancellationSelector",
     "SessionPlan",
-    "TextTurnDetector",
     "build_session_plan",
     "build_text_session_plan",
     "missing_credentials",
-    "turn_detector_files_missing",
 ]
 
-DOWNLOAD_FILES_HINT = "run `python manage.py run_voice_agent download-files`"
 #: Placeholder key for OpenAI-compatible servers that want none (Ollama): the client needs one.
 NO_KEY = "no-key-needed"
 
@@ -355,109 +352,19 @@ REALTIME_BUILDERS: dict[str, Callable[[_Persona], lk_llm.RealtimeModel]] = {
 # --- turn-taking --------------------------------------------------------------------------
 
 
-class TextTurnDetector:
-    """The turn-detector plugin's text model (``multilingual`` or ``english``), made on first use.
-
-    The plugin's model objects need the job's inference executor and the model files on disk
-    as soon as they are constructed; this stand-in keeps ``build_session_plan`` pure and
-    builds the real model inside the job, when the session first asks it something. The
-    worker should call ``turn_detector_files_missing`` at startup to report missing files.
-    """
-
-    def __init__(self, kind: str) -> None:
-        if kind not in ("multilingual", "english"):
-            raise ValueError(f"unknown turn-detector model {kind!r}")
-        self.kind = str(kind)
-        self._model: Any = None
-        self._load_failed = False
-
-    def __repr__(self) -> str:
-        return f"TextTurnDetector({self.kind!r})"
-
-    @property
-    def model(self) -> str:
-        return "multilingual" if self.kind == "multilingual" else "en"
-
-    @property
-    def provider(self) -> str:
-        return "livekit"
-
-    def load(self) -> Any:
-        """The plugin's model object (needs a job context and the downloaded files)."""
-        if self._model is None:
-            problem = turn_detector_files_missing({"turn_detection": self.kind})
-            if problem:
-                raise RuntimeError(problem)
-            if self.kind == "multilingual":
-                from livekit.plugins.turn_detector.multilingual import MultilingualModel
-
-                self._model = MultilingualModel()
-            else:
-                from livekit.plugins.turn_detector.english import EnglishModel
-
-                self._model = EnglishModel()
-        return self._model
-
-    async def unlikely_threshold(self, language: Any) -> float | None:
-        return await self.load().unlikely_threshold(language)
-
-    async def supports_language(self, language: Any) -> bool:
-        # Asked before every prediction. If the model cannot load, say "unsupported": the
-        # session then ends turns on the endpointing delays and the conversation goes on.
-        try:
-            model = self.load()
-        except Exception as exc:
-            if not self._load_failed:
-                self._load_failed = True
-                logger.error("turn-detector model unavailable, using pauses only: %s", exc)
-            return False
-        return await model.supports_language(language)
-
-    async def predict_end_of_turn(self, chat_ctx: Any, *, timeout: float | None = 3) -> float:
-        return await self.load().predict_end_of_turn(chat_ctx, timeout=timeout)
-
-
-_TEXT_MODEL_TYPES = {"multilingual": "multilingual", "english": "en"}
-
-
-def turn_detector_files_missing(
-    persona: Mapping[str, Any], *, cache_dir: str | None = None
-) -> str | None:
-    """Why the persona's turn-detector model cannot load on this machine, or None if it can.
-
-    The plugin's text models come from the Hugging Face hub and are fetched by
-    ``run_voice_agent download-files``; without them every conversation would fail.
-    """
-    kind = persona.get("turn_detection") or "multilingual"
-    if kind not in _TEXT_MODEL_TYPES or persona.get("pipeline_kind") == "realtime":
-        return None
-    from huggingface_hub import hf_hub_download
-    from livekit.plugins.turn_detector.models import HG_MODEL, MODEL_REVISIONS, ONNX_FILENAME
-
-    revision = MODEL_REVISIONS[_TEXT_MODEL_TYPES[kind]]  # type: ignore[index]
-    for filename in (f"onnx/{ONNX_FILENAME}", "languages.json", "tokenizer_config.json"):
-        try:
-            hf_hub_download(
-                HG_MODEL,
-                filename,
-                revision=revision,
-                cache_dir=cache_dir,
-                local_files_only=True,
-            )
-        except Exception:
-            return (
-                f"The {kind} turn-detector model ({HG_MODEL} {revision}) is not downloaded on "
-                f"this machine: {DOWNLOAD_FILES_HINT}."
-            )
-    return None
+#: Persona choices that mean LiveKit's turn-detector model: ``audio``, and the text models of
+#: the retired turn-detector plugin, which snapshots taken before migration 0003 may still name.
+TURN_DETECTOR_MODEL_CHOICES = frozenset(["audio", "multilingual", "english"])
 
 
 def _turn_detection(p: _Persona) -> Any:
     kind = p.turn_detection
-    if kind in _TEXT_MODEL_TYPES:
-        return TextTurnDetector(kind)
-    if kind == "audio":
-        # LiveKit's audio end-of-turn model, run on the worker (no download, no LiveKit Cloud).
+    if kind in TURN_DETECTOR_MODEL_CHOICES:
+        if not turn_detector_knows(p.language):
+            return "vad"  # the model would judge this language by English pauses
+        # LiveKit's audio end-of-turn model, run on the worker: its weights ship with
+        # livekit-agents, so nothing is downloaded and no LiveKit Cloud is needed ("v1" is the
+        # cloud model, which the default would pick in dev mode).
         return inference.TurnDetector(version="v1-mini")
     return kind  # "vad", "stt" or "realtime_llm"
 

@@ -3,9 +3,7 @@
 - the heartbeat row the web side reads, written while the worker is registered and
   marked stopped on a clean shutdown;
 - one clear log line when LiveKit cannot be reached (instead of a traceback per retry),
-  and a clean exit when it gives up;
-- turn-detector models that were never downloaded do not stop the worker: their
-  inference runners are left out, and a warning names the command that downloads them.
+  and a clean exit when it gives up.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from typing import Any
 from livekit.agents import AgentServer
 
 from .heartbeat import Heartbeat
-from .worker import DOWNLOAD_FILES_COMMAND
 
 logger = logging.getLogger("agent_runner")
 
@@ -85,7 +82,6 @@ class VoiceWidgetServer(AgentServer):
             self.agent_name,
             self.livekit_url,
         )
-        drop_unavailable_turn_detectors()
         agents_logger = logging.getLogger("livekit.agents")
         agents_logger.addFilter(self._reporter)
         try:
@@ -102,43 +98,3 @@ class VoiceWidgetServer(AgentServer):
         await super().aclose()
         if self.heartbeat is not None:
             await self.heartbeat.stop()
-
-
-def drop_unavailable_turn_detectors() -> list[str]:
-    """Leave out turn-detector inference runners whose model files are not on disk.
-
-    Otherwise the worker's inference process fails to start and takes the worker down.
-    Personas that ask for the turn-detector model then fail with a reason that names
-    the download command (see ``worker.describe_setup_error``). Returns what was dropped.
-    """
-    from livekit.agents.inference_runner import _InferenceRunner
-
-    dropped = []
-    for method, runner in list(_InferenceRunner.registered_runners.items()):
-        if not runner.__module__.startswith("livekit.plugins.turn_detector"):
-            continue
-        if not _turn_detector_files_present(runner):
-            del _InferenceRunner.registered_runners[method]
-            dropped.append(method)
-    if dropped:
-        logger.warning(
-            "Turn-detector model files are not downloaded, so personas that use the "
-            "turn-detector model will fail. Download them with: %s",
-            DOWNLOAD_FILES_COMMAND,
-        )
-    return dropped
-
-
-def _turn_detector_files_present(runner: Any) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-        from livekit.plugins.turn_detector.models import HG_MODEL, ONNX_FILENAME
-
-        revision = runner.model_revision()
-        paths = [
-            try_to_load_from_cache(HG_MODEL, f"onnx/{ONNX_FILENAME}", revision=revision),
-            try_to_load_from_cache(HG_MODEL, "languages.json", revision=revision),
-        ]
-    except Exception:
-        return False
-    return all(isinstance(path, str) for path in paths)

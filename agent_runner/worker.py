@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agent_runner")
 
 VAD_KEY = "vad"
-DOWNLOAD_FILES_COMMAND = "python manage.py run_voice_agent download-files"
 
 
 # -- process setup ---------------------------------------------------------------------
@@ -81,13 +80,8 @@ def personas_use_noise_cancellation() -> bool:
 
 
 def _default_plan_factory(persona: dict[str, Any], *, vad: Any) -> Any:
-    from .pipeline import build_session_plan, turn_detector_files_missing
+    from .pipeline import build_session_plan
 
-    # Checked before the conversation starts: the turn detector would otherwise fail
-    # mid-conversation, at the visitor's first pause.
-    problem = turn_detector_files_missing(persona)
-    if problem:
-        raise RuntimeError(problem)
     return build_session_plan(persona, vad=vad)
 
 
@@ -207,14 +201,8 @@ async def load_conversation(
 
 
 def describe_setup_error(exc: BaseException) -> str:
-    """A one-line reason for a session that could not be built, with the fix if we know it."""
+    """A one-line reason for a session that could not be built."""
     text = f"{type(exc).__name__}: {exc}".strip()
-    lowered = text.lower()
-    names_missing_files = any(
-        word in lowered for word in ("download", "could not find", "turn-detector")
-    )
-    if names_missing_files and DOWNLOAD_FILES_COMMAND not in text:
-        text += f" Model files are missing: run `{DOWNLOAD_FILES_COMMAND}` on the worker."
     return f"The voice session could not be built: {text}"[:500]
 
 
@@ -295,11 +283,7 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
             session = AgentSession(**plan.session_kwargs)
         except Exception as exc:
             detail = describe_setup_error(exc)
-            raise JobRefused(
-                detail,
-                conversation=conversation,
-                unexpected=None if DOWNLOAD_FILES_COMMAND in detail else exc,
-            ) from exc
+            raise JobRefused(detail, conversation=conversation, unexpected=exc) from exc
     except JobRefused as refusal:
         endpoint.close("The agent cannot take this conversation.")  # the why is for operators
         await refuse(ctx, signals, refusal)
@@ -374,7 +358,8 @@ def server_options(
 def build_server(*, agent_name: str, heartbeat: bool = True, **options: Any) -> Any:
     """The ``AgentServer`` running our entrypoint under ``agent_name`` (explicit dispatch)."""
     # Imported here, on the main thread, before serving: importing the pipeline registers
-    # the plugins (and the turn detector's inference runners) as LiveKit requires.
+    # the plugins as LiveKit requires. The turn detector (``inference.TurnDetector``'s local
+    # model) registers no inference runner: it runs in each job from bundled weights.
     from . import pipeline  # noqa: F401
     from .server import VoiceWidgetServer
 

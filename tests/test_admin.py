@@ -77,7 +77,7 @@ def test_persona_add_through_admin_validates_with_clean(admin_client):
         "realtime_model": "gpt-realtime",
         "realtime_turn_detection": "server_vad",
         "realtime_eagerness": "auto",
-        "turn_detection": "multilingual",
+        "turn_detection": "audio",
         "vad_threshold": "0.5",
         "min_endpointing_delay": "0.5",
         "max_endpointing_delay": "3",

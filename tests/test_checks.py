@@ -81,6 +81,33 @@ def test_e005_setting_must_be_a_dict(settings):
     assert ids(check_voice_widget_values()) == ["voice_widget.E005"]
 
 
+@pytest.mark.parametrize("value", ["oops", ["AGENT_NAME"], 42])
+def test_e005_a_non_mapping_setting_is_reported_by_all_the_checks_not_raised(settings, value):
+    settings.VOICE_WIDGET = value
+    messages = run_checks(include_deployment_checks=True)
+    voice_widget_ids = [m.id for m in messages if m.id and m.id.split(".")[0] == "voice_widget"]
+    assert voice_widget_ids == ["voice_widget.E005"]
+    [e005] = [m for m in messages if m.id == "voice_widget.E005"]
+    assert "VOICE_WIDGET must be a dict" in e005.msg
+
+
+def test_a_mapping_that_is_not_a_dict_is_a_valid_setting(settings):
+    from types import MappingProxyType
+
+    settings.VOICE_WIDGET = MappingProxyType(dict(GOOD))
+    assert check_voice_widget_values() == []
+
+
+def test_reading_a_non_mapping_setting_names_it(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from voice_widget.conf import vw_settings
+
+    settings.VOICE_WIDGET = "oops"
+    with pytest.raises(ImproperlyConfigured, match="VOICE_WIDGET must be a dict, not str"):
+        vw_settings.as_dict()
+
+
 def test_w001_unknown_key(settings):
     settings.VOICE_WIDGET = {**GOOD, "AGENT_NAM": "typo"}
     messages = check_voice_widget_values()

@@ -1,9 +1,9 @@
 """``run_voice_agent console --text`` as a person runs it: the real command in a subprocess,
 typing on its stdin, its persona's language model an OpenAI-compatible double on 127.0.0.1.
 
-The persona is a default one (Deepgram, OpenAI, Cartesia, the multilingual turn detector),
-and the subprocess has only ``OPENAI_API_KEY``: typing needs no speech keys, no turn-detector
-files and no audio library.
+The persona is a default one (Deepgram, OpenAI, Cartesia, LiveKit's turn-detector model),
+and the subprocess has only ``OPENAI_API_KEY``: typing needs no speech keys and no
+audio library.
 """
 
 from __future__ import annotations

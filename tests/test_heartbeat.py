@@ -21,17 +21,6 @@ API_KEY = "APIheartbeat"
 API_SECRET = "heartbeat-secret-that-is-long-enough-0123456789"
 
 
-@pytest.fixture
-def inference_runners():
-    """The worker leaves out turn-detector runners without files; restore them afterwards."""
-    from livekit.agents.inference_runner import _InferenceRunner
-
-    saved = dict(_InferenceRunner.registered_runners)
-    yield
-    _InferenceRunner.registered_runners.clear()
-    _InferenceRunner.registered_runners.update(saved)
-
-
 @sync_to_async
 def health(client) -> dict:
     return client.get(reverse("voice_widget:health")).json()
@@ -75,9 +64,9 @@ async def test_heartbeat_pauses_while_disconnected_from_livekit():
     await heartbeat.stop()
 
 
-async def test_registered_worker_beats_and_health_counts_it_until_it_stops(
-    settings, client, inference_runners
-):
+async def test_registered_worker_beats_and_health_counts_it_until_it_stops(settings, client):
+    from livekit.agents.inference_runner import _InferenceRunner
+
     from agent_runner.worker import build_server
 
     async with LiveKitServerDouble() as livekit:
@@ -88,6 +77,9 @@ async def test_registered_worker_beats_and_health_counts_it_until_it_stops(
             "AGENT_NAME": "shop-agent",
         }
         server = build_server(agent_name="shop-agent", num_idle_processes=0, port=0)
+        # No inference process to start, so no model files to download: the turn detector
+        # runs inside each job from the weights livekit-agents ships.
+        assert _InferenceRunner.registered_runners == {}
         running = asyncio.create_task(server.run(devmode=True))
         try:
             await asyncio.wait_for(livekit.registered.wait(), 10)

@@ -6,7 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from tests.factories import make_conversation, make_persona, persona_fields
-from voice_widget.models import Persona
+from voice_widget.models import Persona, turn_detector_knows
 from voice_widget.tools import Tool, registry
 
 pytestmark = pytest.mark.django_db
@@ -85,8 +85,9 @@ def test_realtime_persona_is_valid():
             "max_endpointing_delay",
             "at least the minimum",
         ),
-        ({"language": "de", "turn_detection": "english"}, "turn_detection", "multilingual"),
         ({"language": "pl", "turn_detection": "audio"}, "turn_detection", "does not know pl"),
+        ({"language": "sv-SE"}, "turn_detection", "use voice activity only"),
+        ({"language": "pl", "turn_detection": "multilingual"}, "turn_detection", "valid choice"),
         ({"avatar_provider": "bey"}, "avatar_id", "avatar id"),
         ({"avatar_id": "av1"}, "avatar_provider", "avatar provider"),
         ({"preview_mode": "live"}, "preview_mode", "live preview shows the avatar"),
@@ -125,7 +126,7 @@ def test_clean_rejects_combinations_that_cannot_work(overrides, field, fragment)
         ({"realtime_provider": "azure_openai"}, "azure_endpoint", "endpoint"),
         ({"realtime_use_tts": True, "tts_provider": ""}, "tts_provider", "text-to-speech"),
         ({"realtime_use_tts": True, "tts_model": ""}, "tts_model", "text-to-speech model"),
-        ({"turn_detection": "multilingual"}, "turn_detection", "realtime model decide"),
+        ({"turn_detection": "stt"}, "turn_detection", "realtime model decide"),
         (
             {"realtime_turn_detection": "semantic_vad", "realtime_vad_threshold": 0.6},
             "realtime_vad_threshold",
@@ -189,6 +190,14 @@ def test_audio_turn_detector_accepts_its_languages():
     make_persona(language="de-AT", turn_detection="audio")
 
 
+def test_the_default_turn_detection_is_the_turn_detector_model():
+    assert make_persona().turn_detection == "audio"
+
+
+def test_languages_the_turn_detector_model_does_not_know_use_voice_activity():
+    make_persona(language="sv-SE", turn_detection="vad")
+
+
 def test_empty_greeting_to_say_is_a_hello_with_the_name():
     assert make_persona(name="Paula", greeting=" ").greeting == (
         "Hello, I'm Paula. How can I help you?"
@@ -213,7 +222,13 @@ def test_instructions_default_to_a_working_prompt():
     ],
 )
 def test_empty_voice_is_the_providers_default_for_the_language(provider, model, language, voice):
-    persona = make_persona(tts_provider=provider, tts_model=model, language=language, tts_voice="")
+    persona = make_persona(
+        tts_provider=provider,
+        tts_model=model,
+        language=language,
+        tts_voice="",
+        turn_detection="audio" if turn_detector_knows(language) else "vad",
+    )
     assert persona.tts_voice == voice
 
 

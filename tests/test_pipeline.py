@@ -4,12 +4,11 @@ import pytest
 
 pytest.importorskip("livekit.agents")
 
-from livekit.agents import AgentSession  # noqa: E402
+from livekit.agents import AgentSession, inference  # noqa: E402
 from livekit.plugins import cartesia, deepgram, openai, silero  # noqa: E402
 
 from agent_runner.pipeline import (  # noqa: E402
     MissingCredentials,
-    TextTurnDetector,
     build_session_plan,
 )
 from tests.factories import persona_fields  # noqa: E402
@@ -91,19 +90,10 @@ def test_a_persona_with_only_a_name_runs_with_the_default_voice(keys, vad):
     assert plan.can_say is True
 
 
-def test_default_turn_detection_is_the_multilingual_turn_detector(keys, vad):
+def test_default_turn_detection_is_livekits_turn_detector_model_on_the_worker(keys, vad):
     detector = plan_for(vad).session_kwargs["turn_handling"]["turn_detection"]
-    assert isinstance(detector, TextTurnDetector)
-    assert detector.kind == "multilingual"
-    assert detector.model == "multilingual"
-
-
-def test_english_turn_detector(keys, vad):
-    detector = plan_for(vad, turn_detection="english").session_kwargs["turn_handling"][
-        "turn_detection"
-    ]
-    assert isinstance(detector, TextTurnDetector)
-    assert detector.model == "en"
+    assert isinstance(detector, inference.TurnDetector)
+    assert detector.model == "turn-detector-v1-mini"  # the local model, not LiveKit Cloud's
 
 
 @pytest.mark.parametrize("mode", ["vad", "stt"])

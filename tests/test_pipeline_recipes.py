@@ -14,7 +14,6 @@ from livekit.plugins.openai.realtime import RealtimeModel  # noqa: E402
 
 from agent_runner.pipeline import (  # noqa: E402
     NoiseCancellationSelector,
-    TextTurnDetector,
     build_session_plan,
 )
 from example_site.shop.management.commands.seed_demo import DEMO_PERSONAS  # noqa: E402
@@ -100,4 +99,4 @@ def test_default_pipeline(seeded, vad):
         "gpt-4o-mini",
         "sonic-2",
     )
-    assert isinstance(kwargs["turn_handling"]["turn_detection"], TextTurnDetector)
+    assert isinstance(kwargs["turn_handling"]["turn_detection"], inference.TurnDetector)

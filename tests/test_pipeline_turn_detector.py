@@ -1,127 +1,96 @@
-"""The text turn-detector models: built inside the job, and missing files reported clearly."""
+"""LiveKit's turn-detector model (``livekit.agents.inference.TurnDetector``): chosen for the
+languages it knows, voice activity otherwise, and run offline from the bundled weights."""
 
-import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("livekit.agents")
 
-import huggingface_hub.constants  # noqa: E402
-from livekit.agents import LanguageCode, llm  # noqa: E402
-from livekit.plugins.turn_detector.models import HG_MODEL, MODEL_REVISIONS  # noqa: E402
+import numpy as np  # noqa: E402
+from livekit.agents import AgentSession, inference  # noqa: E402
 
-from agent_runner.pipeline import TextTurnDetector, turn_detector_files_missing  # noqa: E402
-from tests.doubles.livekit_room import RoomDouble, job_context  # noqa: E402
+from agent_runner.pipeline import build_session_plan  # noqa: E402
+from tests.test_pipeline import PLACEHOLDER_KEYS, snapshot  # noqa: E402
 
 pytestmark = pytest.mark.agent
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def fake_hub_cache(root, model_type, languages=None):
-    """The layout huggingface_hub leaves after `download-files` (refs → snapshot files)."""
-    repo = root / f"models--{HG_MODEL.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / MODEL_REVISIONS[model_type]).write_text(COMMIT)
-    snapshot = repo / "snapshots" / COMMIT
-    (snapshot / "onnx").mkdir(parents=True, exist_ok=True)
-    (snapshot / "onnx" / "model_q8.onnx").write_bytes(b"onnx")
-    (snapshot / "tokenizer_config.json").write_text("{}")
-    (snapshot / "languages.json").write_text(json.dumps(languages or {"en": {"threshold": 0.1}}))
-    return root
-
 
 @pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """An empty Hugging Face cache for this test only (nothing downloaded)."""
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.delenv("LIVEKIT_REMOTE_EOT_URL", raising=False)
-    return tmp_path
+def keys(monkeypatch):
+    for name, value in PLACEHOLDER_KEYS.items():
+        monkeypatch.setenv(name, value)
 
 
-@pytest.mark.parametrize("kind", ["multilingual", "english"])
-def test_missing_model_files_tell_the_worker_to_download_them(hub_cache, kind):
-    message = turn_detector_files_missing({"turn_detection": kind})
-    assert "run `python manage.py run_voice_agent download-files`" in message
-    assert f"{kind} turn-detector model" in message
+@pytest.fixture(scope="module")
+def vad():
+    from livekit.plugins import silero
+
+    return silero.VAD.load()
 
 
-def test_downloaded_files_are_found(hub_cache):
-    fake_hub_cache(hub_cache, "multilingual")
-    assert turn_detector_files_missing({"turn_detection": "multilingual"}) is None
+def turn_detection(vad, *, turn_detection, **overrides):
+    # As stored, even where Persona.clean() would refuse the pair today (an old snapshot).
+    persona = {**snapshot(turn_detection="vad", **overrides), "turn_detection": turn_detection}
+    plan = build_session_plan(persona, vad=vad)
+    return plan.session_kwargs["turn_handling"]["turn_detection"]
 
 
-def test_files_of_the_other_model_do_not_count(hub_cache):
-    fake_hub_cache(hub_cache, "multilingual")
-    assert turn_detector_files_missing({"turn_detection": "english"}) is not None
+@pytest.mark.parametrize("language", ["en", "en-US", "de-AT", "ja", "pt-BR"])
+def test_languages_the_model_knows_get_the_local_turn_detector(keys, vad, language):
+    detector = turn_detection(vad, language=language, turn_detection="audio")
+    assert isinstance(detector, inference.TurnDetector)
+    assert detector.model == "turn-detector-v1-mini"
+    assert detector.provider == "livekit"
 
 
-def test_explicit_cache_dir(tmp_path):
-    fake_hub_cache(tmp_path, "en")
-    assert (
-        turn_detector_files_missing({"turn_detection": "english"}, cache_dir=str(tmp_path)) is None
+@pytest.mark.parametrize("language", ["sv-SE", "pl", "fi"])
+def test_other_languages_get_voice_activity(keys, vad, language):
+    assert turn_detection(vad, language=language, turn_detection="audio") == "vad"
+
+
+@pytest.mark.parametrize("old_choice", ["multilingual", "english"])
+def test_snapshots_naming_the_retired_text_models_get_the_turn_detector(keys, vad, old_choice):
+    # Conversations started before migration 0003 carry the old choice in their snapshot.
+    assert isinstance(turn_detection(vad, turn_detection=old_choice), inference.TurnDetector)
+    assert turn_detection(vad, language="sv", turn_detection=old_choice) == "vad"
+
+
+async def test_agent_session_accepts_the_turn_detector_with_the_vad(keys, vad):
+    plan = build_session_plan(snapshot(language="de"), vad=vad)
+    session = AgentSession(**plan.session_kwargs)
+    assert isinstance(session.options.turn_handling["turn_detection"], inference.TurnDetector)
+
+
+def test_the_model_predicts_offline_from_the_bundled_weights():
+    from livekit.local_inference import EOT
+
+    pcm = (np.random.default_rng(1).standard_normal(16000) * 300).astype(np.int16)
+    probability = float(EOT().predict(pcm))  # no network, no download-files
+    assert 0.0 <= probability <= 1.0
+
+
+def test_the_deprecated_turn_detector_plugin_is_not_imported():
+    code = (
+        "import django, sys; django.setup(); import agent_runner.pipeline, agent_runner.worker; "
+        "agent_runner.worker.build_server(agent_name='x', port=0); "
+        "assert 'livekit.plugins.turn_detector' not in sys.modules, 'imported'"
     )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
-@pytest.mark.parametrize(
-    "persona",
-    [
-        {"turn_detection": "audio"},
-        {"turn_detection": "vad"},
-        {"turn_detection": "stt"},
-        {"pipeline_kind": "realtime", "turn_detection": "realtime_llm"},
-    ],
-)
-def test_modes_without_text_models_need_no_files(hub_cache, persona):
-    assert turn_detector_files_missing(persona) is None
-
-
-async def test_text_detector_without_files_fails_with_the_download_hint(hub_cache):
-    detector = TextTurnDetector("multilingual")
-    with pytest.raises(RuntimeError, match="download-files"):
-        detector.load()
-
-
-async def test_without_files_the_session_falls_back_to_pauses(hub_cache, caplog):
-    detector = TextTurnDetector("english")
-    assert await detector.supports_language(LanguageCode("en")) is False
-    assert await detector.supports_language(LanguageCode("en")) is False
-    [record] = [r for r in caplog.records if "turn-detector model unavailable" in r.message]
-    assert "download-files" in record.getMessage()
-
-
-class InferenceExecutorDouble:
-    """The job's inference executor: answers the turn-detector model's inference requests."""
-
-    def __init__(self, probability):
-        self.probability = probability
-        self.calls = []
-
-    async def do_inference(self, method, data):
-        self.calls.append((method, json.loads(data)))
-        return json.dumps({"eou_probability": self.probability}).encode()
-
-
-async def test_text_detector_builds_the_plugin_model_inside_the_job(hub_cache):
-    fake_hub_cache(hub_cache, "multilingual", languages={"de": {"threshold": 0.245}})
-    detector = TextTurnDetector("multilingual")
-    with job_context(RoomDouble()) as job:
-        job.inference_executor = InferenceExecutorDouble(probability=0.93)
-        assert await detector.supports_language(LanguageCode("de-DE")) is True
-        assert await detector.unlikely_threshold(LanguageCode("de")) == 0.245
-        chat = llm.ChatContext.empty()
-        chat.add_message(role="user", content="Ich hätte gern eine Probefahrt")
-        assert await detector.predict_end_of_turn(chat) == 0.93
-
-    from livekit.plugins.turn_detector.multilingual import MultilingualModel
-
-    assert isinstance(detector.load(), MultilingualModel)
-    [(method, request)] = job.inference_executor.calls
-    assert method == "lk_end_of_utterance_multilingual"
-    assert request["chat_ctx"][-1]["content"] == "Ich hätte gern eine Probefahrt"
-
-
-def test_admin_knows_the_audio_models_languages():
+def test_admin_knows_the_models_languages():
     from livekit.agents.inference.eot.languages import LOCAL_LANGUAGES
 
     from voice_widget.models import AUDIO_TURN_DETECTOR_LANGUAGES

@@ -15,6 +15,7 @@ from .conf import (
     DEV_LIVEKIT_API_SECRET,
     SETTING_NAME,
     is_local_url,
+    settings_problem,
     vw_settings,
 )
 from .validators import is_origin
@@ -27,6 +28,8 @@ _RATE_RE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
 
 @register("voice_widget")
 def check_livekit_settings(app_configs: Any = None, **kwargs: Any) -> list:
+    if settings_problem():
+        return []  # unreadable: voice_widget.E005 says why
     errors: list = []
     url = vw_settings.LIVEKIT_URL
     key = vw_settings.LIVEKIT_API_KEY
@@ -105,11 +108,11 @@ def check_livekit_settings(app_configs: Any = None, **kwargs: Any) -> list:
 @register("voice_widget")
 def check_voice_widget_values(app_configs: Any = None, **kwargs: Any) -> list:
     errors: list = []
-    user_value = getattr(settings, SETTING_NAME, None)
-    if user_value is not None and not isinstance(user_value, dict):
+    problem = settings_problem()
+    if problem:
         return [
             Error(
-                f"{SETTING_NAME} must be a dict.",
+                problem,
                 hint=f"Write {SETTING_NAME} = {{'AGENT_NAME': ...}}.",
                 id="voice_widget.E005",
             )

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
@@ -118,8 +120,20 @@ class VoiceWidgetSettings:
         return sorted(set(_user_settings()) - set(DEFAULTS))
 
 
+def settings_problem() -> str | None:
+    """Why ``VOICE_WIDGET`` cannot be read (it is not a mapping), or None. The system checks
+    report it as ``voice_widget.E005``; reading a setting then raises ``ImproperlyConfigured``."""
+    value = getattr(settings, SETTING_NAME, None)
+    if value is None or isinstance(value, Mapping):
+        return None
+    return f"{SETTING_NAME} must be a dict, not {type(value).__name__} ({value!r:.60})."
+
+
 @cache
 def _user_settings() -> dict[str, Any]:
+    problem = settings_problem()
+    if problem:
+        raise ImproperlyConfigured(problem)
     return dict(getattr(settings, SETTING_NAME, None) or {})
 
 

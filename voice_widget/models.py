@@ -78,9 +78,7 @@ class SemanticEagerness(models.TextChoices):
 
 
 class TurnDetection(models.TextChoices):
-    MULTILINGUAL = "multilingual", _("Turn-detector model, multilingual")
-    ENGLISH = "english", _("Turn-detector model, English only")
-    AUDIO = "audio", _("Audio turn-detector model (runs on the worker, no download)")
+    AUDIO = "audio", _("Turn-detector model (LiveKit's, runs on the worker, no download)")
     VAD = "vad", _("Voice activity only (silence ends the turn)")
     STT = "stt", _("Speech-to-text endpointing")
     REALTIME = "realtime_llm", _("Realtime model decides")
@@ -114,10 +112,18 @@ class Position(models.TextChoices):
     INLINE = "inline", _("Inline, where the tag is placed")
 
 
-#: Languages LiveKit's audio turn-detector model (turn-detector-v1-mini) was tuned for.
+#: Languages LiveKit's turn-detector model (``inference.TurnDetector``, turn-detector-v1-mini,
+#: an audio model that ships with livekit-agents) knows. Other languages use voice activity.
 AUDIO_TURN_DETECTOR_LANGUAGES = frozenset(
     ["ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ko", "nl", "pt", "tr", "zh"]
 )
+
+
+def turn_detector_knows(language: str) -> bool:
+    """Whether LiveKit's turn-detector model knows this BCP-47 language (by its base tag)."""
+    return (language or "en").split("-")[0].lower() in AUDIO_TURN_DETECTOR_LANGUAGES
+
+
 LIVEKIT_INFERENCE = "livekit"
 LIVEKIT_MODEL_FORMAT = _(
     "LiveKit Inference models are written provider/model, e.g. deepgram/nova-3, "
@@ -411,10 +417,12 @@ class Persona(models.Model):
         _("turn detection"),
         max_length=20,
         choices=TurnDetection,
-        default=TurnDetection.MULTILINGUAL,
+        default=TurnDetection.AUDIO,
         help_text=_(
-            "How the agent decides the visitor has finished speaking. The text turn-detector "
-            "models are fetched once with “run_voice_agent download-files”."
+            "How the agent decides the visitor has finished speaking. The turn-detector "
+            "model knows Arabic, Chinese, Dutch, English, French, German, Hindi, Indonesian, "
+            "Italian, Japanese, Korean, Portuguese, Spanish and Turkish; for other languages "
+            "use voice activity."
         ),
     )
     vad_threshold = models.FloatField(
@@ -832,28 +840,10 @@ class Persona(models.Model):
                 "max_endpointing_delay",
                 _("The maximum wait must be at least the minimum pause."),
             )
-        if self.turn_detection == TurnDetection.ENGLISH and not self.language.lower().startswith(
-            "en"
-        ):
+        if self.turn_detection == TurnDetection.AUDIO and not turn_detector_knows(self.language):
             add(
                 "turn_detection",
-                _(
-                    "The English turn-detector model cannot follow %(language)s; use the "
-                    "multilingual one."
-                )
-                % {"language": self.language},
-            )
-        base_language = self.language.lower().split("-")[0]
-        if (
-            self.turn_detection == TurnDetection.AUDIO
-            and base_language not in AUDIO_TURN_DETECTOR_LANGUAGES
-        ):
-            add(
-                "turn_detection",
-                _(
-                    "The audio turn-detector model does not know %(language)s; use the "
-                    "multilingual text model or voice activity."
-                )
+                _("The turn-detector model does not know %(language)s; use voice activity only.")
                 % {"language": self.language},
             )
 

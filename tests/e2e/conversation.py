@@ -124,7 +124,7 @@ def worker_environment(livekit_url: str, openai_base_url: str, **extra: str) -> 
 
 def use_the_doubles(slug: str, **fields: Any) -> None:
     """Point a demo persona at the OpenAI-compatible doubles: OpenAI STT, LLM and TTS, and
-    silence-based turns (the turn-detector model is not downloaded here)."""
+    silence-based turns (voice activity only, the simplest turn-taking to reason about)."""
     from voice_widget.models import Persona
 
     values = {**OPENAI_PERSONA_FIELDS, "noise_cancellation": "off", **fields}

@@ -7,7 +7,8 @@ Modes, as in the LiveKit Agents CLI:
 - ``console --persona SLUG [--text]``: talk to a persona from the terminal, no LiveKit
   server needed (``--text`` types instead of speaking: only the language model runs, no
   audio library or speech provider is needed, and logs go to a file);
-- ``download-files``: fetch the models the plugins need (for Docker builds).
+- ``download-files``: LiveKit's download of plugin model files, for plugins a project adds;
+  ours need none (the turn detector and the VAD ship with their packages).
 
 The LiveKit URL, key and secret are the ``VOICE_WIDGET`` settings the web side uses.
 """
@@ -47,12 +48,12 @@ def require_agent_extra() -> None:
 def console_problem(persona: dict[str, Any], *, text: bool = False) -> str | None:
     """Why the console could not talk to this persona here (checked before it starts).
     Typing (``text``) needs only the language model's key."""
-    from agent_runner.pipeline import missing_credentials, turn_detector_files_missing
+    from agent_runner.pipeline import missing_credentials
 
     missing = missing_credentials(persona, include_avatar=False, text_only=text)
     if missing:
         return f"Set {', '.join(missing)} in this terminal's environment first."
-    return None if text else turn_detector_files_missing(persona)
+    return None
 
 
 def _serious_check_issues() -> bool:

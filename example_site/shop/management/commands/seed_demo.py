@@ -215,7 +215,7 @@ DEMO_PERSONAS: list[dict[str, Any]] = [
         "name": "Lena (default pipeline)",
         "description": (
             "Recipe 5: every voice setting left at its default: Deepgram nova-3, OpenAI "
-            "gpt-4o-mini, Cartesia sonic-2, the multilingual turn detector."
+            "gpt-4o-mini, Cartesia sonic-2, LiveKit's turn-detector model."
         ),
         "language": "en",
         "instructions": (
