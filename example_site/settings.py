@@ -157,10 +157,14 @@ LOGGING = {
         "voice_widget": {
             "handlers": ["console"],
             "level": env("VOICE_WIDGET_LOG_LEVEL", default="INFO"),
+            # Not also through the root logger's handler (daphne adds one): one line a record.
+            "propagate": False,
         },
         "agent_runner": {
             "handlers": ["console"],
             "level": env("VOICE_WIDGET_LOG_LEVEL", default="INFO"),
+            # Not also through the root logger's handler (daphne adds one): one line a record.
+            "propagate": False,
         },
     },
 }

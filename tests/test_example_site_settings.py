@@ -99,3 +99,33 @@ def test_postgres_gets_no_sqlite_options(tmp_path, monkeypatch):
     options = database.get("OPTIONS", {})
     assert "transaction_mode" not in options and "timeout" not in options
     assert "init_command" not in options
+
+
+def test_the_example_logging_prints_each_record_once_under_daphne(tmp_path):
+    # Daphne gives the root logger a StreamHandler; the example's loggers have their own, and
+    # used to propagate to root's too, so every "conversation created" line came twice.
+    # In a subprocess: dictConfig replaces the process's handlers, pytest's among them.
+    script = f"""
+import logging, logging.config, runpy, sys
+settings = runpy.run_path({str(SETTINGS)!r})
+logging.config.dictConfig(settings["LOGGING"])
+root = logging.getLogger()
+root.addHandler(logging.StreamHandler(sys.stderr))  # what daphne's logging setup adds
+root.setLevel(logging.INFO)
+logging.getLogger("voice_widget.api").info("conversation created: room-1")
+logging.getLogger("agent_runner.worker").info("job started: room-1")
+logging.getLogger("voice_widget").warning("persona missing")
+"""
+    env = {**os.environ, "DEBUG": "True", "SECRET_KEY": "k" * 50}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    for message in ("conversation created: room-1", "job started: room-1", "persona missing"):
+        assert sum(message in line for line in lines) == 1, lines

@@ -212,6 +212,15 @@ def test_script_is_emitted_once_per_page():
     assert script["src"].endswith("voice_widget/voice-widget.js")
 
 
+def test_script_is_an_async_module_so_it_does_not_hold_up_domcontentloaded():
+    # A module script without async is deferred: the page's DOMContentLoaded waits for it.
+    make_persona(slug="ben")
+    (script,) = render('{% voice_widget "ben" %}').scripts
+    assert script["type"] == "module"
+    assert "async" in script
+    assert "defer" not in script
+
+
 def test_script_once_per_request_across_templates():
     make_persona(slug="ben")
     request = RequestFactory().get("/")
