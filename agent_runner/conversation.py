@@ -32,7 +32,7 @@ from . import protocol
 from .agent import VoiceWidgetAgent
 from .function_tools import build_function_tools
 from .instructions import build_instructions, greeting_instructions
-from .recorder import TranscriptRecorder
+from .recorder import DatabaseRetry, TranscriptRecorder
 from .usage import summarize_usage
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,8 @@ class ConversationRunner:
         self.can_say = can_say
 
         self.recorder: TranscriptRecorder | None = None
+        self._database = DatabaseRetry()
+        self._ending_recorded = False
         self.started = False
         self.end_reason: str | None = None
         self._session_running = False
@@ -435,24 +437,31 @@ class ConversationRunner:
         ``conversation_ended`` receivers); returns the reason on record, which is another
         one when the web side ended it first."""
         try:
-            if await aend_conversation(
-                self.conversation_id,
-                reason,
-                detail=detail,
-                failed=reason == EndReason.ERROR,
-                usage=self._usage(),
-            ):
-                return reason
-            recorded = await (
-                Conversation.objects.filter(pk=self.conversation_id)
-                .values_list("end_reason", flat=True)
-                .afirst()
+            return await self._database.run(
+                lambda: self._end_in_database(reason, detail), "recording the ending"
             )
-        except Exception:  # the database is away: still end, and say why in the log
+        except Exception:  # the database stayed away: still end, and say why in the log
             logger.exception(
                 "conversation %s: the ending could not be recorded", self.conversation_id
             )
             return reason
+
+    async def _end_in_database(self, reason: str, detail: str) -> str:
+        ended = await aend_conversation(
+            self.conversation_id,
+            reason,
+            detail=detail,
+            failed=reason == EndReason.ERROR,
+            usage=self._usage(),
+        )
+        self._ending_recorded = True  # by this call, or by the web side before it
+        if ended:
+            return reason
+        recorded = await (
+            Conversation.objects.filter(pk=self.conversation_id)
+            .values_list("end_reason", flat=True)
+            .afirst()
+        )
         return recorded or reason
 
     async def _say_farewell(self, reason: str) -> None:
@@ -471,4 +480,15 @@ class ConversationRunner:
         side ended the conversation first)."""
         if self.recorder is not None:
             await self.recorder.aclose()
-        await Conversation.objects.filter(pk=self.conversation_id).aupdate(usage=self._usage())
+        if not self._ending_recorded and (reason := self.end_reason) is not None:
+            # The database was away longer than the bound when the conversation ended: one
+            # more round, so that it does not stay active (and count against the limit).
+            await self._database.run(
+                lambda: self._end_in_database(reason, ""), "recording the ending"
+            )
+        await self._database.run(
+            lambda: Conversation.objects.filter(pk=self.conversation_id).aupdate(
+                usage=self._usage()
+            ),
+            "saving the usage",
+        )

@@ -536,3 +536,54 @@ async def test_a_model_that_recovered_ends_with_the_ordinary_reason():
 
     ended = await reload(conversation)
     assert ended.status == ConversationStatus.ENDED and ended.end_reason == "worker_shutdown"
+
+
+def database_blip(monkeypatch, *, while_):
+    """``aend_conversation`` fails with OperationalError while ``while_()`` holds."""
+    from django.db import OperationalError
+
+    from agent_runner import conversation as conversation_module
+    from agent_runner import recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "RETRY_FIRST_DELAY", 0.01)
+    monkeypatch.setattr(recorder_module, "RETRY_MAX_DELAY", 0.02)
+    real = conversation_module.aend_conversation
+    calls = []
+
+    async def aend_conversation(*args, **kwargs):
+        calls.append(args)
+        if while_():
+            raise OperationalError("the database is away")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(conversation_module, "aend_conversation", aend_conversation)
+    return calls
+
+
+async def test_the_ending_is_recorded_after_a_database_blip(monkeypatch):
+    conversation = await new_conversation({"preview_idle_seconds": 0.2})
+    calls = database_blip(monkeypatch, while_=lambda: len(calls) <= 2)
+    runner, _room = build_runner(conversation, DoubleLLM())
+    await runner.start()
+
+    assert await asyncio.wait_for(runner.wait_finished(), 5) == "idle_timeout"
+    ended = await reload(conversation)
+    assert (ended.status, ended.end_reason) == (ConversationStatus.ENDED, "idle_timeout")
+    assert len(calls) == 3
+
+
+async def test_an_ending_the_database_missed_is_recorded_when_the_record_is_completed(
+    monkeypatch,
+):
+    from agent_runner import recorder as recorder_module
+
+    conversation = await new_conversation({"preview_idle_seconds": 0.2})
+    runner, _room = build_runner(conversation, DoubleLLM())
+    calls = database_blip(monkeypatch, while_=lambda: runner._session_running)
+    monkeypatch.setattr(recorder_module, "RETRY_FOR_SECONDS", 0.05)
+    await runner.start()
+
+    assert await asyncio.wait_for(runner.wait_finished(), 5) == "idle_timeout"
+    ended = await reload(conversation)
+    assert (ended.status, ended.end_reason) == (ConversationStatus.ENDED, "idle_timeout")
+    assert len(calls) > 2
