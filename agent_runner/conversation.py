@@ -416,7 +416,7 @@ class ConversationRunner:
             logger.exception("conversation %s: session did not close cleanly", self.conversation_id)
         self._session_running = False
         try:
-            await self._complete_record()
+            await self._complete_record(detail)
         except Exception:  # e.g. the database is away: the job must still end
             logger.exception(
                 "conversation %s: the record could not be completed", self.conversation_id
@@ -475,7 +475,7 @@ class ConversationRunner:
         elif reason == EndReason.AGENT_END and (speech := self.session.current_speech):
             await asyncio.wait_for(speech.wait_for_playout(), timeout=FAREWELL_TIMEOUT)
 
-    async def _complete_record(self) -> None:
+    async def _complete_record(self, detail: str) -> None:
         """After the session closed: the last turns and the final usage (also when the web
         side ended the conversation first)."""
         if self.recorder is not None:
@@ -484,7 +484,7 @@ class ConversationRunner:
             # The database was away longer than the bound when the conversation ended: one
             # more round, so that it does not stay active (and count against the limit).
             await self._database.run(
-                lambda: self._end_in_database(reason, ""), "recording the ending"
+                lambda: self._end_in_database(reason, detail), "recording the ending"
             )
         await self._database.run(
             lambda: Conversation.objects.filter(pk=self.conversation_id).aupdate(
