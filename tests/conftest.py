@@ -23,3 +23,12 @@ def django_db_setup(django_db_setup, django_db_blocker):
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     connection.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_origin_index():
+    """A test's personas are rolled back without post_delete: forget the CORS origins index."""
+    from voice_widget.api.origins import clear_origin_index
+
+    clear_origin_index()
+    yield
