@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.utils import timezone
 from livekit.agents import AgentSession, APIStatusError, room_io
 from livekit.agents.voice.events import (
     CloseEvent,
@@ -25,8 +24,8 @@ from livekit.agents.voice.events import (
 )
 
 from voice_widget.conf import vw_settings
-from voice_widget.lifecycle import aend_conversation
-from voice_widget.models import Conversation, ConversationStatus, EndReason, TurnRole
+from voice_widget.lifecycle import aend_conversation, amark_agent_joined, amark_started
+from voice_widget.models import Conversation, EndReason, TurnRole
 
 from . import protocol
 from .agent import VoiceWidgetAgent
@@ -195,9 +194,7 @@ class ConversationRunner:
         # No await between start() returning and this: no visitor audio reaches the model.
         self._set_audio_input(False)
 
-        await Conversation.objects.filter(
-            pk=self.conversation_id, status=ConversationStatus.CREATED
-        ).aupdate(status=ConversationStatus.READY, agent_joined_at=timezone.now())
+        await amark_agent_joined(self.conversation_id)
         if self.endpoint is not None:
             self.endpoint.serve(
                 {protocol.RPC_START: self._rpc_start, protocol.RPC_END: self._rpc_end}
@@ -232,10 +229,7 @@ class ConversationRunner:
                 timer.cancel()
             self._timers.clear()
             self._set_audio_input(True)
-            await Conversation.objects.filter(
-                pk=self.conversation_id,
-                status__in=[ConversationStatus.CREATED, ConversationStatus.READY],
-            ).aupdate(status=ConversationStatus.ACTIVE, started_at=timezone.now())
+            await amark_started(self.conversation_id)
             logger.info("conversation %s: started", self.conversation_id)
             self._greet()
             limit = float(self.persona.get("max_duration_seconds") or 0)

@@ -1,4 +1,14 @@
-"""State changes of a conversation that both the web process and the worker make."""
+"""Every status change of a conversation, made here and nowhere else.
+
+::
+
+    created ──agent joined──▶ ready ──visitor started──▶ active
+       │  └──────────visitor started (start at once)─────▲ │
+       └──────────────┴── ended / failed ◀───────────────────┘
+
+Each change is one conditional UPDATE from the statuses ``TRANSITIONS`` allows, so the web
+process and the worker may race: the first wins, the other changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +19,52 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Conversation, ConversationStatus, EndReason
+from .models import OPEN_STATUSES, Conversation, ConversationStatus, EndReason
 from .signals import conversation_ended
 
 logger = logging.getLogger(__name__)
 
-OPEN_STATUSES = [ConversationStatus.CREATED, ConversationStatus.READY, ConversationStatus.ACTIVE]
+__all__ = [
+    "OPEN_STATUSES",
+    "TRANSITIONS",
+    "aend_conversation",
+    "amark_agent_joined",
+    "amark_started",
+    "end_conversation",
+]
+
+Status = ConversationStatus
+#: Which status may follow which: the one written statement of a conversation's life.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.CREATED: frozenset({Status.READY, Status.ACTIVE, Status.ENDED, Status.FAILED}),
+    Status.READY: frozenset({Status.ACTIVE, Status.ENDED, Status.FAILED}),
+    Status.ACTIVE: frozenset({Status.ENDED, Status.FAILED}),
+    Status.ENDED: frozenset(),
+    Status.FAILED: frozenset(),
+}
+
+
+def _sources(target: str) -> list[str]:
+    """The statuses from which a conversation may move to ``target``."""
+    return [source for source, targets in TRANSITIONS.items() if target in targets]
+
+
+async def amark_agent_joined(conversation_id: uuid.UUID | str) -> bool:
+    """created → ready: the agent is in the room and its session runs."""
+    return bool(
+        await Conversation.objects.filter(
+            pk=conversation_id, status__in=_sources(Status.READY)
+        ).aupdate(status=Status.READY, agent_joined_at=timezone.now())
+    )
+
+
+async def amark_started(conversation_id: uuid.UUID | str) -> bool:
+    """created/ready → active: the visitor clicked start (or the persona starts at once)."""
+    return bool(
+        await Conversation.objects.filter(
+            pk=conversation_id, status__in=_sources(Status.ACTIVE)
+        ).aupdate(status=Status.ACTIVE, started_at=timezone.now())
+    )
 
 
 def end_conversation(
@@ -43,9 +93,9 @@ def end_conversation(
     if usage is not None:
         changes["usage"] = usage
     with transaction.atomic():
-        updated = Conversation.objects.filter(pk=conversation_id, status__in=OPEN_STATUSES).update(
-            **changes
-        )
+        updated = Conversation.objects.filter(
+            pk=conversation_id, status__in=_sources(status)
+        ).update(**changes)
     if not updated:
         return False
     conversation = Conversation.objects.select_related("persona").get(pk=conversation_id)

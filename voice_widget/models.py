@@ -888,6 +888,11 @@ class ConversationStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+#: A conversation in one of these may still talk; it counts against a persona's limit.
+#: The changes between statuses are made (and listed) in ``voice_widget.lifecycle``.
+OPEN_STATUSES = (ConversationStatus.CREATED, ConversationStatus.READY, ConversationStatus.ACTIVE)
+
+
 class EndReason(models.TextChoices):
     CLIENT_END = "client_end", _("Visitor ended it")
     AGENT_END = "agent_end", _("Agent ended it")
@@ -901,7 +906,7 @@ class EndReason(models.TextChoices):
 
 class ConversationQuerySet(models.QuerySet):
     def open(self) -> ConversationQuerySet:
-        return self.exclude(status__in=[ConversationStatus.ENDED, ConversationStatus.FAILED])
+        return self.filter(status__in=OPEN_STATUSES)
 
 
 class Conversation(models.Model):
@@ -966,7 +971,7 @@ class Conversation(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status not in (ConversationStatus.ENDED, ConversationStatus.FAILED)
+        return self.status in OPEN_STATUSES
 
 
 class TurnRole(models.TextChoices):
