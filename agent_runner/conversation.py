@@ -129,6 +129,7 @@ class ConversationRunner:
         self._session_running = False
         self._timers: list[asyncio.Task[None]] = []
         self._end_task: asyncio.Task[None] | None = None
+        self._end_begun = asyncio.Event()
         self._start_lock = asyncio.Lock()
         self._failures = _FailureStreak()
 
@@ -373,12 +374,13 @@ class ConversationRunner:
             self._end_task = asyncio.create_task(
                 self._finish(self.end_reason, detail), name="vw_conversation_end"
             )
+            self._end_begun.set()
         return self._end_task
 
     async def wait_finished(self) -> str:
         """Wait until the conversation has ended and its record is complete."""
-        while self._end_task is None:
-            await asyncio.sleep(0.05)
+        await self._end_begun.wait()
+        assert self._end_task is not None
         await asyncio.shield(self._end_task)
         assert self.end_reason is not None
         return self.end_reason
