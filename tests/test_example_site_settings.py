@@ -101,6 +101,17 @@ def test_postgres_gets_no_sqlite_options(tmp_path, monkeypatch):
     assert "init_command" not in options
 
 
+def test_postgres_keeps_connections_and_checks_them_before_reuse(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
+    unset(monkeypatch, "CONN_MAX_AGE")
+    database = load_settings_beside(tmp_path)["DATABASES"]["default"]
+    assert database["CONN_MAX_AGE"] == 60
+    assert database["CONN_HEALTH_CHECKS"] is True
+    monkeypatch.setenv("CONN_MAX_AGE", "0")
+    (tmp_path / "again").mkdir()
+    assert load_settings_beside(tmp_path / "again")["DATABASES"]["default"]["CONN_MAX_AGE"] == 0
+
+
 def test_the_example_logging_prints_each_record_once_under_daphne(tmp_path):
     # Daphne gives the root logger a StreamHandler; the example's loggers have their own, and
     # used to propagate to root's too, so every "conversation created" line came twice.
