@@ -129,6 +129,20 @@ def test_e007_numbers_must_be_positive_integers(settings, value):
     assert "TOKEN_TTL" in messages[0].msg
 
 
+@pytest.mark.parametrize("value", [0, -1, "2", True, 1.5])
+def test_e007_max_unjoined_per_visitor_must_be_positive_or_none(settings, value):
+    settings.VOICE_WIDGET = {**GOOD, "MAX_UNJOINED_PER_VISITOR": value}
+    messages = check_voice_widget_values()
+    assert ids(messages) == ["voice_widget.E007"]
+    assert "MAX_UNJOINED_PER_VISITOR" in messages[0].msg
+
+
+@pytest.mark.parametrize("value", [1, 5, None])
+def test_max_unjoined_per_visitor_accepts_positive_numbers_and_none(settings, value):
+    settings.VOICE_WIDGET = {**GOOD, "MAX_UNJOINED_PER_VISITOR": value}
+    assert check_voice_widget_values() == []
+
+
 def test_e008_bad_throttle_rate(settings):
     settings.VOICE_WIDGET = {**GOOD, "THROTTLE_RATES": {"anon": "ten per minute"}}
     assert ids(check_voice_widget_values()) == ["voice_widget.E008"]

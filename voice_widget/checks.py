@@ -159,6 +159,20 @@ def check_voice_widget_values(app_configs: Any = None, **kwargs: Any) -> list:
                 )
             )
 
+    unjoined = vw_settings.MAX_UNJOINED_PER_VISITOR
+    if unjoined is not None and (
+        isinstance(unjoined, bool) or not isinstance(unjoined, int) or unjoined <= 0
+    ):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['MAX_UNJOINED_PER_VISITOR'] = {unjoined!r} must be a positive "
+                "whole number or None.",
+                hint=f"The default is {DEFAULTS['MAX_UNJOINED_PER_VISITOR']!r}; None switches "
+                "the limit off.",
+                id="voice_widget.E007",
+            )
+        )
+
     rates = vw_settings.THROTTLE_RATES
     if not isinstance(rates, dict) or not all(
         value is None or (isinstance(value, str) and _RATE_RE.match(value))

@@ -116,6 +116,21 @@ class PersonaBusy(ApiError):
         self.wait = wait  # DRF's handler turns this into Retry-After
 
 
+class TooManyUnjoined(ApiError):
+    """One visitor already holds ``MAX_UNJOINED_PER_VISITOR`` conversations nobody joined."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_unjoined"
+    default_detail = _(
+        "You already have conversations with this assistant waiting to be joined. "
+        "Use or end one of them, or try again later."
+    )
+
+    def __init__(self, wait: int, detail: Any = None) -> None:
+        super().__init__(detail)
+        self.wait = wait  # DRF's handler turns this into Retry-After
+
+
 class InvalidSignature(ApiError):
     status_code = status.HTTP_401_UNAUTHORIZED
     default_code = "invalid_signature"

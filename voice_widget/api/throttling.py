@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from django.utils.crypto import salted_hmac
+from rest_framework.throttling import AnonRateThrottle, BaseThrottle, UserRateThrottle
 
 from ..conf import vw_settings
 
@@ -39,3 +40,10 @@ class UserSessionRateThrottle(_SettingsRateMixin, UserRateThrottle):
         if not (request.user and request.user.is_authenticated):
             return None
         return super().get_cache_key(request, view)
+
+
+def visitor_key(request: Any) -> str:
+    """A keyed hash of the visitor's IP address as the throttles see it (DRF's
+    ``NUM_PROXIES`` decides which address), so the database never stores the address."""
+    ident = BaseThrottle().get_ident(request)
+    return salted_hmac("voice_widget.visitor_key", ident, algorithm="sha256").hexdigest()
