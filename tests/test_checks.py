@@ -203,3 +203,52 @@ def test_e010_not_raised_with_real_credentials(settings, livekit_env_clear):
     settings.DEBUG = True
     settings.VOICE_WIDGET = dict(GOOD)
     assert run_checks(tags=["voice_widget"]) == []
+
+
+# --- voice_widget.W002: the throttles' cache (a deployment check) ------------------------------
+
+REDIS_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/0",
+    }
+}
+
+
+def deploy_ids(**kwargs):
+    return [m.id for m in run_checks(include_deployment_checks=True, **kwargs)]
+
+
+@pytest.mark.parametrize(
+    ("backend", "words"),
+    [
+        ("django.core.cache.backends.locmem.LocMemCache", "each counts alone"),
+        ("django.core.cache.backends.dummy.DummyCache", "not throttled at all"),
+        ("django.core.cache.backends.db.DatabaseCache", "not atomic"),
+        ("django.core.cache.backends.filebased.FileBasedCache", "not atomic"),
+    ],
+)
+def test_w002_a_throttle_cache_that_cannot_count_across_processes(production, backend, words):
+    production.VOICE_WIDGET = dict(GOOD)
+    production.CACHES = {"default": {"BACKEND": backend, "LOCATION": "vw-checks"}}
+    messages = [m for m in run_checks(include_deployment_checks=True) if m.id.endswith("W002")]
+    assert [m.id for m in messages] == ["voice_widget.W002"]
+    assert words in messages[0].msg
+    assert "RedisCache" in messages[0].hint and "REDIS_URL" in messages[0].hint
+
+
+def test_w002_only_in_deployment_checks(production):
+    production.VOICE_WIDGET = dict(GOOD)  # the tests' cache is LocMemCache
+    assert "voice_widget.W002" in deploy_ids()
+    assert "voice_widget.W002" not in [m.id for m in run_checks()]
+
+
+def test_w002_silent_for_a_shared_redis_cache(production):
+    production.VOICE_WIDGET = dict(GOOD)
+    production.CACHES = REDIS_CACHE
+    assert "voice_widget.W002" not in deploy_ids()
+
+
+def test_w002_silent_when_the_throttles_are_off(production):
+    production.VOICE_WIDGET = {**GOOD, "THROTTLE_RATES": {"anon": None, "user": None}}
+    assert "voice_widget.W002" not in deploy_ids()

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 from .conf import (
     DEFAULTS,
@@ -199,3 +199,33 @@ def check_voice_widget_values(app_configs: Any = None, **kwargs: Any) -> list:
             )
         )
     return errors
+
+
+@register("voice_widget", Tags.security, deploy=True)
+def check_throttle_cache(app_configs: Any = None, **kwargs: Any) -> list:
+    """The session throttles hold only in a cache that all processes share and that
+    increments atomically; a deployment check, since a laptop's one process is fine."""
+    if settings_problem():
+        return []  # unreadable: voice_widget.E005 says why
+    rates = vw_settings.THROTTLE_RATES
+    if not isinstance(rates, dict) or not any(rates.values()):
+        return []  # throttles off, or voice_widget.E008 about the rates
+    # Here, not at the top: the API module imports DRF, which checks.py otherwise needs not.
+    from .api.throttling import throttle_cache_problem
+
+    problem = throttle_cache_problem()
+    if problem is None:
+        return []
+    return [
+        Warning(
+            f"The session endpoint's throttles count in the 'default' cache, which {problem}.",
+            hint=(
+                "Use a cache shared by every web process with atomic increments, e.g. "
+                "CACHES = {'default': {'BACKEND': "
+                "'django.core.cache.backends.redis.RedisCache', "
+                "'LOCATION': 'redis://127.0.0.1:6379/0'}} (or Memcached); the example site "
+                "reads it from REDIS_URL."
+            ),
+            id="voice_widget.W002",
+        )
+    ]
