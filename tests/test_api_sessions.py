@@ -10,6 +10,7 @@ from html import unescape as html_unescape
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core import signing
+from django.core.cache import cache
 from django.db.models import F
 from django.middleware.csrf import _get_new_csrf_string
 from django.template import Context, Template
@@ -571,6 +572,29 @@ def test_logged_in_users_are_throttled_per_user(client, persona, settings, djang
     response = start(client)
     assert_refused(response, 429, "throttled", conversations=3)
     assert "Retry-After" in response
+
+
+def test_the_throttle_window_opens_again_after_its_period(client, persona, settings):
+    settings.VOICE_WIDGET = {
+        **settings.VOICE_WIDGET,
+        "THROTTLE_RATES": {"anon": "1/second"},
+        "MAX_UNJOINED_PER_VISITOR": None,
+    }
+    assert start(client).status_code == 201
+    refused = start(client)
+    assert_refused(refused, 429, "throttled", conversations=1)
+    assert int(refused["Retry-After"]) == 1
+    time.sleep(1.2)
+    assert start(client).status_code == 201
+
+
+def test_the_throttle_counts_in_the_cache_with_atomic_increments(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "THROTTLE_RATES": {"anon": "5/minute"}}
+    # One integer per visitor that every request increments (DRF keeps a list of times it
+    # reads and writes back, which simultaneous requests overwrite).
+    start(client)
+    start(client)
+    assert cache.get("throttle_voice_widget_anon_127.0.0.1:count") == 2
 
 
 def test_throttle_rates_are_read_at_request_time(client, persona, settings):
