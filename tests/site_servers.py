@@ -46,6 +46,7 @@ def site_environment(
     cache_key_prefix: str = "",
     throttle: bool = True,
     max_unjoined: int | None = 2,
+    settings_module: str = "tests.burst_settings",
 ) -> dict[str, str]:
     """The environment of a production-shaped example site (DEBUG off, LiveKit credentials
     for signing; no LiveKit server is contacted to create a session)."""
@@ -56,7 +57,7 @@ def site_environment(
     }
     env.update(
         {
-            "DJANGO_SETTINGS_MODULE": "tests.burst_settings",
+            "DJANGO_SETTINGS_MODULE": settings_module,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
             "DEBUG": "False",
             "SECRET_KEY": "burst-only-secret-key-not-used-anywhere-else-0123456789",
@@ -194,7 +195,6 @@ class Answer:
 def burst(ports: list[int], count: int, *, timeout: float = 60) -> list[Answer]:
     """``count`` session requests sent at once (each thread connects first, then all send
     together), spread over the servers on ``ports`` in turn."""
-    body = json.dumps({"persona": PERSONA, "context": {"page": "burst"}})
     ready = threading.Barrier(count)
     answers: list[Answer | None] = [None] * count
 
@@ -203,16 +203,7 @@ def burst(ports: list[int], count: int, *, timeout: float = 60) -> list[Answer]:
         try:
             conn.connect()
             ready.wait(timeout=timeout)
-            conn.request(
-                "POST", SESSIONS_PATH, body=body, headers={"Content-Type": "application/json"}
-            )
-            response = conn.getresponse()
-            payload = response.read()
-            try:
-                error = json.loads(payload).get("error", "")
-            except (ValueError, AttributeError):
-                error = "not-json"
-            answers[n] = Answer(response.status, error or "")
+            answers[n] = _post_session(conn)
         except (OSError, threading.BrokenBarrierError) as exc:
             answers[n] = Answer(0, type(exc).__name__)
         finally:
@@ -224,6 +215,45 @@ def burst(ports: list[int], count: int, *, timeout: float = 60) -> list[Answer]:
     for thread in threads:
         thread.join()
     return [answer or Answer(0, "no answer") for answer in answers]
+
+
+def load(ports: list[int], total: int, *, clients: int = 8, timeout: float = 60) -> list[Answer]:
+    """``total`` session requests from ``clients`` threads, each over one keep-alive
+    connection to one of the servers on ``ports`` (in turn), one request after another."""
+    answers: list[Answer] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", ports[n % len(ports)], timeout=timeout)
+        mine = []
+        for _ in range(total // clients + (n < total % clients)):
+            try:
+                mine.append(_post_session(conn))
+            except OSError as exc:
+                mine.append(Answer(0, type(exc).__name__))
+                conn.close()
+        conn.close()
+        with lock:
+            answers.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def _post_session(conn: http.client.HTTPConnection) -> Answer:
+    body = json.dumps({"persona": PERSONA, "context": {"page": "burst"}})
+    conn.request("POST", SESSIONS_PATH, body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    payload = response.read()
+    try:
+        error = json.loads(payload).get("error", "")
+    except (ValueError, AttributeError):
+        error = "not-json"
+    return Answer(response.status, error or "")
 
 
 def tally(answers: list[Answer]) -> Counter:
