@@ -87,20 +87,24 @@ def redis_client(url: str) -> object | None:
         return None
 
 
-def describe(answers: list) -> tuple[int, str, int]:
+def describe(answers: list) -> tuple[int, str, str]:
+    """The 201s; the refusals (4xx) and the errors (5xx, no answer), each by status and code."""
     counts = tally(answers)
     created = counts.pop("201", 0)
+
+    def listed(labels: dict) -> str:
+        return ", ".join(f"{n} × {label}" for label, n in sorted(labels.items())) or "none"
+
     refusals = {label: n for label, n in counts.items() if label.startswith("4")}
-    errors = sum(n for label, n in counts.items() if label not in refusals)
-    refused = ", ".join(f"{n} × {label}" for label, n in sorted(refusals.items())) or "none"
-    return created, refused, errors
+    errors = {label: n for label, n in counts.items() if label not in refusals}
+    return created, listed(refusals), listed(errors)
 
 
 def report(label: str, answers: list, rows: int, seconds: float) -> None:
     created, refused, errors = describe(answers)
     print(
         f"  {label:<38} {len(answers):>4} sent in {seconds:5.2f} s: {created:>4} × 201, "
-        f"refused {refused}, {errors} errors, {rows} rows"
+        f"refused {refused}, errors {errors}, {rows} rows"
     )
 
 

@@ -24,6 +24,8 @@ VOICE_WIDGET = {
     **VOICE_WIDGET,
     "MAX_UNJOINED_PER_VISITOR": None if _unjoined == "none" else int(_unjoined or 2),
 }
+# No worker runs: the heartbeat written at setup stands for one for the whole run.
+VOICE_WIDGET["HEARTBEAT_TIMEOUT"] = 24 * 60 * 60
 if os.environ.get("BURST_THROTTLE") == "off":
     VOICE_WIDGET["THROTTLE_RATES"] = {"anon": "1000000/minute", "user": "1000000/minute"}
 

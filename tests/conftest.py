@@ -23,3 +23,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     connection.close()
+
+
+@pytest.fixture
+def worker_alive(db):
+    """A fresh heartbeat of a worker under the configured agent name: the session endpoint
+    opens conversations only while some worker serves them."""
+    from tests.factories import make_heartbeat
+    from voice_widget.conf import vw_settings
+
+    return make_heartbeat(agent_name=vw_settings.AGENT_NAME)

@@ -76,8 +76,8 @@ def site_environment(
 
 
 def prepare_database(env: dict[str, str], *, max_concurrent: int | None = None) -> None:
-    """Migrate the site's database and create the persona (with ``max_concurrent`` as its
-    concurrency limit), in a process of its own."""
+    """Migrate the site's database, create the persona (with ``max_concurrent`` as its
+    concurrency limit) and a worker's heartbeat, in a process of its own."""
     script = (
         "import django; django.setup();"
         "from django.core.management import call_command;"
@@ -85,7 +85,13 @@ def prepare_database(env: dict[str, str], *, max_concurrent: int | None = None) 
         "from voice_widget.models import Persona;"
         f"Persona.objects.create(name='Burst', slug={PERSONA!r}, instructions='Be brief.',"
         " greeting='Hi!', tts_voice='burst-voice',"
-        f" max_concurrent_conversations={max_concurrent!r})"
+        f" max_concurrent_conversations={max_concurrent!r});"
+        # A worker's heartbeat (tests.burst_settings keeps it fresh for the whole run): the
+        # session endpoint opens conversations only while a worker serves them.
+        "from django.utils import timezone; from voice_widget.models import WorkerHeartbeat;"
+        "from voice_widget.conf import vw_settings;"
+        "WorkerHeartbeat.objects.create(worker_id='burst', agent_name=vw_settings.AGENT_NAME,"
+        " host='burst', pid=1, started_at=timezone.now(), last_seen=timezone.now())"
     )
     subprocess.run(
         [sys.executable, "-c", script], env=env, cwd=REPO, check=True, capture_output=True

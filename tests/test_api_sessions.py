@@ -27,13 +27,14 @@ from tests.api_support import (
     signed_webhook,
     verifier,
 )
-from tests.factories import make_conversation, make_persona
+from tests.factories import make_conversation, make_heartbeat, make_persona
 from voice_widget.conf import vw_settings
 from voice_widget.lifecycle import JOIN_GRACE_SECONDS
 from voice_widget.models import Conversation, ConversationStatus
 from voice_widget.signing import sign_context
 
-pytestmark = pytest.mark.django_db
+# The session endpoint opens conversations only while a worker serves them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worker_alive")]
 
 URL = "/voice-widget/api/sessions/"
 WEBHOOK_URL = "/voice-widget/api/livekit/webhook/"
@@ -142,6 +143,7 @@ def test_minted_token_joins_only_this_room_with_microphone_subscribe_and_data(cl
 
 def test_minted_token_dispatches_the_agent_with_the_conversation_id(client, persona, settings):
     settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "bike-shop-agent"}
+    make_heartbeat(agent_name="bike-shop-agent")
     body = start(client).json()
     config = verifier().verify(body["participant_token"]).room_config
     assert config.name == body["room_name"]
@@ -179,9 +181,9 @@ def test_browser_context_cannot_change_what_the_token_dispatches(client, persona
 def test_session_creation_runs_a_bounded_number_of_queries(
     client, persona, django_assert_max_num_queries
 ):
-    # persona, lock, this visitor's unjoined conversations, insert (+ a savepoint pair: the
-    # test runs inside a transaction)
-    with django_assert_max_num_queries(6):
+    # persona, heartbeat, lock, this visitor's unjoined conversations, insert (+ a savepoint
+    # pair: the test runs inside a transaction)
+    with django_assert_max_num_queries(7):
         response = start(client, context={"a": 1})
     assert response.status_code == 201
 
@@ -192,9 +194,9 @@ def test_logged_in_session_with_a_concurrency_limit_runs_a_bounded_number_of_que
     persona.max_concurrent_conversations = 5
     persona.save()
     client.force_login(django_user_model.objects.create_user("ann", password="x"))
-    # session, user, persona, lock, this user's unjoined conversations, count, insert
-    # (+ a savepoint pair)
-    with django_assert_max_num_queries(9):
+    # session, user, persona, heartbeat, lock, this user's unjoined conversations, count,
+    # insert (+ a savepoint pair)
+    with django_assert_max_num_queries(10):
         response = start(client)
     assert response.status_code == 201
 
@@ -381,6 +383,35 @@ def test_livekit_not_configured_is_503(client, persona, settings, livekit_env_cl
     settings.DEBUG = False
     settings.VOICE_WIDGET = {"AGENT_NAME": "voice-widget-test"}
     assert_refused(start(client), 503, "livekit_not_configured")
+
+
+# --- no worker, no conversation (issue 13, point 10) ------------------------------------------
+
+
+def test_no_live_worker_is_503_agent_unavailable_and_opens_nothing(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "nobody-runs-this"}
+    response = start(client)
+    assert_refused(response, 503, "agent_unavailable")
+    assert response.json()["agent_name"] == "nobody-runs-this"
+    assert response.json()["detail"] == (
+        "The assistant is not available right now. Please try again later."
+    )
+    assert int(response["Retry-After"]) > 0
+
+
+def test_a_stale_or_stopped_worker_is_no_worker(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "gone"}
+    make_heartbeat(agent_name="gone", last_seen=timezone.now() - timedelta(minutes=5))
+    make_heartbeat(agent_name="gone", stopped_at=timezone.now())
+    assert_refused(start(client), 503, "agent_unavailable")
+    make_heartbeat(agent_name="gone")
+    assert start(client).status_code == 201
+
+
+def test_a_bad_request_is_400_even_with_no_worker(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "nobody-runs-this"}
+    assert_refused(start(client, context=["not", "an", "object"]), 400, "invalid_context")
+    assert_refused(start(client, persona_slug="nobody"), 404, "persona_not_found")
 
 
 # --- concurrency ------------------------------------------------------------------------------

@@ -145,6 +145,8 @@ class SessionCreateView(VoiceWidgetAPIView):
         )
         page_context = check_page_context(data.get("context"))
 
+        self._check_agent_available()
+
         end_key = secrets.token_urlsafe(32)
         key = visitor_key(request)
         with transaction.atomic():
@@ -203,6 +205,17 @@ class SessionCreateView(VoiceWidgetAPIView):
             raise errors.InvalidSignedContext(
                 "The signed context was not signed by this site, or was changed."
             ) from exc
+
+    @staticmethod
+    def _check_agent_available() -> None:
+        """503 when no worker serves ``AGENT_NAME`` (no heartbeat within ``HEARTBEAT_TIMEOUT``):
+        the visitor learns it from this one request, and nobody (a script either) opens a
+        conversation that no agent would join."""
+        agent_name = vw_settings.AGENT_NAME
+        within = timedelta(seconds=vw_settings.HEARTBEAT_TIMEOUT)
+        if not WorkerHeartbeat.objects.alive(agent_name, within=within).exists():
+            logger.warning("session refused: no worker alive for agent %r", agent_name)
+            raise errors.AgentUnavailable(agent_name, wait=vw_settings.HEARTBEAT_INTERVAL)
 
     @staticmethod
     def _check_places(persona: Persona, *, user: Any, visitor_key: str) -> None:
