@@ -32,3 +32,13 @@ def fresh_origin_index():
 
     clear_origin_index()
     yield
+
+
+@pytest.fixture
+def worker_alive(db):
+    """A fresh heartbeat of a worker under the configured agent name: the session endpoint
+    opens conversations only while some worker serves them."""
+    from tests.factories import make_heartbeat
+    from voice_widget.conf import vw_settings
+
+    return make_heartbeat(agent_name=vw_settings.AGENT_NAME)

@@ -17,7 +17,8 @@ from voice_widget.api.origins import (
     request_allowed_for_persona,
 )
 
-pytestmark = pytest.mark.django_db
+# The session endpoint opens conversations only while a worker serves them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worker_alive")]
 
 URL = "/voice-widget/api/sessions/"
 PARTNER = "https://partner.example.com"

@@ -140,3 +140,17 @@ logging.getLogger("voice_widget").warning("persona missing")
     lines = result.stderr.splitlines()
     for message in ("conversation created: room-1", "job started: room-1", "persona missing"):
         assert sum(message in line for line in lines) == 1, lines
+
+
+def test_redis_url_gives_the_throttles_a_shared_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/2")
+    caches = load_settings_beside(tmp_path)["CACHES"]
+    assert caches["default"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/2",
+    }
+
+
+def test_without_redis_url_the_site_keeps_djangos_default_cache(tmp_path, monkeypatch):
+    unset(monkeypatch, "REDIS_URL")
+    assert "CACHES" not in load_settings_beside(tmp_path)

@@ -405,7 +405,15 @@ class ConversationAdmin(admin.ModelAdmin):
         (None, {"fields": ["id", "persona", "status", "end_reason", "end_detail"]}),
         (
             _("When"),
-            {"fields": ["created_at", "agent_joined_at", "started_at", "ended_at"]},
+            {
+                "fields": [
+                    "created_at",
+                    "visitor_joined_at",
+                    "agent_joined_at",
+                    "started_at",
+                    "ended_at",
+                ]
+            },
         ),
         (
             _("Who and where"),

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 from .conf import (
     DEFAULTS,
@@ -115,6 +115,10 @@ def _is_positive_int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and value > 0
 
 
+def _is_positive_int_or_none(value: Any) -> bool:
+    return value is None or _is_positive_int(value)
+
+
 def _is_rate_table(value: Any) -> bool:
     return isinstance(value, dict) and all(
         rate is None or (isinstance(rate, str) and _RATE_RE.match(rate)) for rate in value.values()
@@ -165,6 +169,13 @@ VALUE_RULES = (
         "voice_widget.E007",
     ),
     ValueRule(
+        ("MAX_UNJOINED_PER_VISITOR",),
+        _is_positive_int_or_none,
+        "must be a positive whole number or None.",
+        "The default is {default!r}; None switches the limit off.",
+        "voice_widget.E007",
+    ),
+    ValueRule(
         ("THROTTLE_RATES",),
         _is_rate_table,
         "is not a dict of DRF rates.",
@@ -212,3 +223,33 @@ def check_voice_widget_values(app_configs: Any = None, **kwargs: Any) -> list:
                     )
                 )
     return errors
+
+
+@register("voice_widget", Tags.security, deploy=True)
+def check_throttle_cache(app_configs: Any = None, **kwargs: Any) -> list:
+    """The session throttles hold only in a cache that all processes share and that
+    increments atomically; a deployment check, since a laptop's one process is fine."""
+    if settings_problem():
+        return []  # unreadable: voice_widget.E005 says why
+    rates = vw_settings.THROTTLE_RATES
+    if not isinstance(rates, dict) or not any(rates.values()):
+        return []  # throttles off, or voice_widget.E008 about the rates
+    # Here, not at the top: the API module imports DRF, which checks.py otherwise needs not.
+    from .api.throttling import throttle_cache_problem
+
+    problem = throttle_cache_problem()
+    if problem is None:
+        return []
+    return [
+        Warning(
+            f"The session endpoint's throttles count in the 'default' cache, which {problem}.",
+            hint=(
+                "Use a cache shared by every web process with atomic increments, e.g. "
+                "CACHES = {'default': {'BACKEND': "
+                "'django.core.cache.backends.redis.RedisCache', "
+                "'LOCATION': 'redis://127.0.0.1:6379/0'}} (or Memcached); the example site "
+                "reads it from REDIS_URL."
+            ),
+            id="voice_widget.W002",
+        )
+    ]

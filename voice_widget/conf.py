@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     # DRF throttle rates for the session endpoint: per IP for anonymous visitors,
     # per user for logged-in ones.
     "THROTTLE_RATES": {"anon": "10/minute", "user": "30/minute"},
+    # Conversations of one persona that one anonymous visitor (by IP address) or one user
+    # may hold while nobody has joined their rooms; ``None`` switches the limit off.
+    "MAX_UNJOINED_PER_VISITOR": 2,
     # Page context a browser may send (bytes of JSON, nesting depth).
     "MAX_CONTEXT_BYTES": 8 * 1024,
     "MAX_CONTEXT_DEPTH": 4,

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
+from .conf import vw_settings
 from .models import OPEN_STATUSES, Conversation, ConversationStatus, EndReason
 from .signals import conversation_ended
 
@@ -31,6 +33,8 @@ __all__ = [
     "amark_agent_joined",
     "amark_started",
     "end_conversation",
+    "join_window",
+    "mark_visitor_joined",
 ]
 
 Status = ConversationStatus
@@ -65,6 +69,31 @@ async def amark_started(conversation_id: uuid.UUID | str) -> bool:
             pk=conversation_id, status__in=_sources(Status.ACTIVE)
         ).aupdate(status=Status.ACTIVE, started_at=timezone.now())
     )
+
+#: LiveKit checks a token when it is used, and the news of a join (the agent arriving, the
+#: ``participant_joined`` webhook) comes a moment later: an unjoined conversation keeps its
+#: place this much beyond its token's lifetime.
+JOIN_GRACE_SECONDS = 30
+
+
+def join_window() -> timedelta:
+    """How long a conversation nobody joined holds a place: its token's life, plus the grace."""
+    return timedelta(seconds=vw_settings.TOKEN_TTL + JOIN_GRACE_SECONDS)
+
+
+def mark_visitor_joined(conversation_id: uuid.UUID | str) -> bool:
+    """Record that the visitor joined the conversation's room; True if this call recorded it.
+
+    From then on the conversation holds its place under the persona's concurrency limit
+    until it ends, like one the agent joined. Only the first join is kept (a reconnect
+    sends another ``participant_joined``), and an ended conversation is left alone.
+    """
+    updated = Conversation.objects.filter(
+        pk=conversation_id, status__in=OPEN_STATUSES, visitor_joined_at__isnull=True
+    ).update(visitor_joined_at=timezone.now())
+    if updated:
+        logger.info("conversation %s: the visitor joined the room", conversation_id)
+    return bool(updated)
 
 
 def end_conversation(

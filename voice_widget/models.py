@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -904,9 +904,34 @@ class EndReason(models.TextChoices):
     WORKER_SHUTDOWN = "worker_shutdown", _("Worker shut down")
 
 
+#: Nobody has joined the conversation's room yet: neither the visitor (LiveKit's
+#: ``participant_joined`` webhook) nor the agent, which LiveKit dispatches only once the
+#: visitor's token has created the room.
+UNJOINED = models.Q(status="created", visitor_joined_at__isnull=True)
+
+
 class ConversationQuerySet(models.QuerySet):
     def open(self) -> ConversationQuerySet:
         return self.filter(status__in=OPEN_STATUSES)
+
+    def unjoined(self) -> ConversationQuerySet:
+        """Open conversations whose room nobody has joined yet."""
+        return self.filter(UNJOINED)
+
+    def holding_places(
+        self, *, joined_since: datetime, unjoined_since: datetime
+    ) -> ConversationQuerySet:
+        """Open conversations that still hold a place under a concurrency limit.
+
+        One that was joined counts until it ends, or until it is older than any real one
+        can be (``joined_since``: a crashed worker, a lost webhook). One that nobody joined
+        counts only while its token could still be used (``unjoined_since``), so requests
+        that never join LiveKit cannot keep a persona's places for long.
+        """
+        return self.open().filter(
+            (~UNJOINED & models.Q(created_at__gte=joined_since))
+            | (UNJOINED & models.Q(created_at__gte=unjoined_since))
+        )
 
 
 class Conversation(models.Model):
@@ -943,6 +968,10 @@ class Conversation(models.Model):
         db_index=True,
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    # A keyed hash of the visitor's IP address (never the address itself): how many
+    # unjoined conversations one anonymous visitor holds is counted by it.
+    visitor_key = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
+    visitor_joined_at = models.DateTimeField(_("visitor joined"), null=True, blank=True)
     agent_joined_at = models.DateTimeField(_("agent joined"), null=True, blank=True)
     started_at = models.DateTimeField(_("started talking"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
