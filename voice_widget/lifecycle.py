@@ -70,6 +70,7 @@ async def amark_started(conversation_id: uuid.UUID | str) -> bool:
         ).aupdate(status=Status.ACTIVE, started_at=timezone.now())
     )
 
+
 #: LiveKit checks a token when it is used, and the news of a join (the agent arriving, the
 #: ``participant_joined`` webhook) comes a moment later: an unjoined conversation keeps its
 #: place this much beyond its token's lifetime.
