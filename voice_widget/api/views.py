@@ -31,6 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..budget import daily_budget_refusal
 from ..conf import vw_settings
 from ..lifecycle import end_conversation
 from ..models import Conversation, EndReason, Persona, WorkerHeartbeat
@@ -143,6 +144,8 @@ class SessionCreateView(VoiceWidgetAPIView):
             data.get("signed_context") or "", persona=persona, user=user
         )
         page_context = check_page_context(data.get("context"))
+        if refusal := daily_budget_refusal(persona):
+            raise errors.BudgetExhausted(refusal.detail, wait=refusal.retry_after)
 
         end_key = secrets.token_urlsafe(32)
         with transaction.atomic():
