@@ -188,11 +188,11 @@ def end_reason_summary(reasons: Counter) -> str:
 
 # --- charts ------------------------------------------------------------------------------------
 
-CHART_WIDTH = 640
-CHART_HEIGHT = 180
-_MARGIN_LEFT = 8
-_MARGIN_TOP = 24
-_AXIS_HEIGHT = 22
+CHART_WIDTH = 360
+CHART_HEIGHT = 150
+_MARGIN_LEFT = 4
+_MARGIN_TOP = 20
+_AXIS_HEIGHT = 20
 
 
 def bar_chart(
@@ -248,7 +248,7 @@ def bar_chart(
     return format_html(
         '<svg class="vw-chart" viewBox="0 0 {w} {h}" role="img" aria-label="{summary}" '
         ">"
-        '<text class="vw-axis" x="{m}" y="14">{top_label}</text>'
+        '<text class="vw-axis" x="{m}" y="13">{top_label}</text>'
         '<line class="vw-baseline" x1="{m}" x2="{right}" y1="{base}" y2="{base}"/>'
         "{bars}{labels}</svg>",
         w=CHART_WIDTH,
