@@ -20,6 +20,8 @@ from .conf import (
     settings_problem,
     vw_settings,
 )
+from .costs import price_problems
+from .providers import PRICE_RATES
 from .validators import is_origin
 
 #: livekit-server refuses API secrets shorter than this outside dev mode.
@@ -253,3 +255,34 @@ def check_throttle_cache(app_configs: Any = None, **kwargs: Any) -> list:
             id="voice_widget.W002",
         )
     ]
+
+
+@register("voice_widget")
+def check_prices(app_configs: Any = None, **kwargs: Any) -> list:
+    """The price table behind cost estimates and money budgets."""
+    if settings_problem():
+        return []
+    errors: list = []
+    problems = price_problems(vw_settings.PRICES)
+    if problems:
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['PRICES'] is not a valid price table: {' '.join(problems)}",
+                hint=(
+                    "Write {'provider/model': {'input_per_1m': '0.15', 'output_per_1m': "
+                    "'0.60'}} with rates from: " + ", ".join(PRICE_RATES) + "; None removes "
+                    "a list price. The list prices are in voice_widget/providers.py."
+                ),
+                id="voice_widget.E020",
+            )
+        )
+    currency = vw_settings.CURRENCY
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z$€£¥]{1,5}", currency.strip()):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['CURRENCY'] = {currency!r} is not a currency code.",
+                hint="Use a short code such as 'USD' or 'EUR', the currency of PRICES.",
+                id="voice_widget.E021",
+            )
+        )
+    return errors

@@ -65,6 +65,11 @@ DEFAULTS: dict[str, Any] = {
     # before the health endpoint stops counting that worker.
     "HEARTBEAT_INTERVAL": 5,
     "HEARTBEAT_TIMEOUT": 20,
+    # Prices for the cost estimates, over the list prices in voice_widget.providers
+    # (DEFAULT_PRICES): {"provider/model": {"input_per_1m": "0.15", ...}}; None removes one.
+    "PRICES": {},
+    # The currency of PRICES and of personas' money budgets, as shown in admin.
+    "CURRENCY": "USD",
 }
 
 

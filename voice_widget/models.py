@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .costs import persona_unpriced_models
 from .providers import default_tts_voice
 from .tools import registry
 from .validators import (
@@ -99,6 +101,11 @@ class PreviewMode(models.TextChoices):
     LIVE = "live", _("Live avatar, muted, until the visitor clicks")
     POSTER = "poster", _("Idle clip or poster image")
     NONE = "none", _("Button only")
+
+
+class BudgetUnit(models.TextChoices):
+    MONEY = "money", _("money (the price table's currency)")
+    MINUTES = "minutes", _("conversation minutes")
 
 
 class Theme(models.TextChoices):
@@ -575,6 +582,21 @@ class Persona(models.Model):
         blank=True,
         help_text=_("Empty: no limit."),
     )
+    daily_budget = models.DecimalField(
+        _("daily budget"),
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_(
+            "When today's conversations have cost this much (or lasted this many minutes), "
+            "new ones are refused until midnight; those in progress finish. Empty: no budget."
+        ),
+    )
+    daily_budget_unit = models.CharField(
+        _("budget in"), max_length=10, choices=BudgetUnit, default=BudgetUnit.MONEY
+    )
 
     # Tools
     enabled_tools = models.JSONField(
@@ -639,6 +661,7 @@ class Persona(models.Model):
             self._clean_pipeline(add)
         self._clean_turn_taking(add)
         self._clean_avatar_and_preview(add)
+        self._clean_budget(add)
 
         unknown = [name for name in self.enabled_tools or [] if name not in registry]
         if not isinstance(self.enabled_tools, list):
@@ -867,6 +890,21 @@ class Persona(models.Model):
                 _("A poster preview needs a poster image or an idle clip (upload or URL)."),
             )
 
+    def _clean_budget(self, add: Any) -> None:
+        if self.daily_budget is None or self.daily_budget_unit != BudgetUnit.MONEY:
+            return
+        unpriced = persona_unpriced_models(self)
+        if unpriced:
+            add(
+                "daily_budget",
+                _(
+                    "The price table has no price for %(models)s, so this persona's spending "
+                    "cannot be counted. Ask your developer to add it to "
+                    'VOICE_WIDGET["PRICES"], or set the budget in minutes.'
+                )
+                % {"models": ", ".join(unpriced)},
+            )
+
     def snapshot(self) -> dict[str, Any]:
         """The persona's settings as plain JSON, stored on each conversation."""
         data: dict[str, Any] = {}
@@ -876,6 +914,8 @@ class Persona(models.Model):
                 value = value.url if value else ""
             elif hasattr(value, "isoformat"):
                 value = value.isoformat()
+            elif isinstance(value, Decimal):
+                value = str(value)  # JSON has no decimals; a string keeps the cents exact
             data[field.attname] = value
         return data
 

@@ -146,6 +146,16 @@ class AgentUnavailable(ApiError):
         self.extra = {"agent_name": agent_name}
 
 
+class BudgetExhausted(ApiError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "budget_exhausted"
+    default_detail = _("This assistant has used its daily budget. Try again tomorrow.")
+
+    def __init__(self, detail: Any = None, wait: int | None = None) -> None:
+        super().__init__(detail)
+        self.wait = wait  # until the site's midnight; DRF's handler sends it as Retry-After
+
+
 class InvalidSignature(ApiError):
     status_code = status.HTTP_401_UNAUTHORIZED
     default_code = "invalid_signature"

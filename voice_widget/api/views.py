@@ -32,6 +32,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..budget import daily_budget_refusal
 from ..conf import vw_settings
 from ..lifecycle import end_conversation, join_window, mark_visitor_joined
 from ..models import Conversation, EndReason, Persona, WorkerHeartbeat
@@ -144,6 +145,8 @@ class SessionCreateView(VoiceWidgetAPIView):
             data.get("signed_context") or "", persona=persona, user=user
         )
         page_context = check_page_context(data.get("context"))
+        if refusal := daily_budget_refusal(persona):
+            raise errors.BudgetExhausted(refusal.detail, wait=refusal.retry_after)
 
         self._check_agent_available()
 
