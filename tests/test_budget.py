@@ -60,7 +60,7 @@ def ended(persona, *, usage=None, minutes=0.0, created_at=None):
     return conversation
 
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worker_alive")]
 
 
 def test_money_budget_refuses_at_the_limit_and_not_before(client, priced):
