@@ -63,7 +63,7 @@ def ended(persona, *, usage=None, minutes=0.0, created_at=None):
 pytestmark = pytest.mark.django_db
 
 
-def test_money_budget_refuses_at_the_limit_and_not_before(client, priced):
+def test_money_budget_refuses_at_the_limit_and_not_before(client, priced, caplog):
     persona = make_persona(daily_budget=Decimal("0.10"))
     ended(persona, usage=FIVE_CENTS)
     assert start(client, persona.slug).status_code == 201  # $0.05 of $0.10
@@ -72,6 +72,7 @@ def test_money_budget_refuses_at_the_limit_and_not_before(client, priced):
     response = start(client, persona.slug)  # $0.10 of $0.10
     assert_refused(response, 429, "budget_exhausted", conversations=count)
     assert "0.1000 of 0.10 USD" in response.json()["detail"]
+    assert f"persona {persona.slug}: daily budget reached (0.1000 of 0.10 USD)" in caplog.text
 
 
 def test_the_refusal_says_when_midnight_comes(client, priced, settings):

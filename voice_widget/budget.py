@@ -10,6 +10,7 @@ in progress are never cut: a day can end above its budget by what they cost.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -19,6 +20,8 @@ from django.utils import timezone
 from .conf import vw_settings
 from .costs import avatar_seconds, estimate_cost, format_amount, price_table
 from .models import BudgetUnit, Conversation, Persona
+
+logger = logging.getLogger(__name__)
 
 SIXTY = Decimal(60)
 
@@ -89,6 +92,7 @@ def daily_budget_refusal(persona: Persona, now: datetime | None = None) -> Budge
         amount = f"{spent.quantize(Decimal('0.1'))} of {budget} minutes"
     else:
         amount = f"{format_amount(spent)} of {budget} {vw_settings.CURRENCY}"
+    logger.info("persona %s: daily budget reached (%s); new session refused", persona.slug, amount)
     detail = (
         f"This assistant has used its daily budget ({amount}) and is not available until "
         f"midnight ({timezone.get_default_timezone_name()})."
