@@ -26,7 +26,8 @@ from .models import Conversation, EndReason, Persona, Turn
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30
-#: Turn fields whose name says they measure a delay are shown as latency medians.
+#: Turn fields whose name says they measure a delay are shown as latency medians (numbers of
+#: seconds, of milliseconds when the name ends in ``_ms``, or durations).
 LATENCY_NAME_PARTS = ("latency", "ttft", "ttfb", "delay")
 _NUMERIC_FIELDS = (models.FloatField, models.IntegerField, models.DecimalField)
 
@@ -42,12 +43,13 @@ def latency_fields() -> list[models.Field]:
     ]
 
 
-def _as_seconds(value: Any) -> float | None:
+def _as_seconds(value: Any, name: str) -> float | None:
+    """A latency in seconds: a duration, a number of seconds, or of milliseconds (``…_ms``)."""
     if value is None:
         return None
     if isinstance(value, timedelta):
         return value.total_seconds()
-    return float(value)
+    return float(value) / 1000 if name.endswith("_ms") else float(value)
 
 
 @dataclass
@@ -135,7 +137,7 @@ def build_report(
             persona_id, day = day_of[conversation_id]
             cell = stats[persona_id][day]
             for name, value in zip(names, values, strict=True):
-                if (seconds := _as_seconds(value)) is not None:
+                if (seconds := _as_seconds(value, name)) is not None:
                     cell.latency_values[name].append(seconds)
 
     personas = Persona.objects.in_bulk(list(stats))
