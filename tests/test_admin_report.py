@@ -173,3 +173,10 @@ def test_bar_chart_scales_bars_to_the_largest_value():
     assert heights[1] == max(heights) and heights[0] == pytest.approx(heights[1] / 4)
     assert heights[2] == 0
     assert 'role="img"' in svg and 'aria-label="Conversations: highest 4, total 5."' in svg
+
+
+def test_latencies_are_read_as_seconds_milliseconds_or_durations():
+    assert report._as_seconds(0.8, "llm_ttft") == 0.8
+    assert report._as_seconds(1500, "end_of_turn_delay_ms") == 1.5
+    assert report._as_seconds(timedelta(milliseconds=250), "tts_ttfb") == 0.25
+    assert report._as_seconds(None, "tts_ttfb") is None

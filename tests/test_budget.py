@@ -63,7 +63,7 @@ def ended(persona, *, usage=None, minutes=0.0, created_at=None):
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worker_alive")]
 
 
-def test_money_budget_refuses_at_the_limit_and_not_before(client, priced):
+def test_money_budget_refuses_at_the_limit_and_not_before(client, priced, caplog):
     persona = make_persona(daily_budget=Decimal("0.10"))
     ended(persona, usage=FIVE_CENTS)
     assert start(client, persona.slug).status_code == 201  # $0.05 of $0.10
@@ -72,6 +72,41 @@ def test_money_budget_refuses_at_the_limit_and_not_before(client, priced):
     response = start(client, persona.slug)  # $0.10 of $0.10
     assert_refused(response, 429, "budget_exhausted", conversations=count)
     assert "0.1000 of 0.10 USD" in response.json()["detail"]
+    assert f"persona {persona.slug}: daily budget reached (0.1000 of 0.10 USD)" in caplog.text
+
+
+def test_avatar_minutes_and_a_self_hosted_model_count_through_the_personas_snapshot(
+    client, settings
+):
+    settings.VOICE_WIDGET = {
+        **settings.VOICE_WIDGET,
+        "PRICES": {
+            "bey": {"per_minute": "0.10"},
+            "openai_compatible/llama3.1": {"input_per_1m": "1000", "output_per_1m": "1000"},
+        },
+    }
+    persona = make_persona(
+        avatar_provider="bey",
+        avatar_id="avatar-1",
+        llm_provider="openai_compatible",
+        llm_model="llama3.1",
+        llm_base_url="http://127.0.0.1:11434/v1",
+        daily_budget=Decimal("0.50"),
+    )
+    # The plugin names the server's host; the snapshot says it is the persona's model.
+    llm_row = {
+        "type": "llm_usage",
+        "provider": "127.0.0.1:11434",
+        "model": "llama3.1",
+        "input_tokens": 100,
+        "output_tokens": 100,
+    }  # 200 tokens × $1000/1M = $0.20
+    conversation = ended(persona, usage={"models": [llm_row]}, minutes=2)
+    Conversation.objects.filter(pk=conversation.pk).update(
+        agent_joined_at=conversation.started_at - timedelta(minutes=1)
+    )  # the avatar: 3 minutes × $0.10 = $0.30
+    assert spent_today(persona) == Decimal("0.50")
+    assert_refused(start(client, persona.slug), 429, "budget_exhausted", conversations=1)
 
 
 def test_the_refusal_says_when_midnight_comes(client, priced, settings):

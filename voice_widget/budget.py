@@ -10,6 +10,7 @@ in progress are never cut: a day can end above its budget by what they cost.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -17,8 +18,10 @@ from decimal import Decimal
 from django.utils import timezone
 
 from .conf import vw_settings
-from .costs import avatar_seconds, estimate_cost, format_amount, price_table
+from .costs import COST_VALUES, format_amount, price_table, row_cost
 from .models import BudgetUnit, Conversation, Persona
+
+logger = logging.getLogger(__name__)
 
 SIXTY = Decimal(60)
 
@@ -54,17 +57,13 @@ def spent_today(persona: Persona, now: datetime | None = None) -> Decimal:
             total += Decimal(str(max(seconds, 0.0))) / SIXTY
         return total
     prices = price_table()
-    total = Decimal(0)
-    for usage, snapshot, created, joined, started, ended in conversations.exclude(
-        usage={}
-    ).values_list(
-        "usage", "persona_snapshot", "created_at", "agent_joined_at", "started_at", "ended_at"
-    ):
-        seconds = avatar_seconds(
-            created_at=created, agent_joined_at=joined, started_at=started, ended_at=ended
-        )
-        total += estimate_cost(usage, snapshot, avatar_seconds=seconds, prices=prices).total
-    return total
+    return sum(
+        (
+            row_cost(row, prices).total
+            for row in conversations.exclude(usage={}).values(*COST_VALUES)
+        ),
+        Decimal(0),
+    )
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,7 @@ def daily_budget_refusal(persona: Persona, now: datetime | None = None) -> Budge
         amount = f"{spent.quantize(Decimal('0.1'))} of {budget} minutes"
     else:
         amount = f"{format_amount(spent)} of {budget} {vw_settings.CURRENCY}"
+    logger.info("persona %s: daily budget reached (%s); new session refused", persona.slug, amount)
     detail = (
         f"This assistant has used its daily budget ({amount}) and is not available until "
         f"midnight ({timezone.get_default_timezone_name()})."

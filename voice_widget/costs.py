@@ -319,6 +319,44 @@ def conversation_cost(conversation: Any, prices: Prices | None = None) -> CostEs
     )
 
 
+#: The persona settings ``estimate_cost`` reads from a conversation's snapshot.
+SNAPSHOT_KEYS = (
+    "pipeline_kind",
+    "avatar_provider",
+    *dict.fromkeys(
+        name
+        for pairs in (*_STAGE_FIELDS.values(), _REALTIME_FIELDS)
+        for pair in pairs
+        for name in pair
+    ),
+)
+#: What ``row_cost`` needs from ``Conversation.objects.values()``: the usage, the times and
+#: only those snapshot keys (a snapshot also holds the whole prompt).
+COST_VALUES = (
+    "usage",
+    "created_at",
+    "agent_joined_at",
+    "started_at",
+    "ended_at",
+    *(f"persona_snapshot__{key}" for key in SNAPSHOT_KEYS),
+)
+
+
+def row_cost(row: Mapping[str, Any], prices: Prices) -> CostEstimate:
+    """``estimate_cost`` for a row of ``Conversation.objects.values(*COST_VALUES)``."""
+    return estimate_cost(
+        row["usage"],
+        {key: row[f"persona_snapshot__{key}"] for key in SNAPSHOT_KEYS},
+        avatar_seconds=avatar_seconds(
+            created_at=row["created_at"],
+            agent_joined_at=row["agent_joined_at"],
+            started_at=row["started_at"],
+            ended_at=row["ended_at"],
+        ),
+        prices=prices,
+    )
+
+
 def persona_unpriced_models(persona: Any, prices: Prices | None = None) -> list[str]:
     """The models a persona would use that the price table does not know ("stage provider/
     model"), so that a money budget is refused for a persona whose spending cannot be counted.

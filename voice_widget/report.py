@@ -21,12 +21,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from .costs import avatar_seconds, estimate_cost, format_amount, price_table
+from .costs import COST_VALUES, format_amount, price_table, row_cost
 from .models import Conversation, EndReason, Persona, Turn
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30
-#: Turn fields whose name says they measure a delay are shown as latency medians.
+#: Turn fields whose name says they measure a delay are shown as latency medians (numbers of
+#: seconds, of milliseconds when the name ends in ``_ms``, or durations).
 LATENCY_NAME_PARTS = ("latency", "ttft", "ttfb", "delay")
 _NUMERIC_FIELDS = (models.FloatField, models.IntegerField, models.DecimalField)
 
@@ -42,12 +43,13 @@ def latency_fields() -> list[models.Field]:
     ]
 
 
-def _as_seconds(value: Any) -> float | None:
+def _as_seconds(value: Any, name: str) -> float | None:
+    """A latency in seconds: a duration, a number of seconds, or of milliseconds (``…_ms``)."""
     if value is None:
         return None
     if isinstance(value, timedelta):
         return value.total_seconds()
-    return float(value)
+    return float(value) / 1000 if name.endswith("_ms") else float(value)
 
 
 @dataclass
@@ -111,17 +113,7 @@ def build_report(
     prices = price_table()
     stats: dict[int, dict[date, DayStats]] = defaultdict(dict)
     day_of: dict[Any, tuple[int, date]] = {}
-    for row in conversations.values(
-        "pk",
-        "persona_id",
-        "created_at",
-        "agent_joined_at",
-        "started_at",
-        "ended_at",
-        "end_reason",
-        "usage",
-        "persona_snapshot",
-    ):
+    for row in conversations.values("pk", "persona_id", "end_reason", *COST_VALUES):
         day = row["created_at"].astimezone(zone).date()
         cell = stats[row["persona_id"]].setdefault(day, DayStats(day))
         day_of[row["pk"]] = (row["persona_id"], day)
@@ -132,17 +124,7 @@ def build_report(
             cell.talk_seconds += max((row["ended_at"] - since_start).total_seconds(), 0.0)
         if row["end_reason"]:
             cell.end_reasons[row["end_reason"]] += 1
-        estimate = estimate_cost(
-            row["usage"],
-            row["persona_snapshot"],
-            avatar_seconds=avatar_seconds(
-                created_at=row["created_at"],
-                agent_joined_at=row["agent_joined_at"],
-                started_at=row["started_at"],
-                ended_at=row["ended_at"],
-            ),
-            prices=prices,
-        )
+        estimate = row_cost(row, prices)
         cell.cost += estimate.total
         cell.unpriced += 0 if estimate.complete else 1
 
@@ -155,7 +137,7 @@ def build_report(
             persona_id, day = day_of[conversation_id]
             cell = stats[persona_id][day]
             for name, value in zip(names, values, strict=True):
-                if (seconds := _as_seconds(value)) is not None:
+                if (seconds := _as_seconds(value, name)) is not None:
                     cell.latency_values[name].append(seconds)
 
     personas = Persona.objects.in_bulk(list(stats))
