@@ -42,6 +42,45 @@ def test_every_private_livekit_name_in_use_is_listed_and_exists():
         assert f"self.{attribute}" in inspect.getsource(owner), name
 
 
+def test_every_deprecated_livekit_name_in_use_is_listed_and_exists():
+    from typing import get_args
+
+    from livekit.agents.metrics import RealtimeModelMetrics
+    from livekit.agents.voice.events import EventTypes
+
+    assert livekit_private.DEPRECATED_NAMES == (
+        "livekit.agents.voice.events:MetricsCollectedEvent",
+    )
+    for name in livekit_private.DEPRECATED_NAMES:
+        owner, attribute = _resolve(name)
+        assert hasattr(owner, attribute), name
+    assert "metrics_collected" in get_args(EventTypes)
+    # What the recorder reads of a realtime model's metrics.
+    assert {"type", "request_id", "ttft"} <= set(RealtimeModelMetrics.model_fields)
+
+
+async def test_model_metrics_reach_the_callback_without_the_deprecation_warning(caplog):
+    from livekit.agents import AgentSession
+    from livekit.agents.metrics import RealtimeModelMetrics
+    from livekit.agents.voice.events import MetricsCollectedEvent
+
+    session = AgentSession()
+    received = []
+    livekit_private.on_model_metrics(session, received.append)
+    event = MetricsCollectedEvent(
+        metrics=RealtimeModelMetrics(
+            request_id="resp_1",
+            timestamp=0.0,
+            ttft=0.3,
+            input_token_details=RealtimeModelMetrics.InputTokenDetails(),
+            output_token_details=RealtimeModelMetrics.OutputTokenDetails(),
+        )
+    )
+    session.emit("metrics_collected", event)
+    assert received == [event]
+    assert "deprecated" not in caplog.text
+
+
 def test_agent_server_connecting_flag_still_means_reconnecting():
     from livekit.agents import AgentServer
 
