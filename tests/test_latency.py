@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -83,3 +84,20 @@ def test_the_latency_report_needs_permission_to_view_personas(client):
     assert client.get(url).status_code == 200
     missing = reverse("admin:voice_widget_persona_latency", args=[987654])
     assert client.get(missing).status_code == 302  # admin's "does not exist" redirect
+
+
+def test_the_json_export_carries_each_lines_latency(admin_client):
+    conversation = make_conversation()
+    make_turn(conversation, 1, "agent", "Hello", tts_ttfb=0.2, e2e_latency=None)
+    response = admin_client.post(
+        reverse("admin:voice_widget_conversation_changelist"),
+        {"action": "export_json", "_selected_action": [conversation.pk]},
+    )
+    (turn,) = json.loads(response.content)[0]["turns"]
+    assert turn["latency"] == {
+        "eou_delay": None,
+        "transcription_delay": None,
+        "llm_ttft": None,
+        "tts_ttfb": 0.2,
+        "e2e_latency": None,
+    }

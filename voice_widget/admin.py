@@ -575,6 +575,7 @@ class ConversationAdmin(admin.ModelAdmin):
                         "role": turn.role,
                         "text": turn.text,
                         "interrupted": turn.interrupted,
+                        "latency": {name: getattr(turn, name) for name in Turn.LATENCY_FIELDS},
                     }
                     for turn in conversation.turns.all()
                 ],
