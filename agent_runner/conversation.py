@@ -31,6 +31,7 @@ from . import protocol
 from .agent import VoiceWidgetAgent
 from .function_tools import build_function_tools
 from .instructions import build_instructions, greeting_instructions
+from .livekit_private import on_model_metrics
 from .recorder import DatabaseRetry, TranscriptRecorder
 from .usage import summarize_usage
 
@@ -177,6 +178,7 @@ class ConversationRunner:
             self.recorder.add(TurnRole.SYSTEM, note)
 
         self.session.on("conversation_item_added", self._on_conversation_item)
+        on_model_metrics(self.session, self.recorder.add_model_metrics)  # realtime latency
         self.session.on("close", self._on_session_close)
         self.session.on("error", self._on_session_error)
         if self.room is not None:

@@ -28,6 +28,7 @@ from . import report
 from .budget import spent_today
 from .conf import vw_settings
 from .costs import conversation_cost, format_amount
+from .latency import PERIOD_DAYS, SHORT_LABELS, format_seconds, persona_latency
 from .models import BudgetUnit, Conversation, Persona, Turn, WorkerHeartbeat
 from .providers import REALTIME_VOICE_CATALOGUES, TTS_VOICES, VoiceCatalogue
 from .tools import registry
@@ -163,7 +164,13 @@ class PersonaAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "pipeline_kind", "language", "avatar_provider", "preview_mode"]
     search_fields = ["name", "slug", "description", "instructions"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["embed_snippet", "budget_today", "created_at", "updated_at"]
+    readonly_fields = [
+        "embed_snippet",
+        "budget_today",
+        "latency_report",
+        "created_at",
+        "updated_at",
+    ]
     actions = ["duplicate"]
     save_on_top = True
 
@@ -174,7 +181,16 @@ class PersonaAdmin(admin.ModelAdmin):
     fieldsets = [
         (
             _("Identity"),
-            {"fields": ["name", "slug", "is_active", "description", "embed_snippet"]},
+            {
+                "fields": [
+                    "name",
+                    "slug",
+                    "is_active",
+                    "description",
+                    "embed_snippet",
+                    "latency_report",
+                ]
+            },
         ),
         (
             _("Conversation"),
@@ -297,6 +313,50 @@ class PersonaAdmin(admin.ModelAdmin):
         (_("History"), {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
     ]
 
+    def get_urls(self) -> list[Any]:
+        latency = self.admin_site.admin_view(self.latency_view)
+        return [
+            path("<path:object_id>/latency/", latency, name="voice_widget_persona_latency"),
+            *super().get_urls(),
+        ]
+
+    def latency_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Median and 95th percentile of the persona's reply latency over 1, 7 or 30 days."""
+        persona = self.get_object(request, object_id)
+        if persona is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_or_change_permission(request, persona):
+            raise PermissionDenied
+        try:
+            days = int(request.GET.get("days", PERIOD_DAYS[0]))
+        except ValueError:
+            days = PERIOD_DAYS[0]
+        if days not in PERIOD_DAYS:
+            days = PERIOD_DAYS[0]
+        figures = persona_latency(persona, days=days)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": persona,
+            "title": _("Latency of %(persona)s") % {"persona": persona.name},
+            "days": days,
+            "periods": sorted(PERIOD_DAYS),
+            "rows": [
+                (figure, format_seconds(figure.median), format_seconds(figure.p95))
+                for figure in figures
+            ],
+        }
+        return TemplateResponse(request, "admin/voice_widget/persona/latency.html", context)
+
+    @admin.display(description=_("Latency"))
+    def latency_report(self, obj: Persona) -> str:
+        if not obj.pk:
+            return "–"
+        url = reverse("admin:voice_widget_persona_latency", args=[obj.pk])
+        return format_html(
+            '<a href="{}">{}</a>', url, _("Median and 95th percentile of reply latency")
+        )
+
     @admin.display(description=_("Pipeline"))
     def pipeline_summary(self, obj: Persona) -> str:
         if obj.is_realtime:
@@ -376,7 +436,7 @@ def _unique_slug(base: str) -> str:
 
 class TurnInline(admin.TabularInline):
     model = Turn
-    fields = ["sequence", "created_at", "role", "text", "interrupted"]
+    fields = ["sequence", "created_at", "role", "text", "interrupted", "latency"]
     readonly_fields = fields
     ordering = ["sequence"]
     extra = 0
@@ -388,6 +448,20 @@ class TurnInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("latency"))
+    def latency(self, obj: Turn) -> str:
+        """How long the agent took to answer, stage by stage (agent lines)."""
+        figures = [
+            (Turn._meta.get_field(name).help_text, SHORT_LABELS[name], value)
+            for name in Turn.LATENCY_FIELDS
+            if (value := getattr(obj, name)) is not None
+        ]
+        return format_html_join(
+            " · ",
+            '<span title="{}">{} {}</span>',
+            ((help_text, label, format_seconds(value)) for help_text, label, value in figures),
+        )
 
 
 class DurationFilter(admin.SimpleListFilter):
@@ -635,6 +709,7 @@ class ConversationAdmin(admin.ModelAdmin):
                         "role": turn.role,
                         "text": turn.text,
                         "interrupted": turn.interrupted,
+                        "latency": {name: getattr(turn, name) for name in Turn.LATENCY_FIELDS},
                     }
                     for turn in conversation.turns.all()
                 ],

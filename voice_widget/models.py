@@ -1060,6 +1060,44 @@ class Turn(models.Model):
     text = models.TextField(_("text"))
     interrupted = models.BooleanField(_("interrupted"), default=False)
     created_at = models.DateTimeField(_("time"), db_index=True)
+    # How long the agent took to answer, per agent line, in seconds, from livekit-agents'
+    # metrics (empty where a stage did not run, e.g. no speech-to-text for typed input).
+    eou_delay = models.FloatField(
+        _("end-of-utterance delay"),
+        null=True,
+        blank=True,
+        help_text=_("Seconds from the visitor's end of speech to deciding that their turn ended."),
+    )
+    transcription_delay = models.FloatField(
+        _("transcription delay"),
+        null=True,
+        blank=True,
+        help_text=_("Seconds from the visitor's end of speech to the final transcript."),
+    )
+    llm_ttft = models.FloatField(
+        _("LLM time to first token"),
+        null=True,
+        blank=True,
+        help_text=_("Seconds from asking the language model to its first token."),
+    )
+    tts_ttfb = models.FloatField(
+        _("time to first audio"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Seconds from the first text sent to speech synthesis to its first audio (with a "
+            "realtime model: from the request to the model's first audio)."
+        ),
+    )
+    e2e_latency = models.FloatField(
+        _("end-to-end latency"),
+        null=True,
+        blank=True,
+        help_text=_("Seconds from the visitor's end of speech to the agent's start of speech."),
+    )
+
+    #: The latency figures, in the order a reply goes through them.
+    LATENCY_FIELDS = ("eou_delay", "transcription_delay", "llm_ttft", "tts_ttfb", "e2e_latency")
 
     class Meta:
         ordering = ["conversation", "sequence"]

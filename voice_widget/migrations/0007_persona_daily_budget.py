@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('voice_widget', '0004_conversation_join_tracking'),
+        ('voice_widget', '0005_turn_latency'),
     ]
 
     operations = [
