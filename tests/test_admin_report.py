@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from tests.factories import make_conversation, make_persona, make_turn
 from voice_widget import report
-from voice_widget.models import BudgetUnit, Conversation, ConversationStatus, EndReason
+from voice_widget.models import BudgetUnit, Conversation, ConversationStatus, EndReason, Turn
 
 pytestmark = pytest.mark.django_db
 
@@ -112,7 +112,8 @@ def test_report_shows_each_persona_per_day_with_totals_and_charts(admin_client):
         rf"<th scope=\"row\">{today:%a} {today.day} {today:%b}</th>(.*?)</tr>", paula_part
     )
     cells = re.findall(r'<td class="vw-num">([^<]*)</td>', row.group(1))
-    assert cells == ["2", "6:00", "3:00", "0.1000"]
+    assert cells[:4] == ["2", "6:00", "3:00", "0.1000"]
+    assert cells[4:] == ["–"] * len(Turn.LATENCY_FIELDS)  # no replies timed that day
     # Three server-drawn charts per persona, one bar per day of the period, no script.
     assert paula_part.count('<svg class="vw-chart"') == 3
     assert paula_part.count('<rect class="vw-bar"') == 3 * report.DEFAULT_PERIOD
@@ -134,21 +135,22 @@ def test_report_period_and_persona_choice(admin_client):
     assert admin_client.get(reverse(REPORT), {"days": "x", "persona": "y"}).status_code == 200
 
 
-def test_report_shows_latency_medians_when_turns_record_them(admin_client, monkeypatch):
-    # The worker's latency fields on Turn come with another change; a numeric Turn field
-    # whose name matches stands in for them here.
-    monkeypatch.setattr(report, "LATENCY_NAME_PARTS", ("sequence",))
+def test_report_shows_the_medians_of_the_latency_the_worker_records(admin_client):
     conversation = talk(make_persona(name="Paula"), minutes=1)
-    for sequence in (1, 2, 6):
-        make_turn(conversation, sequence, "agent", "Hello")
+    for sequence, seconds in ((1, 0.4), (2, 0.8), (3, 2.0)):
+        turn = make_turn(conversation, sequence, "agent", "Hello")
+        Turn.objects.filter(pk=turn.pk).update(e2e_latency=seconds, llm_ttft=seconds / 2)
+    make_turn(conversation, 4, "user", "Hi")  # a visitor's line carries no figures
     page = text(admin_client.get(reverse(REPORT)))
-    assert "<dt>Median #</dt><dd>2.00 s</dd>" in page
+    assert "<dt>Median end-to-end latency</dt><dd>0.80 s</dd>" in page
+    assert "<dt>Median LLM time to first token</dt><dd>0.40 s</dd>" in page
 
 
-def test_report_without_latency_fields_has_no_latency_column(admin_client):
+def test_a_day_without_figures_shows_a_dash(admin_client):
     talk(make_persona(name="Paula"), minutes=1)
-    assert report.latency_fields() == []
-    assert "Median" not in text(admin_client.get(reverse(REPORT)))
+    assert [f.name for f in report.latency_fields()] == list(Turn.LATENCY_FIELDS)
+    page = text(admin_client.get(reverse(REPORT)))
+    assert "<dt>Median end-to-end latency</dt><dd>–</dd>" in page
 
 
 def test_report_needs_staff_and_the_view_permission(client, django_user_model):
@@ -173,10 +175,3 @@ def test_bar_chart_scales_bars_to_the_largest_value():
     assert heights[1] == max(heights) and heights[0] == pytest.approx(heights[1] / 4)
     assert heights[2] == 0
     assert 'role="img"' in svg and 'aria-label="Conversations: highest 4, total 5."' in svg
-
-
-def test_latencies_are_read_as_seconds_milliseconds_or_durations():
-    assert report._as_seconds(0.8, "llm_ttft") == 0.8
-    assert report._as_seconds(1500, "end_of_turn_delay_ms") == 1.5
-    assert report._as_seconds(timedelta(milliseconds=250), "tts_ttfb") == 0.25
-    assert report._as_seconds(None, "tts_ttfb") is None

@@ -26,30 +26,11 @@ from .models import Conversation, EndReason, Persona, Turn
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30
-#: Turn fields whose name says they measure a delay are shown as latency medians (numbers of
-#: seconds, of milliseconds when the name ends in ``_ms``, or durations).
-LATENCY_NAME_PARTS = ("latency", "ttft", "ttfb", "delay")
-_NUMERIC_FIELDS = (models.FloatField, models.IntegerField, models.DecimalField)
 
 
 def latency_fields() -> list[models.Field]:
-    """The Turn fields that hold a latency the worker records (none: no latency columns)."""
-    return [
-        field
-        for field in Turn._meta.concrete_fields
-        if isinstance(field, _NUMERIC_FIELDS + (models.DurationField,))
-        and not field.primary_key
-        and any(part in field.name for part in LATENCY_NAME_PARTS)
-    ]
-
-
-def _as_seconds(value: Any, name: str) -> float | None:
-    """A latency in seconds: a duration, a number of seconds, or of milliseconds (``…_ms``)."""
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return float(value) / 1000 if name.endswith("_ms") else float(value)
+    """The Turn fields holding the latency figures the worker records (seconds)."""
+    return [Turn._meta.get_field(name) for name in Turn.LATENCY_FIELDS]
 
 
 @dataclass
@@ -137,8 +118,8 @@ def build_report(
             persona_id, day = day_of[conversation_id]
             cell = stats[persona_id][day]
             for name, value in zip(names, values, strict=True):
-                if (seconds := _as_seconds(value, name)) is not None:
-                    cell.latency_values[name].append(seconds)
+                if value is not None:
+                    cell.latency_values[name].append(float(value))
 
     personas = Persona.objects.in_bulk(list(stats))
     reports = []
