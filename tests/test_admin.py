@@ -267,12 +267,12 @@ def test_export_csv_has_every_line_in_order(admin_client):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[0][:3] == ["conversation", "persona", "started"]
-    assert [(r[3], r[5], r[6], r[7]) for r in rows[1:]] == [
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [(r["sequence"], r["role"], r["text"], r["interrupted"]) for r in rows] == [
         ("1", "agent", "Hello, how can I help?", "no"),
         ("2", "user", "Ein Lastenrad, bitte — mit Motor.", "yes"),
     ]
+    assert {r["conversation"] for r in rows} == {str(conversation.pk)}
 
 
 @pytest.mark.parametrize(
@@ -283,8 +283,8 @@ def test_export_csv_writes_a_visitors_formula_as_text(admin_client, text):
     conversation = make_conversation()
     make_turn(conversation, 1, "user", text)
     response = _export(admin_client, "export_csv", [conversation])
-    rows = list(csv.reader(io.StringIO(response.content.decode(), newline="")))
-    assert rows[1][6] == "'" + text
+    rows = list(csv.DictReader(io.StringIO(response.content.decode(), newline="")))
+    assert rows[0]["text"] == "'" + text
 
 
 def test_export_json_groups_turns_by_conversation(admin_client):

@@ -184,4 +184,18 @@ def check_voice_widget_values(app_configs: Any = None, **kwargs: Any) -> list:
                 id="voice_widget.E009",
             )
         )
+
+    retention = vw_settings.RETENTION_DAYS
+    if retention is not None and (
+        isinstance(retention, bool) or not isinstance(retention, int) or retention <= 0
+    ):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['RETENTION_DAYS'] = {retention!r} must be a positive whole "
+                "number of days, or None.",
+                hint="E.g. 90 keeps transcripts and page context for 90 days (run "
+                "'manage.py purge_voice_widget' daily); None keeps them forever.",
+                id="voice_widget.E020",
+            )
+        )
     return errors

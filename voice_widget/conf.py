@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     # before the health endpoint stops counting that worker.
     "HEARTBEAT_INTERVAL": 5,
     "HEARTBEAT_TIMEOUT": 20,
+    # Days a conversation's transcript and page context are kept; ``manage.py
+    # purge_voice_widget`` deletes older ones. None keeps them forever.
+    "RETENTION_DAYS": None,
 }
 
 
