@@ -130,4 +130,3 @@ def test_change_page_says_how_to_start_a_worker_when_none_runs(browser, live_ser
     assert "python manage.py run_voice_agent dev" in warning.inner_text()
     shot(page, "admin-no-worker", "#try-it")
     next(pages, None)
-
