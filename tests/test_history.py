@@ -257,3 +257,14 @@ def test_transcript_page_without_a_recorded_version_says_so(admin_client):
         reverse("admin:voice_widget_conversation_change", args=[conversation.pk])
     ).content.decode()
     assert "Not recorded" in html
+
+
+def test_the_newest_versions_are_numbered_and_compared_with_the_one_before():
+    persona = make_persona(greeting="One")
+    for greeting in ("Two", "Three"):
+        persona.greeting = greeting
+        persona.save()
+    shown = history.versions(persona, limit=2)
+    assert [v.number for v in shown] == [3, 2]
+    assert [(c.old, c.new) for c in shown[1].changes] == [("One", "Two")]
+    assert history.version_number(shown[1].record) == 2

@@ -121,19 +121,27 @@ def changes_between(old: Any, new: Any) -> list[FieldChange]:
 def versions(persona: Persona, limit: int = 20) -> list[Version]:
     """The newest ``limit`` versions of ``persona``, newest first, each with its changes
     against the version before it (the first version has none)."""
-    records = list(persona.history.select_related("history_user").order_by("history_date"))
+    total = persona.history.count()
+    # One more than shown: the oldest shown version is compared with the one before it.
+    newest = list(
+        persona.history.select_related("history_user").order_by("-history_date", "-history_id")[
+            : limit + 1
+        ]
+    )
     result = []
-    for index, record in enumerate(records):
-        changes = changes_between(records[index - 1], record) if index else []
-        result.append(Version(record, index + 1, changes))
-    return list(reversed(result))[:limit]
+    for index, record in enumerate(newest[:limit]):
+        before = newest[index + 1] if index + 1 < len(newest) else None
+        changes = changes_between(before, record) if before is not None else []
+        result.append(Version(record, total - index, changes))
+    return result
 
 
 def version_number(record: Any) -> int:
     """The version's number in its persona's history (1 = the first)."""
-    return (
-        type(record).objects.filter(id=record.id, history_date__lt=record.history_date).count() + 1
+    earlier = models.Q(history_date__lt=record.history_date) | models.Q(
+        history_date=record.history_date, history_id__lt=record.history_id
     )
+    return type(record).objects.filter(earlier, id=record.id).count() + 1
 
 
 def word_diff(old: str, new: str) -> SafeString:
