@@ -112,6 +112,14 @@ def test_editor_tries_edits_and_restores_a_persona(editor_page, editor):
     assert persona.instructions == OLD_PROMPT
     page.locator("#versions").scroll_into_view_if_needed()
     shot(page, "admin-restored")
+    # A version's own page: that version in full, and what changed since.
+    page.locator("#versions a", has_text="2").first.click()
+    page.wait_for_url("**/versions/*/")
+    page.wait_for_load_state()
+    assert "Differences from the persona now" in page.content()
+    assert page.locator(".vw-changes del.vw-del").first.inner_text().strip() == "short, cheerful"
+    shot(page, "admin-version")
+    page.go_back()
     assert page.js_errors == []
 
     # The versions panel fits the phone's width (no sideways scrolling of the page).
