@@ -297,7 +297,10 @@ class PersonaAdmin(admin.ModelAdmin):
             },
         ),
         (_("Tools"), {"fields": ["enabled_tools"]}),
-        (_("History"), {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
+        (
+            _("Created and last saved"),
+            {"classes": ["collapse"], "fields": ["created_at", "updated_at"]},
+        ),
     ]
 
     def save_model(self, request: HttpRequest, obj: Persona, form: Any, change: bool) -> None:
