@@ -170,3 +170,15 @@ def test_queryset_helpers_split_visitors_from_tests():
     trial = make_conversation(persona, is_test=True)
     assert list(Conversation.objects.visitors()) == [visitor]
     assert list(Conversation.objects.tests()) == [trial]
+
+
+def test_exporting_the_whole_list_leaves_editors_tests_out_by_default(admin_client):
+    persona = make_persona()
+    visitor = make_conversation(persona)
+    make_conversation(persona, is_test=True)
+    url = reverse("admin:voice_widget_conversation_changelist")
+    data = {"action": "export_json", "select_across": "1", "_selected_action": [str(visitor.pk)]}
+    exported = json.loads(admin_client.post(url, data).content)
+    assert [item["conversation"] for item in exported] == [str(visitor.pk)]
+    everyone = json.loads(admin_client.post(url + "?audience=all", data).content)
+    assert len(everyone) == 2 and {item["is_test"] for item in everyone} == {True, False}
