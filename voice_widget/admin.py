@@ -32,6 +32,7 @@ from . import history
 from .conf import vw_settings
 from .models import Conversation, Persona, Turn, WorkerHeartbeat
 from .providers import REALTIME_VOICE_CATALOGUES, TTS_VOICES, VoiceCatalogue
+from .templatetags.voice_widget import render_widget
 from .tools import registry
 
 #: How an editor starts a worker on a laptop (shown when none is running).
@@ -349,8 +350,6 @@ class PersonaAdmin(admin.ModelAdmin):
         ).count()
         widget = ""
         if persona.is_active and vw_settings.livekit_configured:
-            from .templatetags.voice_widget import render_widget
-
             widget = render_widget(
                 Context({"request": request}),
                 persona.slug,
