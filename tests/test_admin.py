@@ -268,12 +268,12 @@ def test_export_csv_has_every_line_in_order(admin_client):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[0][:3] == ["conversation", "persona", "started"]
-    assert [(r[3], r[5], r[6], r[7]) for r in rows[1:]] == [
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [(r["sequence"], r["role"], r["text"], r["interrupted"]) for r in rows] == [
         ("1", "agent", "Hello, how can I help?", "no"),
         ("2", "user", "Ein Lastenrad, bitte — mit Motor.", "yes"),
     ]
+    assert {r["conversation"] for r in rows} == {str(conversation.pk)}
 
 
 @pytest.mark.parametrize(
@@ -284,8 +284,8 @@ def test_export_csv_writes_a_visitors_formula_as_text(admin_client, text):
     conversation = make_conversation()
     make_turn(conversation, 1, "user", text)
     response = _export(admin_client, "export_csv", [conversation])
-    rows = list(csv.reader(io.StringIO(response.content.decode(), newline="")))
-    assert rows[1][6] == "'" + text
+    rows = list(csv.DictReader(io.StringIO(response.content.decode(), newline="")))
+    assert rows[0]["text"] == "'" + text
 
 
 def test_export_json_groups_turns_by_conversation(admin_client):
@@ -341,3 +341,68 @@ def test_heartbeat_list_shows_stale_worker_as_not_alive(admin_client):
     stale_row = html[html.index("stale-host") :].split("</tr>")[0]
     assert "icon-yes" in fresh_row
     assert "icon-no" in stale_row
+
+
+def _evaluated_conversation():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    persona = make_persona()
+    persona.instructions = "Version 2 of the prompt."
+    persona.save()
+    now = timezone.now()
+    conversation = make_conversation(
+        persona,
+        persona_version=persona.history.first(),
+        status="ended",
+        started_at=now - timedelta(seconds=90),
+        ended_at=now,
+        end_reason="max_duration",
+        usage={"llm_input_tokens": 1200, "tts_characters": 340},
+    )
+    make_turn(conversation, 1, "agent", "Hello!")
+    return conversation
+
+
+def test_export_csv_carries_version_end_reason_and_usage_per_conversation(admin_client):
+    conversation = _evaluated_conversation()
+    empty = make_conversation(end_reason="idle_timeout", status="ended")
+    response = _export(admin_client, "export_csv", [conversation, empty])
+    rows = {
+        row["conversation"]: row for row in csv.DictReader(io.StringIO(response.content.decode()))
+    }
+    row = rows[str(conversation.pk)]
+    assert row["persona_version"] == str(conversation.persona_version_id)
+    assert row["end_reason"] == "max_duration"
+    assert row["duration_seconds"] == "90.0"
+    assert json.loads(row["usage"]) == {"llm_input_tokens": 1200, "tts_characters": 340}
+    assert row["is_test"] == "no"
+    # A conversation nobody spoke in is still exported, for its ending.
+    assert rows[str(empty.pk)]["end_reason"] == "idle_timeout"
+    assert rows[str(empty.pk)]["text"] == ""
+
+
+def test_export_json_carries_version_end_reason_and_usage(admin_client):
+    conversation = _evaluated_conversation()
+    [item] = json.loads(_export(admin_client, "export_json", [conversation]).content)
+    assert item["persona_version"] == conversation.persona_version_id
+    assert item["end_reason"] == "max_duration"
+    assert item["usage"]["llm_input_tokens"] == 1200
+    assert item["duration_seconds"] == 90.0
+    assert [turn["text"] for turn in item["turns"]] == ["Hello!"]
+
+
+def test_an_export_column_is_one_line_to_add(admin_client, monkeypatch):
+    """Another feature (say, an estimated cost) appends an ExportColumn; both formats get it."""
+    from voice_widget import admin as vw_admin
+
+    columns = [*vw_admin.CONVERSATION_EXPORT_COLUMNS, vw_admin.ExportColumn("answer", lambda c: 42)]
+    monkeypatch.setattr(vw_admin, "CONVERSATION_EXPORT_COLUMNS", columns)
+    conversation = _evaluated_conversation()
+    [row] = csv.DictReader(
+        io.StringIO(_export(admin_client, "export_csv", [conversation]).content.decode())
+    )
+    assert row["answer"] == "42"
+    [item] = json.loads(_export(admin_client, "export_json", [conversation]).content)
+    assert item["answer"] == 42

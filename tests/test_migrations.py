@@ -47,3 +47,31 @@ def test_the_text_turn_detectors_move_to_the_turn_detector_model_or_voice_activi
     }
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_existing_personas_get_a_first_version_when_history_begins():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    history_begins = "0006_persona_history_tests_retention"
+    executor = MigrationExecutor(connection)
+    before = [
+        node.key
+        for node in executor.loader.graph.node_map[("voice_widget", history_begins)].parents
+        if node.key[0] == "voice_widget"
+    ]
+    executor.migrate(before)
+    Persona = executor.loader.project_state(before).apps.get_model("voice_widget", "Persona")
+    Persona.objects.create(name="Old", slug="old", instructions="The prompt before history.")
+
+    executor = MigrationExecutor(connection)
+    after = [("voice_widget", history_begins)]
+    executor.migrate(after)
+    apps = executor.loader.project_state(after).apps
+    [version] = apps.get_model("voice_widget", "HistoricalPersona").objects.all()
+    assert (version.slug, version.instructions) == ("old", "The prompt before history.")
+    assert version.history_type == "+"
+    assert version.id == apps.get_model("voice_widget", "Persona").objects.get().pk
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count, DurationField, ExpressionWrapper, F, QuerySet
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template import Context
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -23,15 +27,20 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
 
-from . import report
+from . import history, report
 from .budget import spent_today
 from .conf import vw_settings
 from .costs import conversation_cost, format_amount
 from .latency import PERIOD_DAYS, SHORT_LABELS, format_seconds, persona_latency
 from .models import BudgetUnit, Conversation, Persona, Turn, WorkerHeartbeat
 from .providers import REALTIME_VOICE_CATALOGUES, TTS_VOICES, VoiceCatalogue
+from .templatetags.voice_widget import render_widget
 from .tools import registry
+
+#: How an editor starts a worker on a laptop (shown when none is running).
+START_WORKER_COMMAND = "python manage.py run_voice_agent dev"
 
 #: A cell starting with one of these is a formula to spreadsheets (OWASP's CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -310,15 +319,132 @@ class PersonaAdmin(admin.ModelAdmin):
             },
         ),
         (_("Tools"), {"fields": ["enabled_tools"]}),
-        (_("History"), {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
+        (
+            _("Created and last saved"),
+            {"classes": ["collapse"], "fields": ["created_at", "updated_at"]},
+        ),
     ]
 
+    def save_model(self, request: HttpRequest, obj: Persona, form: Any, change: bool) -> None:
+        # The version this save writes records who made it.
+        obj._history_user = request.user
+        super().save_model(request, obj, form, change)
+
     def get_urls(self) -> list[Any]:
-        latency = self.admin_site.admin_view(self.latency_view)
         return [
-            path("<path:object_id>/latency/", latency, name="voice_widget_persona_latency"),
+            path(
+                "<path:object_id>/latency/",
+                self.admin_site.admin_view(self.latency_view),
+                name="voice_widget_persona_latency",
+            ),
+            path(
+                "<path:object_id>/versions/<int:version_id>/",
+                self.admin_site.admin_view(self.version_view),
+                name="voice_widget_persona_version",
+            ),
+            path(
+                "<path:object_id>/versions/<int:version_id>/restore/",
+                self.admin_site.admin_view(require_POST(self.restore_view)),
+                name="voice_widget_persona_restore",
+            ),
             *super().get_urls(),
         ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        persona = self.get_object(request, unquote(object_id))
+        extra_context = dict(extra_context or {})
+        if persona is not None:
+            extra_context.update(
+                trial=self._trial_context(request, persona),
+                versions=history.versions(persona),
+                version_count=persona.history.count(),
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _trial_context(request: HttpRequest, persona: Persona) -> dict[str, Any]:
+        """What "Try it here" shows: the widget for the saved persona (its sessions marked
+        as this editor's tests), or why it cannot run."""
+        workers = WorkerHeartbeat.objects.alive(
+            vw_settings.AGENT_NAME, within=timedelta(seconds=vw_settings.HEARTBEAT_TIMEOUT)
+        ).count()
+        widget = ""
+        if persona.is_active and vw_settings.livekit_configured:
+            widget = render_widget(
+                Context({"request": request}),
+                persona.slug,
+                position="inline",
+                trial_user=request.user,
+            )
+        return {
+            "widget": widget,
+            "is_active": persona.is_active,
+            "livekit_configured": vw_settings.livekit_configured,
+            "workers": workers,
+            "agent_name": vw_settings.AGENT_NAME,
+            "start_command": START_WORKER_COMMAND,
+            "tests_url": reverse("admin:voice_widget_conversation_changelist")
+            + f"?audience=tests&persona__id__exact={persona.pk}",
+        }
+
+    def _version_or_404(self, request: HttpRequest, object_id: str, version_id: int) -> Any:
+        persona = self.get_object(request, unquote(object_id))
+        if persona is None:
+            raise Http404(_("No such persona."))
+        record = persona.history.filter(history_id=version_id).first()
+        if record is None:
+            raise Http404(_("This persona has no such version."))
+        return persona, record
+
+    def version_view(self, request: HttpRequest, object_id: str, version_id: int) -> HttpResponse:
+        """One saved version in full, and how it differs from the persona now."""
+        persona, record = self._version_or_404(request, object_id, version_id)
+        if not self.has_view_or_change_permission(request, persona):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("%(name)s, version %(number)d")
+            % {"name": persona.name, "number": history.version_number(record)},
+            "persona": persona,
+            "record": record,
+            "number": history.version_number(record),
+            "fields": history.version_fields(record),
+            "changes_since": history.changes_between(record, persona),
+            "can_restore": self.has_change_permission(request, persona),
+        }
+        return TemplateResponse(request, "admin/voice_widget/persona/version.html", context)
+
+    def restore_view(self, request: HttpRequest, object_id: str, version_id: int) -> HttpResponse:
+        """Save the persona as it was in an old version (a new version records it)."""
+        persona, record = self._version_or_404(request, object_id, version_id)
+        if not self.has_change_permission(request, persona):
+            raise PermissionDenied
+        change_url = reverse("admin:voice_widget_persona_change", args=[persona.pk])
+        try:
+            with transaction.atomic():
+                history.restore(persona, record, user=request.user)
+        except ValidationError as exc:
+            self.message_user(
+                request,
+                _("Version %(number)d cannot be restored: %(errors)s")
+                % {"number": history.version_number(record), "errors": " ".join(exc.messages)},
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(change_url)
+        self.message_user(
+            request,
+            _("Restored version %(number)d as a new version.")
+            % {"number": history.version_number(record)},
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(change_url + "#versions")
 
     def latency_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Median and 95th percentile of the persona's reply latency over 1, 7 or 30 days."""
@@ -411,6 +537,8 @@ class PersonaAdmin(admin.ModelAdmin):
             copy.name = f"{persona.name} (copy)"[:100]
             copy.slug = _unique_slug(persona.slug)
             copy.is_active = False
+            copy._history_user = request.user
+            copy._change_reason = _("Duplicated from %(slug)s") % {"slug": persona.slug}
             copy.save()
             created.append(copy.name)
         self.message_user(
@@ -492,6 +620,105 @@ class DurationFilter(admin.SimpleListFilter):
         return queryset
 
 
+class AudienceFilter(admin.SimpleListFilter):
+    """Visitors' conversations by default; editors' tries from admin only when asked for."""
+
+    title = _("started by")
+    parameter_name = "audience"
+    VISITORS, TESTS, ALL = "visitors", "tests", "all"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            (self.VISITORS, _("Visitors")),
+            (self.TESTS, _("Editors' tests (from admin)")),
+            (self.ALL, _("Everyone")),
+        ]
+
+    def value(self) -> str:
+        return super().value() or self.VISITORS
+
+    def choices(self, changelist: Any) -> Iterable[dict[str, Any]]:
+        # No "All" entry pointing at the default: "Everyone" is the explicit one.
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == self.TESTS:
+            return queryset.filter(is_test=True)
+        if self.value() == self.ALL:
+            return queryset
+        return queryset.filter(is_test=False)
+
+
+@dataclass(frozen=True)
+class ExportColumn:
+    """One column of the transcript export: its name and how to read it. The CSV has the
+    conversation's columns, then the turn's, one row per turn; the JSON has one object per
+    conversation with its turns in a list. Adding a column is one line in a list below."""
+
+    name: str
+    value: Callable[[Any], Any]
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else round(value.total_seconds(), 3)
+
+
+#: Per conversation (a host project or another feature may append to this list).
+CONVERSATION_EXPORT_COLUMNS: list[ExportColumn] = [
+    ExportColumn("conversation", lambda c: str(c.pk)),
+    ExportColumn("persona", lambda c: c.persona.slug),
+    ExportColumn("persona_version", lambda c: c.persona_version_id),
+    ExportColumn("is_test", lambda c: c.is_test),
+    ExportColumn("status", lambda c: c.status),
+    ExportColumn("created_at", lambda c: c.created_at),
+    ExportColumn("started_at", lambda c: c.started_at),
+    ExportColumn("ended_at", lambda c: c.ended_at),
+    ExportColumn("duration_seconds", lambda c: _seconds(c.duration)),
+    ExportColumn("end_reason", lambda c: c.end_reason),
+    ExportColumn("end_detail", lambda c: c.end_detail),
+    ExportColumn("page_url", lambda c: c.page_url),
+    ExportColumn("usage", lambda c: c.usage),
+    ExportColumn("estimated_cost", lambda c: _estimated_cost(c)),
+    ExportColumn("currency", lambda c: vw_settings.CURRENCY),
+]
+
+#: Per transcript line.
+TURN_EXPORT_COLUMNS: list[ExportColumn] = [
+    ExportColumn("sequence", lambda t: t.sequence),
+    ExportColumn("time", lambda t: t.created_at),
+    ExportColumn("role", lambda t: t.role),
+    ExportColumn("text", lambda t: t.text),
+    ExportColumn("interrupted", lambda t: t.interrupted),
+    # The worker's figures for an agent line, in seconds (None where a stage did not run).
+    ExportColumn("latency", lambda t: {name: getattr(t, name) for name in Turn.LATENCY_FIELDS}),
+]
+
+
+def _estimated_cost(conversation: Conversation) -> str | None:
+    """The cost estimate as a decimal string, None when nothing was recorded or priced."""
+    estimate = conversation_cost(conversation)
+    if not estimate.parts and not estimate.unpriced:
+        return None
+    return format_amount(estimate.total) + ("" if estimate.complete else "+")
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True, cls=DjangoJSONEncoder)
+    return spreadsheet_safe(str(value))
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = [
@@ -503,15 +730,29 @@ class ConversationAdmin(admin.ModelAdmin):
         "turn_count",
         "cost_display",
         "user",
+        "is_test",
     ]
-    list_filter = ["status", "end_reason", "persona", DurationFilter, "created_at"]
+    list_filter = [AudienceFilter, "status", "end_reason", "persona", DurationFilter, "created_at"]
     search_fields = ["=id", "room_name", "identity", "page_url", "turns__text"]
     date_hierarchy = "created_at"
     inlines = [TurnInline]
-    actions = ["export_csv", "export_json"]
+    actions = ["export_csv", "export_json", "erase_visitors"]
     list_select_related = ["persona", "user"]
     fieldsets = [
-        (None, {"fields": ["id", "persona", "status", "end_reason", "end_detail"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "persona",
+                    "persona_version_link",
+                    "is_test",
+                    "status",
+                    "end_reason",
+                    "end_detail",
+                ]
+            },
+        ),
         (
             _("When"),
             {
@@ -534,6 +775,7 @@ class ConversationAdmin(admin.ModelAdmin):
                 "fields": [
                     "signed_context",
                     "page_context",
+                    "content_purged_at",
                     "usage",
                     "cost_breakdown",
                     "persona_snapshot",
@@ -543,8 +785,27 @@ class ConversationAdmin(admin.ModelAdmin):
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fields = [field.name for field in Conversation._meta.fields if field.name != "end_key_hash"]
-        return [*fields, "cost_breakdown"]
+        return [
+            *(f.name for f in Conversation._meta.fields if f.name != "end_key_hash"),
+            "persona_version_link",
+            "cost_breakdown",
+        ]
+
+    @admin.display(description=_("persona version"))
+    def persona_version_link(self, obj: Conversation) -> str:
+        """The saved version of the persona this conversation ran with, on its own page."""
+        if obj.persona_version_id is None:
+            return _("Not recorded (before versions were kept, or the version was deleted).")
+        record = obj.persona_version
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:voice_widget_persona_version", args=[obj.persona_id, record.history_id]),
+            _("Version %(number)d of %(date)s")
+            % {
+                "number": history.version_number(record),
+                "date": timezone.localtime(record.history_date).strftime("%Y-%m-%d %H:%M"),
+            },
+        )
 
     def get_urls(self) -> list:
         report_view = self.admin_site.admin_view(self.report_view)
@@ -662,55 +923,24 @@ class ConversationAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="{_export_name()}.csv"'
         writer = csv.writer(response)
         writer.writerow(
-            [
-                "conversation",
-                "persona",
-                "started",
-                "sequence",
-                "time",
-                "role",
-                "text",
-                "interrupted",
-            ]
+            [column.name for column in (*CONVERSATION_EXPORT_COLUMNS, *TURN_EXPORT_COLUMNS)]
         )
         for conversation in _with_turns(queryset):
-            for turn in conversation.turns.all():
-                writer.writerow(
-                    [
-                        conversation.pk,
-                        spreadsheet_safe(conversation.persona.slug),
-                        conversation.created_at.isoformat(),
-                        turn.sequence,
-                        turn.created_at.isoformat(),
-                        turn.role,
-                        spreadsheet_safe(turn.text),
-                        "yes" if turn.interrupted else "no",
-                    ]
-                )
+            head = [_csv_cell(c.value(conversation)) for c in CONVERSATION_EXPORT_COLUMNS]
+            turns = list(conversation.turns.all())
+            for turn in turns:
+                writer.writerow(head + [_csv_cell(c.value(turn)) for c in TURN_EXPORT_COLUMNS])
+            if not turns:  # a conversation nobody spoke in still has its ending to evaluate
+                writer.writerow(head + [""] * len(TURN_EXPORT_COLUMNS))
         return response
 
     @admin.action(description=_("Export transcripts as JSON"))
     def export_json(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse:
         data = [
             {
-                "conversation": str(conversation.pk),
-                "persona": conversation.persona.slug,
-                "status": conversation.status,
-                "created_at": conversation.created_at,
-                "started_at": conversation.started_at,
-                "ended_at": conversation.ended_at,
-                "end_reason": conversation.end_reason,
-                "page_url": conversation.page_url,
-                "usage": conversation.usage,
+                **{c.name: c.value(conversation) for c in CONVERSATION_EXPORT_COLUMNS},
                 "turns": [
-                    {
-                        "sequence": turn.sequence,
-                        "time": turn.created_at,
-                        "role": turn.role,
-                        "text": turn.text,
-                        "interrupted": turn.interrupted,
-                        "latency": {name: getattr(turn, name) for name in Turn.LATENCY_FIELDS},
-                    }
+                    {c.name: c.value(turn) for c in TURN_EXPORT_COLUMNS}
                     for turn in conversation.turns.all()
                 ],
             }
@@ -722,6 +952,63 @@ class ConversationAdmin(admin.ModelAdmin):
         )
         response["Content-Disposition"] = f'attachment; filename="{_export_name()}.json"'
         return response
+
+    @admin.action(
+        description=_("Erase every conversation of the selected conversations' visitors"),
+        permissions=["delete"],
+    )
+    def erase_visitors(
+        self, request: HttpRequest, queryset: QuerySet[Conversation]
+    ) -> HttpResponse | None:
+        """A data-protection request: delete all conversations (and transcripts) of the
+        logged-in visitors behind the selected ones, after a confirmation page."""
+        user_ids = set(queryset.exclude(user=None).values_list("user_id", flat=True))
+        if not user_ids:
+            self.message_user(
+                request,
+                _(
+                    "None of the selected conversations belongs to a logged-in visitor; "
+                    "anonymous conversations are found by their id and deleted one by one."
+                ),
+                messages.WARNING,
+            )
+            return None
+        theirs = Conversation.objects.filter(user_id__in=user_ids)
+        if request.POST.get("confirmed") != "yes":
+            User = Conversation._meta.get_field("user").related_model
+            people = [
+                (user, theirs.filter(user=user).count())
+                for user in User._default_manager.filter(pk__in=user_ids).order_by("pk")
+            ]
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": _("Erase these visitors' conversations?"),
+                "people": people,
+                "total": theirs.count(),
+                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                "action": "erase_visitors",
+            }
+            return TemplateResponse(
+                request, "admin/voice_widget/conversation/erase_confirmation.html", context
+            )
+        with transaction.atomic():
+            turns = Turn.objects.filter(conversation__in=theirs).count()
+            count, _unused = theirs.delete()
+            conversations = count - turns
+        self.message_user(
+            request,
+            ngettext(
+                "Erased %(count)d conversation (%(turns)d transcript lines) of %(people)d "
+                "visitor(s).",
+                "Erased %(count)d conversations (%(turns)d transcript lines) of %(people)d "
+                "visitor(s).",
+                conversations,
+            )
+            % {"count": conversations, "turns": turns, "people": len(user_ids)},
+            messages.SUCCESS,
+        )
+        return None
 
 
 def _report_row(row: report.DayStats, latency: list[tuple[str, str]]) -> dict[str, Any]:
@@ -767,8 +1054,6 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     @admin.display(boolean=True, description=_("alive"))
     def alive(self, obj: WorkerHeartbeat) -> bool:
-        from .conf import vw_settings
-
         if obj.stopped_at:
             return False
         return obj.last_seen >= timezone.now() - timedelta(seconds=vw_settings.HEARTBEAT_TIMEOUT)

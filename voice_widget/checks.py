@@ -178,6 +178,14 @@ VALUE_RULES = (
         "voice_widget.E007",
     ),
     ValueRule(
+        ("RETENTION_DAYS",),
+        _is_positive_int_or_none,
+        "must be a positive whole number of days, or None.",
+        "E.g. 90 keeps transcripts and page context for 90 days (run "
+        "'manage.py purge_voice_widget' daily); None keeps them forever.",
+        "voice_widget.E022",
+    ),
+    ValueRule(
         ("THROTTLE_RATES",),
         _is_rate_table,
         "is not a dict of DRF rates.",
@@ -285,4 +293,5 @@ def check_prices(app_configs: Any = None, **kwargs: Any) -> list:
                 id="voice_widget.E021",
             )
         )
+
     return errors

@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     "PRICES": {},
     # The currency of PRICES and of personas' money budgets, as shown in admin.
     "CURRENCY": "USD",
+    # Days a conversation's transcript and page context are kept; ``manage.py
+    # purge_voice_widget`` deletes older ones. None keeps them forever.
+    "RETENTION_DAYS": None,
 }
 
 

@@ -13,6 +13,7 @@ from django.core.validators import FileExtensionValidator, MaxValueValidator, Mi
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 from .costs import persona_unpriced_models
 from .providers import default_tts_voice
@@ -610,6 +611,13 @@ class Persona(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     objects = PersonaQuerySet.as_manager()
+    #: One version per save, whatever saves it (admin, actions, commands, shell): a
+    #: post_save receiver of django-simple-history writes a full copy of the row.
+    history = HistoricalRecords(
+        verbose_name=_("persona version"),
+        verbose_name_plural=_("persona versions"),
+        history_change_reason_field=models.TextField(null=True),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -973,6 +981,15 @@ class ConversationQuerySet(models.QuerySet):
             | (UNJOINED & models.Q(created_at__gte=unjoined_since))
         )
 
+    def visitors(self) -> ConversationQuerySet:
+        """Conversations of real visitors: editors' tries from admin left out (for lists,
+        statistics and exports)."""
+        return self.filter(is_test=False)
+
+    def tests(self) -> ConversationQuerySet:
+        """Editors' tries from the persona's admin page."""
+        return self.filter(is_test=True)
+
 
 class Conversation(models.Model):
     """One per token request: who talked to which persona, where, and how it ended."""
@@ -982,6 +999,22 @@ class Conversation(models.Model):
         Persona, on_delete=models.PROTECT, related_name="conversations", verbose_name=_("persona")
     )
     persona_snapshot = models.JSONField(_("persona settings used"), default=dict, blank=True)
+    # The snapshot is what the worker runs with; the version says which saved state of the
+    # persona that was, for the history's diff. SET_NULL: pruning history keeps transcripts.
+    persona_version = models.ForeignKey(
+        "voice_widget.HistoricalPersona",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("persona version"),
+    )
+    is_test = models.BooleanField(
+        _("editor's test"),
+        default=False,
+        db_index=True,
+        help_text=_("Started by an editor from the persona's admin page (the user is the editor)."),
+    )
     room_name = models.CharField(_("room"), max_length=100, unique=True)
     identity = models.CharField(_("participant identity"), max_length=100)
     user = models.ForeignKey(
@@ -1020,6 +1053,12 @@ class Conversation(models.Model):
     )
     end_detail = models.CharField(_("end detail"), max_length=500, blank=True)
     usage = models.JSONField(_("usage"), default=dict, blank=True)
+    content_purged_at = models.DateTimeField(
+        _("transcript and page context deleted"),
+        null=True,
+        blank=True,
+        help_text=_("Set by purge_voice_widget when the retention period removed them."),
+    )
 
     objects = ConversationQuerySet.as_manager()
 

@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
+from django.db.models import Subquery
 from django.http import HttpResponsePermanentRedirect
 from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
@@ -44,6 +45,8 @@ from ..tokens import (
     new_identity,
     new_room_name,
 )
+from ..trials import QUERY_PARAMETER as TRIAL_PARAMETER
+from ..trials import is_verified_trial
 from . import errors
 from .authentication import CsrfCheckedSessionAuthentication
 from .errors import exception_handler
@@ -132,13 +135,17 @@ class SessionCreateView(VoiceWidgetAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
 
+        user = request.user if request.user and request.user.is_authenticated else None
+        # An editor's try from the persona's admin page (verified, never the browser's word).
+        is_test = is_verified_trial(
+            request.query_params.get(TRIAL_PARAMETER, ""), persona=data["persona"], user=user
+        )
         try:
             persona = Persona.objects.active().get(slug=data["persona"])
         except Persona.DoesNotExist as exc:
             raise errors.PersonaNotFound() from exc
         if not request_allowed_for_persona(request, persona):
             raise errors.OriginNotAllowed()
-        user = request.user if request.user and request.user.is_authenticated else None
         if persona.login_required and user is None:
             raise errors.LoginRequired()
         signed_context = self._verified_signed_context(
@@ -157,6 +164,9 @@ class SessionCreateView(VoiceWidgetAPIView):
             conversation = Conversation.objects.create(
                 persona=persona,
                 persona_snapshot=persona.snapshot(),
+                # The newest saved version, looked up inside the INSERT (no extra query).
+                persona_version_id=Subquery(persona.history.values("history_id")[:1]),
+                is_test=is_test,
                 room_name=new_room_name(),
                 identity=new_identity(user),
                 user=user,

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('voice_widget', '0005_turn_latency'),
+        ('voice_widget', '0006_persona_history_tests_retention'),
     ]
 
     operations = [
@@ -18,6 +18,16 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='persona',
+            name='daily_budget_unit',
+            field=models.CharField(choices=[('money', "money (the price table's currency)"), ('minutes', 'conversation minutes')], default='money', max_length=10, verbose_name='budget in'),
+        ),
+        migrations.AddField(
+            model_name='historicalpersona',
+            name='daily_budget',
+            field=models.DecimalField(blank=True, decimal_places=2, help_text="When today's conversations have cost this much (or lasted this many minutes), new ones are refused until midnight; those in progress finish. Empty: no budget.", max_digits=10, null=True, validators=[django.core.validators.MinValueValidator(0)], verbose_name='daily budget'),
+        ),
+        migrations.AddField(
+            model_name='historicalpersona',
             name='daily_budget_unit',
             field=models.CharField(choices=[('money', "money (the price table's currency)"), ('minutes', 'conversation minutes')], default='money', max_length=10, verbose_name='budget in'),
         ),

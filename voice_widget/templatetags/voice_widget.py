@@ -26,6 +26,7 @@ from ..models import Persona, PreviewMode
 from ..models import Position as WidgetPosition
 from ..models import Theme as WidgetTheme
 from ..signing import sign_context
+from ..trials import trial_endpoint
 
 logger = logging.getLogger("voice_widget.templatetags")
 register = template.Library()
@@ -142,11 +143,16 @@ def render_widget(
     theme: str | None = None,
     agent_timeout: int | float | str | None = None,
     poster: str | None = None,
+    trial_user: Any = None,
 ) -> str:
     """The element's HTML (and the script tag, the first time on a page), or "" when the
     persona is unknown or inactive or the API's URLs are not installed. ``poster`` (a URL,
     e.g. from ``{% static %}``) is shown instead of the persona's poster image, as a poster
     preview unless the persona or ``preview`` asks for another.
+
+    ``trial_user`` (a staff user, from the persona's admin page): the widget's session
+    requests carry a signed proof of that, so its conversations are recorded as that
+    editor's tests.
     """
     persona = Persona.objects.active().filter(slug=slug).first()
     if persona is None:
@@ -164,6 +170,8 @@ def render_widget(
             persona.slug,
         )
         return ""
+    if trial_user is not None:
+        sessions_url = trial_endpoint(sessions_url, persona=persona.slug, user_id=trial_user.pk)
 
     signed_context = ""
     if facts:

@@ -250,6 +250,8 @@ class Command(BaseCommand):
             fields.setdefault("accent_color", SITE_ACCENT)
             persona = Persona(slug=slug, **fields)
             persona.full_clean()
+            # Its first version says where it came from (no user: a command made it).
+            persona._change_reason = "Created by seed_demo"
             persona.save()
             self.stdout.write(self.style.SUCCESS(f"Created persona {slug!r}."))
 
