@@ -175,3 +175,20 @@ def test_bar_chart_scales_bars_to_the_largest_value():
     assert heights[1] == max(heights) and heights[0] == pytest.approx(heights[1] / 4)
     assert heights[2] == 0
     assert 'role="img"' in svg and 'aria-label="Conversations: highest 4, total 5."' in svg
+
+
+def test_editors_tests_from_admin_stay_out_of_the_report_and_the_latency_figures(admin_client):
+    from voice_widget.latency import persona_latency
+
+    paula = make_persona(name="Paula")
+    visitor = talk(paula, minutes=2)
+    trial = talk(paula, minutes=10)
+    Conversation.objects.filter(pk=trial.pk).update(is_test=True)
+    for conversation, seconds in ((visitor, 0.5), (trial, 9.0)):
+        turn = make_turn(conversation, 1, "agent", "Hello")
+        Turn.objects.filter(pk=turn.pk).update(e2e_latency=seconds)
+    page = text(admin_client.get(reverse(REPORT)))
+    assert "<dt>Conversations</dt><dd>1</dd>" in page
+    assert "<dt>Total duration</dt><dd>2:00</dd>" in page
+    (e2e,) = [f for f in persona_latency(paula, days=7) if f.field == "e2e_latency"]
+    assert (e2e.count, e2e.median) == (1, 0.5)

@@ -37,7 +37,7 @@ def local_day_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
 
 def spent_today(persona: Persona, now: datetime | None = None) -> Decimal:
     """What the persona's conversations of today have used, in its budget's unit (money in
-    ``CURRENCY``, or minutes)."""
+    ``CURRENCY``, or minutes). Editors' tries from admin count too: they cost the same."""
     now = now or timezone.now()
     start, end = local_day_bounds(now)
     conversations = Conversation.objects.filter(

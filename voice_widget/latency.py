@@ -59,7 +59,10 @@ def persona_latency(
     conversations in the last ``days`` days."""
     since = (now or timezone.now()) - timedelta(days=days)
     rows = Turn.objects.filter(
-        conversation__persona=persona, role=TurnRole.AGENT, created_at__gte=since
+        conversation__persona=persona,
+        conversation__is_test=False,  # editors' tries from admin are not the visitors' figures
+        role=TurnRole.AGENT,
+        created_at__gte=since,
     ).values_list(*Turn.LATENCY_FIELDS)
     columns: dict[str, list[float]] = {name: [] for name in Turn.LATENCY_FIELDS}
     for row in rows.iterator():

@@ -88,7 +88,7 @@ def build_report(
     """The report for the last ``days`` days, for one persona or every persona that talked."""
     zone = timezone.get_default_timezone()
     dates, since = period_bounds(days, now)
-    conversations = Conversation.objects.filter(created_at__gte=since)
+    conversations = Conversation.objects.visitors().filter(created_at__gte=since)
     if persona is not None:
         conversations = conversations.filter(persona=persona)
     prices = price_table()
