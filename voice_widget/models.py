@@ -955,7 +955,7 @@ class EndReason(models.TextChoices):
 #: Nobody has joined the conversation's room yet: neither the visitor (LiveKit's
 #: ``participant_joined`` webhook) nor the agent, which LiveKit dispatches only once the
 #: visitor's token has created the room.
-UNJOINED = models.Q(status="created", visitor_joined_at__isnull=True)
+UNJOINED = models.Q(status=ConversationStatus.CREATED, visitor_joined_at__isnull=True)
 
 
 class ConversationQuerySet(models.QuerySet):

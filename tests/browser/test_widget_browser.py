@@ -433,14 +433,17 @@ def test_livekit_not_configured_shows_the_api_detail(page, settings, livekit_env
 def test_no_worker_shows_agent_unavailable_at_once(page):
     page.goto("/")
     record_events(page.page)
-    requests: list[str] = []
-    page.page.on("request", lambda r: requests.append(r.url))
+    answers: list[tuple[str, int]] = []
+    page.page.on("response", lambda r: answers.append((r.url, r.status)))
     page.page.locator(f"{WIDGET} .launcher").click()
     wait_for_state(page.page, "error", timeout=3000)
     assert widget_text(page.page, ".message-text") == (
         "The assistant is not available right now. Please try again later."
     )
-    assert not [url for url in requests if url.endswith(SESSIONS)], "no conversation opened"
+    # One request: the session endpoint itself says no worker runs, and opens nothing.
+    assert [status for url, status in answers if url.endswith(SESSIONS)] == [503]
+    assert not [url for url, _ in answers if "/api/health/" in url]
+    assert not Conversation.objects.exists(), "no conversation opened"
     errors = page.page.evaluate(
         "window.widgetEvents.filter(e => e.name === 'voice-widget:error').map(e => e.detail.code)"
     )

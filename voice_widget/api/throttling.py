@@ -56,11 +56,10 @@ class _AtomicWindowThrottle:
         if key is None:
             return True
         self.now = self.timer()
-        self.cache.add(f"{key}:opened", self.now, self.duration)
+        self.key = key
         count = self._increment(f"{key}:count")
         if count is None:
             return True  # a cache that keeps nothing (DummyCache) cannot throttle
-        self.key = key
         return count <= self.num_requests
 
     def _increment(self, key: str) -> int | None:
@@ -71,10 +70,11 @@ class _AtomicWindowThrottle:
             except ValueError:
                 continue  # the window closed between add and incr: open the next one
             if count == 1:
-                # Whoever opens the window (re)sets its end. Redis's INCR recreates, without
-                # an expiry, a key that expired just after Django checked that it exists;
-                # without this, that counter would never reset.
+                # Whoever opens the window (re)sets its end: Redis's INCR recreates, without
+                # an expiry, a key that expired just after Django checked that it exists,
+                # and that counter would never reset. And notes when it opened.
                 self.cache.touch(key, self.duration)
+                self.cache.set(f"{self.key}:opened", self.now, self.duration)
             return count
         return None
 

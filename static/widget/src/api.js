@@ -1,5 +1,6 @@
 /**
- * The widget's side of the token API: create a session, end it, ask whether an agent runs.
+ * The widget's side of the token API: create a session (which also says when no agent runs),
+ * ask where it stands, end it.
  */
 
 export class ApiError extends Error {
@@ -7,13 +8,15 @@ export class ApiError extends Error {
    * @param {number} status HTTP status (0 when the request never got an answer)
    * @param {string} code the API's error code, e.g. "login_required"
    * @param {string} detail a message for the visitor, from the API when it sent one
+   * @param {object} [data] the whole error body (e.g. `agent_name` with `agent_unavailable`)
    */
-  constructor(status, code, detail) {
+  constructor(status, code, detail, data = {}) {
     super(detail || code);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.detail = detail;
+    this.data = data;
   }
 }
 
@@ -82,13 +85,13 @@ export function createApi({
     if (!response.ok) {
       const code = (data && data.error) || `http_${response.status}`;
       const detail = (data && typeof data.detail === 'string' && data.detail) || '';
-      throw new ApiError(response.status, code, detail);
+      throw new ApiError(response.status, code, detail, (data && typeof data === 'object' && data) || {});
     }
     return data || {};
   }
 
   return {
-    /** The health endpoint's URL (for developers' warnings). */
+    /** The health endpoint's URL (named in developers' warnings; monitoring reads it). */
     healthUrl: healthUrl ? absoluteUrl(healthUrl) : '',
 
     /**
@@ -133,21 +136,6 @@ export function createApi({
       if (!session || !session.status_url) return null;
       try {
         return await postJson(session.status_url, { end_key: session.end_key });
-      } catch {
-        return null;
-      }
-    },
-
-    /** The health endpoint's answer, or null when it cannot be asked. */
-    async health() {
-      if (!healthUrl) return null;
-      try {
-        const response = await doFetch(healthUrl, {
-          credentials: 'same-origin',
-          headers: { Accept: 'application/json' },
-        });
-        if (!response.ok) return null;
-        return await response.json();
       } catch {
         return null;
       }

@@ -206,11 +206,13 @@ export class WidgetController {
     if (this.state !== State.IDLE || this.previewPromise) return this.previewPromise;
     const run = ++this.run;
     this.previewPromise = this.connectPreview(run)
-      .catch(() => {
-        // A preview that cannot connect leaves the poster in place, and is not tried again
-        // on every scroll (each try would open a conversation); the click shows why.
-        this.previewFailed = true;
+      .catch((error) => {
         if (run === this.run) this.teardownRoom();
+        // No worker runs: the session endpoint opened nothing, so the preview may try again
+        // later (a worker may have started). Any other failure leaves the poster in place and
+        // is not tried again on every scroll (each try would open a conversation); the click
+        // shows why.
+        if (!(error && error.code === ErrorCode.AGENT_UNAVAILABLE)) this.previewFailed = true;
       })
       .finally(() => {
         this.previewPromise = null;
@@ -219,12 +221,6 @@ export class WidgetController {
   }
 
   async connectPreview(run) {
-    const health = await this.deps.api.health();
-    this.check(run);
-    if (noAgentRuns(health)) {
-      this.warnNoAgent(health);
-      return;
-    }
     const room = await this.deps.createRoom();
     this.check(run);
     this.attachRoom(room);
@@ -288,15 +284,8 @@ export class WidgetController {
     }
     this.attachRoom(room);
     if (!this.previewConnected) {
-      if (!this.session) {
-        // Asked first, so "not available" shows at once and no conversation is opened in vain.
-        const health = await this.deps.api.health();
-        this.check(run);
-        if (noAgentRuns(health)) {
-          this.warnNoAgent(health);
-          throw new FlowError(ErrorCode.AGENT_UNAVAILABLE);
-        }
-      }
+      // With no worker running, the session endpoint says so (503 agent_unavailable) and opens
+      // nothing: "not available" shows at once, from this one request.
       await this.openSession(run);
       this.check(run);
       // Microphone and connection together: the pre-connect buffer records the visitor's
@@ -361,6 +350,10 @@ export class WidgetController {
     try {
       data = await this.deps.api.createSession(body);
     } catch (error) {
+      if (error && error.name === 'ApiError' && error.code === ErrorCode.AGENT_UNAVAILABLE) {
+        this.warnNoAgent(error.data || {});
+        throw new FlowError(ErrorCode.AGENT_UNAVAILABLE, '', { status: error.status });
+      }
       if (error && error.name === 'ApiError') {
         const code = API_REFUSALS.get(error.code) || ErrorCode.API;
         throw new FlowError(code, error.detail, { status: error.status, api: error.code });
@@ -707,9 +700,9 @@ export class WidgetController {
     return new FlowError(ErrorCode.LIVEKIT_UNREACHABLE, '', { status });
   }
 
-  /** For developers: the health endpoint says no worker runs, so nobody will answer. */
-  warnNoAgent(health) {
-    const agent = health.agent_name || '';
+  /** For developers: the session endpoint says no worker runs, so nobody would answer. */
+  warnNoAgent(answer) {
+    const agent = answer.agent_name || '';
     this.warnOnce(
       `no-agent:${agent}`,
       `voice-widget: no agent worker is running for agent '${agent}' (start one with ` +
@@ -797,11 +790,6 @@ export class WidgetController {
     if (after) after.then(leave, leave);
     else leave();
   }
-}
-
-/** The health endpoint counts live workers (`agents_available`: 0 means none). */
-function noAgentRuns(health) {
-  return Boolean(health) && (health.agents_available === 0 || health.agents_available === false);
 }
 
 function agentStateOf(attributes) {

@@ -150,17 +150,23 @@ describe('api', () => {
     assert.equal(await api.sessionStatus({ end_key: 'k1' }), null);
   });
 
-  test('health: the answer, or null when it cannot be asked', async () => {
-    const { fetch } = fetchDouble([
-      { status: 200, body: { agents_available: false } },
-      { status: 404 },
-      new TypeError('offline'),
-    ]);
-    const api = createApi({ sessionsUrl: '/s/', healthUrl: '/h/', fetch, cookies: () => '' });
-    assert.deepEqual(await api.health(), { agents_available: false });
-    assert.equal(await api.health(), null);
-    assert.equal(await api.health(), null);
-    assert.equal(await createApi({ sessionsUrl: '/s/' }).health(), null);
+  test('a refusal carries its status, code, detail and the whole body', async () => {
+    const answer = {
+      error: 'agent_unavailable',
+      detail: 'The assistant is not available right now. Please try again later.',
+      agent_name: 'shop',
+    };
+    const { fetch } = fetchDouble([{ status: 503, body: answer }, { status: 502 }]);
+    const api = createApi({ sessionsUrl: '/s/', fetch, cookies: () => '' });
+    const error = await api.createSession({ persona: 'ben' }).catch((e) => e);
+    assert.equal(error.name, 'ApiError');
+    assert.equal(error.status, 503);
+    assert.equal(error.code, 'agent_unavailable');
+    assert.equal(error.detail, answer.detail);
+    assert.equal(error.data.agent_name, 'shop');
+    const bare = await api.createSession({ persona: 'ben' }).catch((e) => e);
+    assert.equal(bare.code, 'http_502');
+    assert.deepEqual(bare.data, {});
   });
 
   test('csrfToken reads only the csrftoken cookie', () => {

@@ -5,6 +5,16 @@ import { ApiError } from '../src/api.js';
 import { ErrorCode, State, WidgetController } from '../src/controller.js';
 import { ApiDouble, ManualClock, READY, RoomDouble, settle } from './doubles.js';
 
+/** The session endpoint's answer while no worker runs. */
+function noWorker(agentName = 'test') {
+  return new ApiError(
+    503,
+    'agent_unavailable',
+    'The assistant is not available right now. Please try again later.',
+    { error: 'agent_unavailable', agent_name: agentName },
+  );
+}
+
 function setup({
   previewMode = 'none',
   roomAsync = false,
@@ -173,21 +183,23 @@ describe('click to talk (poster or no preview)', () => {
     assert.ok(room.callNames().includes('disconnect'));
   });
 
-  test('health says no worker runs: agent unavailable at once, without waiting', async () => {
-    t.api.healthAnswer = { livekit_configured: true, agents_available: 0 };
+  test('no worker runs (503 agent_unavailable): agent unavailable at once, without waiting', async () => {
+    t.api.sessionError = noWorker();
     const room = new RoomDouble();
     t.setNextRoom(room);
     await t.controller.start();
     await settle();
     assert.equal(t.controller.state, State.ERROR);
     assert.equal(t.controller.error.code, ErrorCode.AGENT_UNAVAILABLE);
+    assert.equal(t.controller.error.status, 503);
     assert.ok(!room.callNames().includes('connect'));
-    assert.equal(t.api.requests.length, 0, 'no conversation opened in vain');
+    assert.equal(t.api.requests.length, 1, 'one request, which opened nothing');
+    assert.deepEqual(t.api.ended, [], 'no conversation to end');
     assert.equal(t.clock.pending(), 0);
   });
 
-  test('health says no worker runs: one console warning for developers, not for visitors', async () => {
-    t.api.healthAnswer = { livekit_configured: true, agents_available: 0, agent_name: 'shop' };
+  test('no worker runs: one console warning for developers, not for visitors', async () => {
+    t.api.sessionError = noWorker('shop');
     t.api.healthUrl = 'https://shop.example/voice-widget/api/health/';
     await t.controller.start();
     await settle();
@@ -201,8 +213,12 @@ describe('click to talk (poster or no preview)', () => {
     assert.equal(t.controller.error.detail, '', 'the visitor reads the plain message');
   });
 
-  test('health endpoint missing or failing: falls back to waiting', async () => {
-    t.api.healthAnswer = null;
+  test('a worker started meanwhile: "Try again" opens the conversation', async () => {
+    t.api.sessionError = noWorker();
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.error.code, ErrorCode.AGENT_UNAVAILABLE);
+    t.api.sessionError = null;
     await startActive(t);
     assert.equal(t.controller.state, State.ACTIVE);
   });
@@ -623,15 +639,27 @@ describe('live preview', () => {
 
   test('no worker: the preview does not connect, the click explains', async () => {
     const t = setup({ previewMode: 'live' });
-    t.api.healthAnswer = { agents_available: false };
+    t.api.sessionError = noWorker();
     await t.controller.preview();
     assert.equal(t.controller.state, State.IDLE);
-    assert.equal(t.api.requests.length, 0);
+    assert.equal(t.api.requests.length, 1, 'refused: no conversation opened');
+    assert.ok(!t.rooms.some((room) => room.callNames().includes('connect')));
     assert.equal(t.warnings.length, 1, 'the developer hears of it before anyone clicks');
     await t.controller.start();
     await settle();
     assert.equal(t.controller.error.code, ErrorCode.AGENT_UNAVAILABLE);
     assert.equal(t.warnings.length, 1, 'once');
+  });
+
+  test('no worker at first: the preview connects once a worker runs', async () => {
+    const t = setup({ previewMode: 'live' });
+    t.api.sessionError = noWorker();
+    await t.controller.preview();
+    assert.equal(t.controller.state, State.IDLE);
+    t.api.sessionError = null;
+    await t.controller.preview();
+    assert.equal(t.controller.state, State.PREVIEW);
+    assert.equal(t.api.requests.length, 2);
   });
 
   test('the agent leaving an unclicked preview goes back to idle quietly', async () => {

@@ -110,7 +110,6 @@ export class ApiDouble {
     this.statusAsked = [];
     this.statusAnswer = { status: 'created', end_reason: '' };
     this.endAnswer = null;
-    this.healthAnswer = { livekit_configured: true, agents_available: true, agent_name: 'test' };
     this.sessionAnswer = null;
     this.sessionError = null;
     this.count = 0;
@@ -144,10 +143,6 @@ export class ApiDouble {
   async sessionStatus(session) {
     this.statusAsked.push(session && session.conversation);
     return this.statusAnswer;
-  }
-
-  async health() {
-    return this.healthAnswer;
   }
 }
 
