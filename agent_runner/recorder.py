@@ -36,6 +36,8 @@ from django.utils import timezone
 
 from voice_widget.models import Turn, TurnRole
 
+from .live import LivePublisher
+
 logger = logging.getLogger(__name__)
 
 #: Roles of livekit-agents chat messages → transcript roles; other roles are not recorded.
@@ -118,6 +120,8 @@ class TranscriptRecorder:
         self.saved = 0
         self.failed = 0
         self._retry = DatabaseRetry()
+        #: Saved lines go on to the admin's live page (best effort, never blocks).
+        self.live = LivePublisher(conversation_id)
 
     @classmethod
     async def for_conversation(cls, conversation_id: uuid.UUID | str) -> TranscriptRecorder:
@@ -214,6 +218,7 @@ class TranscriptRecorder:
             )
         else:
             self.saved += len(turns)
+            self.live.publish(batch)
 
     @staticmethod
     async def _insert(turns: list[Turn]) -> None:

@@ -27,6 +27,8 @@ VOICE_WIDGET = {
     "LIVEKIT_API_SECRET": "test-secret-that-is-long-enough-for-livekit-0123456789",
     "AGENT_NAME": "voice-widget-test",
 }
+# The live page's polling mode, whatever REDIS_URL says; the tests of the Redis mode say so.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 MEDIA_ROOT = "/tmp/voice-widget-test-media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},

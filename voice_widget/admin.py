@@ -420,6 +420,11 @@ class ConversationAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in Conversation._meta.fields if field.name != "end_key_hash"]
 
+    def get_urls(self) -> list[Any]:
+        from .live_views import live_urls  # the live conversations pages
+
+        return live_urls(self.admin_site) + super().get_urls()
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
