@@ -72,7 +72,7 @@ class LiveConversationConsumer(AsyncWebsocketConsumer):
         await self.accept()
         await self.send_json({"type": "hello", "mode": self.mode, **state})
         await self._read_new_turns()
-        self._watcher = asyncio.create_task(self._watch(), name="vw_live_watch")
+        self._watcher = asyncio.create_task(self._watch_or_close(), name="vw_live_watch")
 
     async def disconnect(self, code: int) -> None:
         watcher = getattr(self, "_watcher", None)
@@ -92,6 +92,20 @@ class LiveConversationConsumer(AsyncWebsocketConsumer):
         await self._send_turns(list(message.get("turns") or []))
 
     # -- from the database ------------------------------------------------------------
+
+    async def _watch_or_close(self) -> None:
+        try:
+            await self._watch()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # E.g. the database went away: the page reconnects and starts from what it has.
+            logger.warning(
+                "live page of conversation %s: reading the database failed",
+                self.conversation_id,
+                exc_info=True,
+            )
+            await self.close(code=1011)
 
     async def _watch(self) -> None:
         catch_up_every = 1 if self.mode == "polling" else live.CATCH_UP_INTERVAL
