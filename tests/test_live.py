@@ -123,7 +123,7 @@ pytestmark_db = pytest.mark.django_db(transaction=True)
 async def test_polling_mode_sends_the_transcript_then_each_line_the_recorder_saves():
     conversation = await _conversation_with_a_line()
     communicator = _communicator(conversation.pk, await _staff_cookie())
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=10)
     assert connected
     hello = await _receive(communicator)
     assert hello["type"] == "hello" and hello["mode"] == "polling"
@@ -155,10 +155,12 @@ async def test_polling_mode_sends_the_transcript_then_each_line_the_recorder_sav
 
 
 @pytestmark_db
-async def test_redis_mode_pushes_each_saved_batch_from_the_recorder(redis_layer):
+async def test_redis_mode_pushes_each_saved_batch_from_the_recorder(redis_layer, monkeypatch):
+    # No catch-up read during the test: a line that arrives came through the channel layer.
+    monkeypatch.setattr(live, "CATCH_UP_INTERVAL", 3600)
     conversation = await _conversation_with_a_line()
     communicator = _communicator(conversation.pk, await _staff_cookie())
-    assert (await communicator.connect())[0]
+    assert (await communicator.connect(timeout=10))[0]
     hello = await _receive(communicator)
     assert hello["mode"] == "channel_layer"
     await _receive(communicator)  # the line so far
@@ -172,9 +174,7 @@ async def test_redis_mode_pushes_each_saved_batch_from_the_recorder(redis_layer)
     recorder.live.layer = RedisChannelLayer(hosts=[REDIS_URL], prefix=redis_layer)
     recorder.start()
     recorder.add("user", "Is the Linden City in stock?")
-    pushed = await _receive_until(communicator, "turns", timeout=3)
-    # Faster than the catch-up read: it came through the channel layer.
-    assert live.CATCH_UP_INTERVAL >= 5
+    pushed = await _receive_until(communicator, "turns", timeout=15)
     assert [(t["sequence"], t["text"]) for t in pushed["turns"]] == [
         (2, "Is the Linden City in stock?")
     ]
@@ -184,10 +184,13 @@ async def test_redis_mode_pushes_each_saved_batch_from_the_recorder(redis_layer)
 
 
 @pytestmark_db
-async def test_a_line_already_sent_is_not_sent_again_when_it_is_also_pushed(redis_layer):
+async def test_a_line_already_sent_is_not_sent_again_when_it_is_also_pushed(
+    redis_layer, monkeypatch
+):
+    monkeypatch.setattr(live, "CATCH_UP_INTERVAL", 3600)
     conversation = await _conversation_with_a_line()
     communicator = _communicator(conversation.pk, await _staff_cookie())
-    assert (await communicator.connect())[0]
+    assert (await communicator.connect(timeout=10))[0]
     await _receive(communicator)
     await _receive(communicator)  # line 1, from the database
 
@@ -199,15 +202,35 @@ async def test_a_line_already_sent_is_not_sent_again_when_it_is_also_pushed(redi
     )
     fresh = {**again, "sequence": 2, "text": "Anything else?"}
     await layer.group_send(live.group_name(conversation.pk), live.turns_message([again, fresh]))
-    message = await _receive_until(communicator, "turns", timeout=3)
+    message = await _receive_until(communicator, "turns", timeout=15)
     assert [t["sequence"] for t in message["turns"]] == [2]
+    await communicator.disconnect()
+
+
+@pytestmark_db
+async def test_the_last_lines_saved_after_the_ending_still_arrive():
+    # The editor's page reloads after "End": the conversation has ended, and the closing line
+    # is saved only once the agent's session has closed.
+    conversation = await _conversation_with_a_line()
+    await sync_to_async(end_conversation)(conversation.pk, EndReason.STAFF_END)
+    communicator = _communicator(conversation.pk, await _staff_cookie())
+    assert (await communicator.connect(timeout=10))[0]
+    hello = await _receive(communicator)
+    assert (hello["status"], hello["end_reason"]) == ("ended", "staff_end")
+    await _receive(communicator)  # line 1
+
+    recorder = TranscriptRecorder(conversation.pk, next_sequence=2)
+    recorder.add("agent", "Goodbye!")
+    await recorder.aclose()
+    closing = await _receive_until(communicator, "turns")
+    assert [t["text"] for t in closing["turns"]] == ["Goodbye!"]
     await communicator.disconnect()
 
 
 @pytestmark_db
 async def test_anonymous_visitors_are_refused():
     conversation = await _conversation_with_a_line()
-    connected, code = await _communicator(conversation.pk).connect()
+    connected, code = await _communicator(conversation.pk).connect(timeout=10)
     assert (connected, code) == (False, 4403)
 
 
@@ -217,7 +240,7 @@ async def test_signed_in_users_who_are_not_staff_are_refused():
     cookie = await sync_to_async(
         lambda: _session_cookie(_user("visitor", staff=False, perms=("view_conversation",)))
     )()
-    connected, code = await _communicator(conversation.pk, cookie).connect()
+    connected, code = await _communicator(conversation.pk, cookie).connect(timeout=10)
     assert (connected, code) == (False, 4403)
 
 
@@ -225,13 +248,13 @@ async def test_signed_in_users_who_are_not_staff_are_refused():
 async def test_staff_without_the_view_permission_are_refused():
     conversation = await _conversation_with_a_line()
     cookie = await sync_to_async(lambda: _session_cookie(_user("intern", staff=True)))()
-    connected, code = await _communicator(conversation.pk, cookie).connect()
+    connected, code = await _communicator(conversation.pk, cookie).connect(timeout=10)
     assert (connected, code) == (False, 4403)
 
 
 @pytestmark_db
 async def test_an_unknown_conversation_is_closed_with_4404():
-    connected, code = await _communicator(uuid.uuid4(), await _staff_cookie()).connect()
+    connected, code = await _communicator(uuid.uuid4(), await _staff_cookie()).connect(timeout=10)
     assert (connected, code) == (False, 4404)
 
 

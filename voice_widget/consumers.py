@@ -22,6 +22,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
 
 from . import live
 from .models import Conversation, ConversationStatus, EndReason, Turn
@@ -72,7 +73,8 @@ class LiveConversationConsumer(AsyncWebsocketConsumer):
         await self.accept()
         await self.send_json({"type": "hello", "mode": self.mode, **state})
         await self._read_new_turns()
-        self._watcher = asyncio.create_task(self._watch_or_close(), name="vw_live_watch")
+        if await self._still_changing():
+            self._watcher = asyncio.create_task(self._watch_or_close(), name="vw_live_watch")
 
     async def disconnect(self, code: int) -> None:
         watcher = getattr(self, "_watcher", None)
@@ -165,6 +167,17 @@ class LiveConversationConsumer(AsyncWebsocketConsumer):
         reason = row["end_reason"] or ""
         label = str(EndReason(reason).label) if reason in EndReason.values else reason
         return {"status": row["status"], "end_reason": reason, "end_reason_label": label}
+
+    async def _still_changing(self) -> bool:
+        """Open, or ended so recently that its last lines may still be saved."""
+        ended_at = (
+            await Conversation.objects.filter(pk=self.conversation_id)
+            .values_list("ended_at", flat=True)
+            .afirst()
+        )
+        if ended_at is None or self._is_open(self.status):
+            return True
+        return (timezone.now() - ended_at).total_seconds() < live.ENDED_GRACE
 
     @staticmethod
     def _is_open(state: dict[str, str]) -> bool:

@@ -268,7 +268,12 @@ def _follow_and_end(
 
         phone = staff.page(PHONE)
         phone.goto(f"{site}/admin/voice_widget/conversation/{conversation.pk}/live/")
-        _wait_for_line(phone, ANSWER, 30)
+        try:
+            _wait_for_line(phone, ANSWER, 30)
+        except Exception:
+            phone.screenshot(path=str(ARTIFACTS / f"live-page-phone-{mode}-failed.png"))
+            (ARTIFACTS / f"live-page-phone-{mode}-failed.html").write_text(phone.content())
+            raise
         phone.screenshot(path=str(ARTIFACTS / f"live-page-phone-{mode}.png"))
         phone.context.close()
 

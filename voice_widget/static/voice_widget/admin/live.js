@@ -107,8 +107,7 @@
   window.addEventListener('pagehide', () => {
     stopped = true;
   });
-  if (open) {
-    say(text('textConnecting'));
-    connect();
-  }
+  // Also for an ended conversation: its last lines (the closing line) may still be saved.
+  if (open) say(text('textConnecting'));
+  connect();
 })();
