@@ -155,7 +155,8 @@ class StaffBrowser:
             page.fill("#id_username", "editor")
             page.fill("#id_password", PASSWORD)
             page.keyboard.press("Enter")
-            page.wait_for_url("**/admin/voice_widget/conversation/live/")
+            # Not wait_for_url: the login page's own URL ends with the same ?next=….
+            page.wait_for_selector(".vw-live-list")
             self.state = context.storage_state()
         return page
 
@@ -263,7 +264,11 @@ def _follow_and_end(
         _wait_for_line(page, QUESTION, 60)
         _wait_for_line(page, ANSWER, 30)
         assert page.evaluate("window.__sameDocument") is True
-        assert _lines(page)[:3] == [GREETING, QUESTION, ANSWER]
+        shown = _lines(page)
+        # In order; on a loaded machine the visitor's voice may interrupt an answer, which the
+        # page then shows as "… (interrupted)" before the full one.
+        assert shown[0] == GREETING
+        assert shown.index(ANSWER) > shown.index(QUESTION) > 0
         page.screenshot(path=str(ARTIFACTS / f"live-page-laptop-{mode}.png"))
 
         phone = staff.page(PHONE)
