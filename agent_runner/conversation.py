@@ -31,6 +31,7 @@ from . import protocol
 from .agent import VoiceWidgetAgent
 from .function_tools import build_function_tools
 from .instructions import build_instructions, greeting_instructions
+from .live import listen_for_staff_end
 from .livekit_private import on_model_metrics
 from .recorder import DatabaseRetry, TranscriptRecorder
 from .usage import summarize_usage
@@ -183,6 +184,7 @@ class ConversationRunner:
         self.session.on("error", self._on_session_error)
         if self.room is not None:
             self.room.on("participant_disconnected", self._on_participant_disconnected)
+            listen_for_staff_end(self.room, self.conversation_id, self.request_end)
 
         agent = self.build_agent()
         if io_room is not None:
@@ -467,7 +469,7 @@ class ConversationRunner:
             return
         self._set_audio_input(False)
         closing = str(self.persona.get("closing_message") or "").strip()
-        if reason == EndReason.MAX_DURATION and closing:
+        if reason in (EndReason.MAX_DURATION, EndReason.STAFF_END) and closing and self.started:
             handle = self._say_verbatim(closing, allow_interruptions=False)
             await asyncio.wait_for(handle.wait_for_playout(), timeout=FAREWELL_TIMEOUT)
         elif reason == EndReason.AGENT_END and (speech := self.session.current_speech):

@@ -44,6 +44,8 @@ from django.utils import timezone
 
 from voice_widget.models import Turn, TurnRole
 
+from .live import LivePublisher
+
 logger = logging.getLogger(__name__)
 
 #: Roles of livekit-agents chat messages → transcript roles; other roles are not recorded.
@@ -175,6 +177,9 @@ class TranscriptRecorder:
         #: sequence of the line waiting for it (line before the metrics).
         self._first_audio: OrderedDict[str, float] = OrderedDict()
         self._awaiting_first_audio: OrderedDict[str, int] = OrderedDict()
+
+        #: Saved lines go on to the admin's live page (best effort, never blocks).
+        self.live = LivePublisher(conversation_id)
 
     @classmethod
     async def for_conversation(cls, conversation_id: uuid.UUID | str) -> TranscriptRecorder:
@@ -319,6 +324,7 @@ class TranscriptRecorder:
             )
         else:
             self.saved += len(turns)
+            self.live.publish(batch)
 
     async def _update_first_audio(self, update: FirstAudioUpdate) -> None:
         async def save() -> None:

@@ -159,6 +159,19 @@ CORS_URLS_REGEX = r"^/voice-widget/api/.*$"
 # check) only applies on this site's own pages. See the README's "Origins, CORS and CSRF".
 CORS_ALLOW_CREDENTIALS = False
 
+# The channel layer carries the worker's transcript lines to the admin's live conversation
+# page. With REDIS_URL (e.g. redis://127.0.0.1:6379/0) it is channels_redis, shared by the
+# web processes and the workers; without it, channels' in-memory layer, which cannot reach
+# another process: the live page then reads new lines from the database every second.
+REDIS_URL = env.str("REDIS_URL", default="")
+CHANNEL_LAYERS = {
+    "default": (
+        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        if REDIS_URL
+        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    )
+}
+
 VOICE_WIDGET = {
     "LIVEKIT_URL": env("LIVEKIT_URL", default=None),
     "LIVEKIT_API_KEY": env("LIVEKIT_API_KEY", default=None),

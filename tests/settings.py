@@ -30,6 +30,9 @@ VOICE_WIDGET = {
 # Each test process counts throttles in its own memory (tests clear the cache), even when the
 # environment has a REDIS_URL for the example site.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# The live page's polling mode, whatever REDIS_URL says; the tests of the Redis mode say so.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 MEDIA_ROOT = "/tmp/voice-widget-test-media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},

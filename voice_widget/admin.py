@@ -808,9 +808,12 @@ class ConversationAdmin(admin.ModelAdmin):
         )
 
     def get_urls(self) -> list:
+        from .live_views import live_urls  # the live conversations pages
+
         report_view = self.admin_site.admin_view(self.report_view)
         return [
             path("report/", report_view, name="voice_widget_conversation_report"),
+            *live_urls(self.admin_site),
             *super().get_urls(),
         ]
 

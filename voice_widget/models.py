@@ -220,7 +220,10 @@ class Persona(models.Model):
         max_length=300,
         blank=True,
         default="We are out of time for today. Thank you for talking with me, goodbye!",
-        help_text=_("Said when the conversation reaches its maximum length."),
+        help_text=_(
+            "Said when the conversation reaches its maximum length, or when an editor ends it"
+            " from the live conversations page."
+        ),
     )
 
     # Voice pipeline
@@ -950,6 +953,7 @@ class EndReason(models.TextChoices):
     ROOM_FINISHED = "room_finished", _("Room closed")
     ERROR = "error", _("Error")
     WORKER_SHUTDOWN = "worker_shutdown", _("Worker shut down")
+    STAFF_END = "staff_end", _("Ended from the live page")
 
 
 #: Nobody has joined the conversation's room yet: neither the visitor (LiveKit's

@@ -108,6 +108,34 @@ def dispatch_agent(room_name: str, conversation_id: Any) -> api.AgentDispatch:
         raise
 
 
+async def _asend_data(room_name: str, payload: bytes, topic: str) -> None:
+    async with asyncio.timeout(API_TIMEOUT), _client() as lkapi:
+        await lkapi.room.send_data(
+            api.SendDataRequest(
+                room=room_name, data=payload, kind=api.DataPacket.Kind.RELIABLE, topic=topic
+            )
+        )
+
+
+def send_data(room_name: str, payload: bytes, *, topic: str) -> str | None:
+    """Send a reliable data packet from the server to everyone in ``room_name``
+    (``RoomService.SendData``); None on success, else why it failed, in a line (also logged).
+
+    Participants see it as sent by the server (no sender), which is how the agent tells the
+    web side's packets from anything a visitor could send on the same topic.
+    """
+    if not vw_settings.livekit_configured:
+        return "LiveKit is not configured"
+    try:
+        with dev_secret_warning_silenced():
+            async_to_sync(_asend_data)(room_name, payload, topic)
+    except Exception as exc:
+        problem = _describe(exc)
+        logger.warning("could not send %s to LiveKit room %s: %s", topic, room_name, problem)
+        return problem
+    return None
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {API_TIMEOUT} s"

@@ -18,14 +18,19 @@ worker and widget to meet in one room during a test.
     is relayed to every other; data packets (``_reliable`` / ``_lossy``: RPC, chat, data
     streams) are forwarded to the others, or to ``destination_identities``.
 
+``/twirp/livekit.RoomService/DeleteRoom`` and ``SendData``
+    The two RoomService calls the web side makes (Twirp, protobuf bodies), with the token's
+    grants checked: deleting a conversation's room, and a data packet from the server.
+
 ``/rtc/v1`` answers 404, so both SDKs fall back to ``/rtc``. WebRTC candidates: the double
 offers only 127.0.0.1 host candidates and ignores clients' candidates outside 127.0.0.0/8;
 the peers must run where libwebrtc sees a non-loopback interface with a 127.x address (see
 ``scripts/netns-run.sh``). The signalling and ``/agent`` parts work anywhere.
 
 Tests read ``registrations``, ``workers``, ``dispatches``, ``job_updates``, ``rooms``,
-``joins``, ``signal_log`` and ``data_log``; ``registered``, ``wait_for(predicate)``,
-``participant_joined(room, identity)`` and ``dispatched(room)`` help waiting.
+``joins``, ``signal_log``, ``data_log`` and ``send_data_requests``; ``registered``,
+``wait_for(predicate)``, ``participant_joined(room, identity)`` and ``dispatched(room)`` help
+waiting.
 """
 
 from __future__ import annotations
@@ -233,7 +238,9 @@ class LiveKitServerDouble(LocalServer):
         #: Rooms asked to be deleted through RoomService (the web side's end endpoint does
         #: that), whether or not they still existed.
         self.delete_room_requests: list[str] = []
-        self.data_log: list[dict[str, Any]] = []  # each data packet a participant sent
+        self.data_log: list[dict[str, Any]] = []  # each data packet sent (sender "": the server)
+        #: ``SendDataRequest``s received through RoomService (the live page's end button).
+        self.send_data_requests: list[Any] = []
         self._changed = asyncio.Condition()
         self._worker_ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
@@ -251,6 +258,7 @@ class LiveKitServerDouble(LocalServer):
         router.add_route("OPTIONS", "/rtc", self.preflight)
         router.add_get("/rtc", self.rtc_socket)
         router.add_post("/twirp/livekit.RoomService/DeleteRoom", self.delete_room)
+        router.add_post("/twirp/livekit.RoomService/SendData", self.send_data)
 
     async def __aenter__(self) -> LiveKitServerDouble:
         self._loopback_only = contextlib.ExitStack()
@@ -572,6 +580,47 @@ class LiveKitServerDouble(LocalServer):
             )
         return web.Response(
             body=api.DeleteRoomResponse().SerializeToString(), content_type="application/protobuf"
+        )
+
+    async def send_data(self, request: web.Request) -> web.Response:
+        """``RoomService.SendData``: a data packet from the server (no sender) to everyone in
+        the room, or to ``destination_identities``, reliable or lossy as ``kind`` says."""
+        try:
+            claims = self.verify(request.headers.get("Authorization", "").removeprefix("Bearer "))
+        except Exception as error:
+            return _twirp_error(401, "unauthenticated", f"invalid token: {error}")
+        send = api.SendDataRequest.FromString(await request.read())
+        if not (claims.video.room_admin and claims.video.room == send.room):
+            return _twirp_error(403, "permission_denied", "the token may not administer the room")
+        self.send_data_requests.append(send)
+        room = self.rooms.get(send.room)
+        if room is None:
+            return _twirp_error(404, "not_found", "requested room does not exist")
+        lossy = send.kind == models.DataPacket.Kind.LOSSY
+        packet = models.DataPacket(
+            kind=send.kind,
+            destination_identities=list(send.destination_identities),
+            user=models.UserPacket(
+                payload=send.data,
+                topic=send.topic,
+                destination_identities=list(send.destination_identities),
+                nonce=send.nonce,
+            ),
+        )
+        label = "_lossy" if lossy else "_reliable"
+        self.data_log.append(
+            {
+                "sender": "",
+                "room": room.name,
+                "channel": label,
+                "value": "user",
+                "topic": send.topic,
+                "destinations": sorted(send.destination_identities),
+            }
+        )
+        self._deliver(room, packet, label)
+        return web.Response(
+            body=api.SendDataResponse().SerializeToString(), content_type="application/protobuf"
         )
 
     # -- /rtc: signalling --------------------------------------------------------------
@@ -907,8 +956,21 @@ class LiveKitServerDouble(LocalServer):
                 "destinations": sorted(destinations),
             }
         )
+        self._deliver(sender.room, packet, label, sender=sender)
+
+    def _deliver(
+        self,
+        room: Room,
+        packet: models.DataPacket,
+        label: str,
+        *,
+        sender: Participant | None = None,
+    ) -> None:
+        """Send ``packet`` to the room's participants (all but the sender, or only its
+        ``destination_identities``) on the data channel ``label``."""
+        destinations = set(packet.destination_identities)
         payload = packet.SerializeToString()
-        for other in list(sender.room.participants.values()):
+        for other in list(room.participants.values()):
             if other is sender or (destinations and other.identity not in destinations):
                 continue
             channel = other.sub_channels.get(label) or other.sub_channels.get("_reliable")

@@ -1,7 +1,8 @@
 """``DoubleRoom``: the few ``rtc.Room`` / ``rtc.LocalParticipant`` calls the worker makes.
 
 Attributes, RPC registration, RPC calls to the visitor and room events are recorded so a
-test can call ``voice_widget.start`` the way the widget would and see what the agent did.
+test can call ``voice_widget.start`` the way the widget would and see what the agent did;
+``receive_data`` delivers a data packet (from the server or a participant).
 """
 
 from __future__ import annotations
@@ -75,6 +76,21 @@ class DoubleRoom:
         participant = self.remote_participants.pop(f"PA_{identity}")
         for handler in self._handlers["participant_disconnected"]:
             handler(participant)
+
+    def receive_data(self, payload: bytes, *, topic: str, sender: str | None = None) -> None:
+        """A data packet arrives, as ``rtc.Room`` emits it: ``sender`` None is the server
+        (``RoomService.SendData``), else a participant of the room."""
+        participant = None
+        if sender is not None:
+            participant = next(p for p in self.remote_participants.values() if p.identity == sender)
+        packet = rtc.DataPacket(
+            data=payload,
+            kind=rtc.DataPacketKind.KIND_RELIABLE,
+            participant=participant,
+            topic=topic,
+        )
+        for handler in self._handlers["data_received"]:
+            handler(packet)
 
     async def call_rpc(self, method: str, *, caller: str, payload: Any = None) -> dict[str, Any]:
         """Invoke the agent's RPC handler as the LiveKit SDK would; returns the parsed answer."""

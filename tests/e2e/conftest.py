@@ -191,6 +191,7 @@ def worker(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log_path = ARTIFACTS / f"worker-{request.module.__name__.rsplit('.', 1)[-1]}.log"
     extra = getattr(request.module, "WORKER_ARGS", ())
+    env.update(getattr(request.module, "WORKER_ENV", {}))
     with WorkerProcess(env, log_path=log_path, extra_args=extra) as process:
         process.wait_for_line(REGISTERED, timeout=120)
         yield process

@@ -43,3 +43,12 @@ VOICE_WIDGET = {
 }
 if os.environ.get("VOICE_WIDGET_AGENT_NAME"):
     VOICE_WIDGET["AGENT_NAME"] = os.environ["VOICE_WIDGET_AGENT_NAME"]
+# The live page's channel layer: channels_redis when REDIS_URL is set (the test of the live
+# page starts a Redis of its own inside the namespace), else the polling mode.
+if os.environ.get("REDIS_URL"):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
+        }
+    }

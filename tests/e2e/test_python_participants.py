@@ -97,3 +97,46 @@ async def test_room_service_deletes_a_room_and_its_participants_leave(livekit):
     assert missing.value.code == "not_found"
     assert livekit.delete_room_requests == ["doomed-room", "doomed-room"]
     assert "doomed-room" not in livekit.rooms
+
+
+async def test_room_service_send_data_reaches_participants_as_sent_by_the_server(livekit):
+    from livekit import api
+
+    from tests.e2e.conftest import API_KEY, API_SECRET
+
+    async with (
+        connected(livekit.url, token("dave", "data-room")) as dave,
+        connected(livekit.url, token("erin", "data-room")) as erin,
+    ):
+        received: dict[str, list[rtc.DataPacket]] = {"dave": [], "erin": []}
+        dave.on("data_received", received["dave"].append)
+        erin.on("data_received", received["erin"].append)
+        service = api.LiveKitAPI(livekit.url.replace("ws://", "http://"), API_KEY, API_SECRET)
+        try:
+            await service.room.send_data(
+                api.SendDataRequest(
+                    room="data-room",
+                    data=b'{"action": "end"}',
+                    kind=api.DataPacket.Kind.RELIABLE,
+                    topic="voice_widget.control",
+                    destination_identities=["erin"],
+                )
+            )
+            with pytest.raises(api.TwirpError) as missing:
+                await service.room.send_data(
+                    api.SendDataRequest(room="no-such-room", data=b"{}", topic="t")
+                )
+        finally:
+            await service.aclose()
+        await asyncio.wait_for(_until(lambda: received["erin"]), 10)
+        await asyncio.sleep(0.3)
+
+    (packet,) = received["erin"]
+    assert (packet.participant, packet.topic, packet.data) == (
+        None,
+        "voice_widget.control",
+        b'{"action": "end"}',
+    )
+    assert received["dave"] == []  # not a destination
+    assert missing.value.code == "not_found"
+    assert [r.room for r in livekit.send_data_requests] == ["data-room", "no-such-room"]
