@@ -87,6 +87,7 @@ def test_inactive_persona_page_says_to_activate_it_and_has_no_widget(admin_clien
     assert "inactive" in html
 
 
+@pytest.mark.usefixtures("worker_alive")
 def test_session_from_the_change_page_is_the_editors_test(editor_client, editor):
     persona = make_persona(slug="ben")
     editor.is_superuser = True  # may open the change page
@@ -98,6 +99,7 @@ def test_session_from_the_change_page_is_the_editors_test(editor_client, editor)
     assert conversation.user == editor
 
 
+@pytest.mark.usefixtures("worker_alive")
 def test_visitor_session_is_not_a_test(client):
     make_persona(slug="ben")
     response = client.post(SESSIONS, {"persona": "ben"}, content_type="application/json")
@@ -109,6 +111,7 @@ def test_visitor_session_is_not_a_test(client):
     "case",
     ["anonymous", "other_staff", "not_staff", "other_persona", "forged", "expired"],
 )
+@pytest.mark.usefixtures("worker_alive")
 def test_a_trial_proof_counts_only_for_its_staff_user_and_persona(
     case, django_user_model, editor, monkeypatch
 ):
@@ -140,6 +143,7 @@ def test_a_trial_proof_counts_only_for_its_staff_user_and_persona(
     assert Conversation.objects.get().is_test is False
 
 
+@pytest.mark.usefixtures("worker_alive")
 def test_the_same_proof_with_its_own_user_is_a_test(editor):
     """The counterpart of the refusals above: the verifying case does mark it."""
     make_persona(slug="ben")

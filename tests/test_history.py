@@ -215,6 +215,7 @@ def test_version_page_shows_that_versions_settings_and_what_changed_since(admin_
 # --- conversations record their version ----------------------------------------------------------
 
 
+@pytest.mark.usefixtures("worker_alive")
 def test_a_session_records_the_persona_version_it_runs_with(client):
     persona = make_persona(slug="ben", greeting="First greeting")
     persona.greeting = "Second greeting"
