@@ -20,7 +20,8 @@ else
 fi
 
 # ---- Chromium for the browser tests (Debian's package; Playwright drives it), espeak-ng for
-# the end-to-end tests' spoken questions, iproute2 for their network namespace
+# the end-to-end tests' spoken questions, iproute2 for their network namespace, redis-server
+# for the live page's (all from Debian)
 chromium_found() {
   [ -n "${VOICE_WIDGET_CHROMIUM:-}" ] && [ -x "${VOICE_WIDGET_CHROMIUM}" ] && return 0
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
@@ -30,6 +31,8 @@ MISSING=()
 chromium_found || MISSING+=(chromium)
 command -v espeak-ng >/dev/null 2>&1 || MISSING+=(espeak-ng)
 command -v ip >/dev/null 2>&1 || MISSING+=(iproute2)
+# The live page's end-to-end test starts a Redis of its own inside the network namespace.
+command -v redis-server >/dev/null 2>&1 || MISSING+=(redis-server)
 if [ "${#MISSING[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""
   if [ "$(id -u)" != "0" ]; then
