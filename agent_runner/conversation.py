@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone
+from livekit import rtc
 from livekit.agents import AgentSession, APIStatusError, room_io
 from livekit.agents.voice.events import (
     CloseEvent,
@@ -28,7 +29,7 @@ from voice_widget.conf import vw_settings
 from voice_widget.lifecycle import aend_conversation
 from voice_widget.models import Conversation, ConversationStatus, EndReason, TurnRole
 
-from . import protocol
+from . import notices, protocol
 from .agent import VoiceWidgetAgent
 from .function_tools import build_function_tools
 from .instructions import build_instructions, greeting_instructions
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 FAREWELL_TIMEOUT = 20.0
 #: Longest wait for the session to close before the record is finished anyway.
 SESSION_CLOSE_TIMEOUT = 10.0
+#: A caption shown without speech (speech synthesis is what fails) comes with this much
+#: silence per character, so the widget's synchronised captions have time to show it.
+CAPTION_SECONDS_PER_CHAR = 0.03
 
 #: What each kind of livekit-agents error event is about, for the operator's detail.
 _FAILING_PART = {
@@ -63,27 +67,74 @@ def describe_model_error(error: Any) -> str:
 
 
 class _FailureStreak:
-    """Unrecoverable model errors since the agent last answered. livekit-agents closes the
-    session only after ``max_unrecoverable_errors`` of them in a row; fewer, and the
-    conversation would otherwise end by whatever came next (a shutdown, the visitor leaving)
-    with no word of the failure."""
+    """Failed turns (unrecoverable model errors) since the agent last answered. The runner
+    tells the visitor after each and ends the conversation after
+    ``PROVIDER_FAILURES_TO_END`` of them; fewer, and the conversation would otherwise end by
+    whatever came next (a shutdown, the visitor leaving) with no word of the failure."""
 
     def __init__(self) -> None:
         self.count = 0
         self.part = ""
         self.last = ""
+        #: Whether speech synthesis failed in this streak (then notices are captions only).
+        self.speech_failed = False
 
-    def add(self, error: Any) -> None:
+    def add(self, error: Any, persona: dict[str, Any]) -> None:
         self.count += 1
-        self.part = _FAILING_PART.get(getattr(error, "type", ""), "The voice pipeline")
+        kind = getattr(error, "type", "")
+        self.part = _FAILING_PART.get(kind, "The voice pipeline")
+        self.part += configured_providers(persona, kind)
         self.last = describe_model_error(error)
+        self.speech_failed = self.speech_failed or kind == "tts_error"
 
     def clear(self) -> None:
         self.count = 0
+        self.speech_failed = False
 
     def detail(self) -> str:
         times = "once" if self.count == 1 else f"{self.count} times in a row"
         return f"{self.part} failed {times} and the agent never answered since: {self.last}"
+
+
+#: The persona fields naming the provider and model of each kind of error's stage.
+_STAGE_FIELDS = {
+    kind: (
+        (f"{stage}_provider", f"{stage}_model"),
+        (f"{stage}_fallback_provider", f"{stage}_fallback_model"),
+    )
+    for kind, stage in (("llm_error", "llm"), ("stt_error", "stt"), ("tts_error", "tts"))
+}
+
+
+def configured_providers(persona: dict[str, Any], kind: str) -> str:
+    """`` (openai gpt-4o-mini)`` — the provider and model the persona configured for the
+    stage an error ``kind`` is about (with its fallback), as an operator finds them in admin."""
+    if kind == "realtime_model_error" or (
+        kind == "llm_error" and persona.get("pipeline_kind") == "realtime"
+    ):
+        pairs = [("realtime_provider", "realtime_model")]
+    elif kind in _STAGE_FIELDS:
+        pairs = list(_STAGE_FIELDS[kind])
+    else:
+        return ""
+    names = [
+        " ".join(str(persona.get(field) or "").strip() for field in pair).strip()
+        for pair in pairs
+        if str(persona.get(pair[0]) or "").strip()
+    ]
+    return f" ({', then '.join(names)})" if names else ""
+
+
+async def _silence(seconds: float) -> Any:
+    """Silent 24 kHz mono frames: the audio of a line shown as a caption only."""
+    rate, frame_samples = 24000, 480
+    for _ in range(max(1, int(seconds * rate / frame_samples))):
+        yield rtc.AudioFrame(
+            data=b"\x00\x00" * frame_samples,
+            sample_rate=rate,
+            num_channels=1,
+            samples_per_channel=frame_samples,
+        )
 
 
 class ConversationRunner:
@@ -318,15 +369,47 @@ class ConversationRunner:
             self.recorder.add_chat_message(event.item)
 
     def _on_session_error(self, event: ErrorEvent) -> None:
-        # Recoverable errors are retried by livekit-agents; only the final failure counts.
-        if not getattr(event.error, "recoverable", True):
-            self._failures.add(event.error)
-            logger.warning(
-                "conversation %s: %s failed (%s)",
-                self.conversation_id,
-                self._failures.part.lower(),
-                type(getattr(event.error, "error", event.error)).__name__,
+        # Recoverable errors are retried by livekit-agents (PROVIDER_MAX_RETRY); only a
+        # request that failed every try counts, as a failed turn.
+        if getattr(event.error, "recoverable", True) or self._end_task is not None:
+            return
+        self._failures.add(event.error, self.persona)
+        logger.warning(
+            "conversation %s: %s failed (%s), %d of %d failed turns",
+            self.conversation_id,
+            self._failures.part,
+            type(getattr(event.error, "error", event.error)).__name__,
+            self._failures.count,
+            vw_settings.PROVIDER_FAILURES_TO_END,
+        )
+        ending = self._failures.count >= vw_settings.PROVIDER_FAILURES_TO_END
+        if ending or getattr(event.error, "type", "") == "realtime_model_error":
+            # The provider stays down (and livekit-agents closes the session at a realtime
+            # model's first unrecoverable error): end now, with the reason, instead of
+            # leaving the visitor talking to nobody until livekit-agents gives up.
+            self.request_end(EndReason.ERROR, detail=self._failures.detail())
+        elif self.started:
+            try:
+                self._tell(notices.PROBLEM)
+            except Exception:  # never into livekit-agents' event emitter
+                logger.exception("conversation %s: the problem notice failed", self.conversation_id)
+
+    def _tell(self, texts: dict[str, str], *, allow_interruptions: bool = True) -> Any:
+        """Say a notice in the persona's language, or only show it as a caption when speech
+        synthesis is what fails (or there is none); recorded as the agent's line."""
+        text = notices.in_language(texts, self.persona.get("language"))
+        if self.recorder is not None:
+            self.recorder.add(TurnRole.AGENT, text)
+        if self.can_say and not self._failures.speech_failed:
+            return self.session.say(
+                text, allow_interruptions=allow_interruptions, add_to_chat_ctx=False
             )
+        return self.session.say(
+            text,
+            audio=_silence(CAPTION_SECONDS_PER_CHAR * len(text)),
+            allow_interruptions=allow_interruptions,
+            add_to_chat_ctx=False,
+        )
 
     def _on_participant_disconnected(self, participant: Any) -> None:
         if getattr(participant, "identity", None) == self.conversation.identity:
@@ -469,7 +552,10 @@ class ConversationRunner:
             return
         self._set_audio_input(False)
         closing = str(self.persona.get("closing_message") or "").strip()
-        if reason == EndReason.MAX_DURATION and closing:
+        if reason == EndReason.ERROR and self._failures.count and self.started:
+            handle = self._tell(notices.GIVING_UP, allow_interruptions=False)
+            await asyncio.wait_for(handle.wait_for_playout(), timeout=FAREWELL_TIMEOUT)
+        elif reason == EndReason.MAX_DURATION and closing:
             handle = self._say_verbatim(closing, allow_interruptions=False)
             await asyncio.wait_for(handle.wait_for_playout(), timeout=FAREWELL_TIMEOUT)
         elif reason == EndReason.AGENT_END and (speech := self.session.current_speech):

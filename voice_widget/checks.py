@@ -148,6 +148,7 @@ def check_voice_widget_values(app_configs: Any = None, **kwargs: Any) -> list:
         "ROOM_MAX_PARTICIPANTS",
         "HEARTBEAT_INTERVAL",
         "HEARTBEAT_TIMEOUT",
+        "PROVIDER_FAILURES_TO_END",
     ):
         value = getattr(vw_settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -158,6 +159,8 @@ def check_voice_widget_values(app_configs: Any = None, **kwargs: Any) -> list:
                     id="voice_widget.E007",
                 )
             )
+
+    errors.extend(_provider_budget_errors())
 
     rates = vw_settings.THROTTLE_RATES
     if not isinstance(rates, dict) or not all(
@@ -184,4 +187,30 @@ def check_voice_widget_values(app_configs: Any = None, **kwargs: Any) -> list:
                 id="voice_widget.E009",
             )
         )
+    return errors
+
+
+def _provider_budget_errors() -> list:
+    """The retry budget of the worker's provider calls (E011)."""
+    errors = []
+    rules = (
+        ("PROVIDER_MAX_RETRY", "a whole number of retries, 0 or more", (int,), 0, True),
+        ("PROVIDER_RETRY_INTERVAL", "a number of seconds, 0 or more", (int, float), 0, True),
+        ("PROVIDER_TIMEOUT", "a number of seconds above 0", (int, float), 0, False),
+    )
+    for name, meaning, types, bound, bound_allowed in rules:
+        value = getattr(vw_settings, name)
+        valid = (
+            isinstance(value, types)
+            and not isinstance(value, bool)
+            and (value >= bound if bound_allowed else value > bound)
+        )
+        if not valid:
+            errors.append(
+                Error(
+                    f"{SETTING_NAME}[{name!r}] = {value!r} must be {meaning}.",
+                    hint=f"The default is {DEFAULTS[name]!r}.",
+                    id="voice_widget.E011",
+                )
+            )
     return errors
