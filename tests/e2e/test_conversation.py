@@ -266,3 +266,50 @@ def test_an_agent_that_cannot_join_is_a_recorded_failure_the_visitor_sees(
     errors = [r for r in ours if r["level"] == "ERROR" and str(failed.pk) in r["message"]]
     assert len(errors) == 1 and failed.room_name in errors[0]["message"]
     assert "job crashed" not in worker.log_text()
+
+
+def test_a_language_model_outage_is_told_at_once_and_ends_the_conversation_failed(
+    visit, openai_server, tmp_path
+):
+    from agent_runner import notices
+    from tests.e2e.speech import speak_to_wav
+
+    use_the_doubles("ben")
+    openai_server.script(transcript=QUESTION)
+    openai_server.fail("llm", status=503, message="The model is overloaded.")
+    # Chromium loops the file: the question every ~13 s, so the visitor asks it again.
+    visitor = visit(
+        speak_to_wav(QUESTION, tmp_path / "asks.wav", lead_silence=7.0, tail_silence=4.0)
+    )
+    visitor.open("/")
+    visitor.click(".launcher")
+    visitor.wait_for_state("active")
+    assert visitor.wait_for_caption("agent", 1)[0] == GREETING
+
+    # The first failed turn: the visitor reads (and hears) at once that there is a problem.
+    assert visitor.wait_for_caption("user", 1, timeout=40) == [QUESTION]
+    assert visitor.wait_for_caption("agent", 2)[1] == notices.PROBLEM["en"]
+    assert notices.PROBLEM["en"] in " ".join(openai_server.spoken_texts)
+    assert openai_server.refused == ["llm"] * 3
+
+    # The model stays down: the second failed turn ends it, with the last words, as failed.
+    visitor.wait_for_state("ended", timeout=40)
+    # Shown in full before the ending (its final mark may come after the widget left the room).
+    shown = [e["text"] for e in visitor.events("voice-widget:transcript") if e["role"] == "agent"]
+    assert shown[-1] == notices.GIVING_UP["en"]
+    assert visitor.text(".note") == "The conversation ended because of a problem on our side."
+    assert [e["reason"] for e in visitor.events("voice-widget:ended")] == ["error"]
+    ended = wait_for_ending()
+    assert (ended.status, ended.end_reason) == (ConversationStatus.FAILED, "error")
+    assert ended.end_detail == (
+        "The language model (openai gpt-4o-mini) failed 2 times in a row and the agent never "
+        "answered since: The model is overloaded. (HTTP 503)"
+    )
+    assert openai_server.refused == ["llm"] * 6
+    assert turns(ended) == [
+        ("agent", GREETING),
+        ("user", QUESTION),
+        ("agent", notices.PROBLEM["en"]),
+        ("user", QUESTION),
+        ("agent", notices.GIVING_UP["en"]),
+    ]
