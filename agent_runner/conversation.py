@@ -34,7 +34,7 @@ from .agent import VoiceWidgetAgent
 from .function_tools import build_function_tools
 from .instructions import build_instructions, greeting_instructions
 from .recorder import DatabaseRetry, TranscriptRecorder
-from .usage import summarize_usage
+from .usage import summarize_session_report, summarize_usage
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ class ConversationRunner:
         start_immediately: bool | None = None,
         on_finished: Callable[[str], None] | None = None,
         can_say: bool = True,
+        session_report: Callable[[], Any] | None = None,
     ) -> None:
         self.conversation = conversation
         self.persona: dict[str, Any] = dict(
@@ -172,6 +173,9 @@ class ConversationRunner:
         # A realtime model speaking with its own voice has no TTS, so ``session.say`` fails;
         # then verbatim lines (greeting, closing line) are asked of the model instead.
         self.can_say = can_say
+        # The job's ``make_session_report``: the final usage comes from it once the session
+        # has closed (duration, error counts, close reason besides the models' usage).
+        self._session_report = session_report
 
         self.recorder: TranscriptRecorder | None = None
         self._database = DatabaseRetry()
@@ -509,6 +513,11 @@ class ConversationRunner:
                 self._on_finished(reason)
 
     def _usage(self) -> dict[str, Any]:
+        if self._session_report is not None and not self._session_running:
+            try:
+                return summarize_session_report(self._session_report())
+            except Exception:  # e.g. a recording still running: the usage alone
+                logger.exception("conversation %s: no session report", self.conversation_id)
         try:
             return summarize_usage(self.session.usage.model_usage)
         except Exception:

@@ -314,6 +314,7 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
         start_immediately=settings.start_immediately,
         on_finished=lambda reason: ctx.shutdown(reason=f"conversation ended: {reason}"),
         can_say=plan.can_say,
+        session_report=lambda: ctx.make_session_report(session),
     )
     _runners[ctx.job.id] = runner
     # A fallback only: these run after the room has disconnected (``session_end`` is first).

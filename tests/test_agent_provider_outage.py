@@ -7,9 +7,11 @@ or only as a caption when speech synthesis is what fails), and the conversation 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from livekit.agents import AgentSession
+from livekit.agents.testing import fake_job_context
 from livekit.plugins import silero
 
 from agent_runner import notices, protocol
@@ -38,7 +40,9 @@ def openai_env(settings, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
 
 
-async def start_runner(server: OpenAIServerDouble) -> tuple[ConversationRunner, DoubleRoom, list]:
+async def start_runner(
+    server: OpenAIServerDouble, *, with_report: bool = False
+) -> tuple[ConversationRunner, DoubleRoom, list]:
     conversation = await new_conversation(
         language="de-DE", greeting=GREETING, **OPENAI_PERSONA_FIELDS
     )
@@ -55,6 +59,7 @@ async def start_runner(server: OpenAIServerDouble) -> tuple[ConversationRunner, 
         room=room,
         start_immediately=True,
         can_say=plan.can_say,
+        session_report=(lambda: session_report(session)) if with_report else None,
     )
     await runner.start()
     await settle(session)
@@ -75,12 +80,20 @@ async def wait_for(condition, timeout: float = 15.0) -> None:
     await asyncio.wait_for(poll(), timeout)
 
 
+def session_report(session: AgentSession) -> Any:
+    """What the worker passes as ``session_report``: the job's ``make_session_report``
+    (here of livekit-agents' fake job context, entered only for the report, as the job's
+    context makes the HTTP clients check the room)."""
+    with fake_job_context(room=DoubleRoom()) as job:
+        return job.make_session_report(session)
+
+
 async def test_a_language_model_outage_is_told_at_once_and_ends_the_conversation(
     openai_env, monkeypatch
 ):
     async with OpenAIServerDouble(default_reply="Wir haben bis sechs offen.") as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        runner, room, captions = await start_runner(server)
+        runner, room, captions = await start_runner(server, with_report=True)
         conversation = runner.conversation
         server.fail("llm", status=503, message="The model is overloaded.")
 
@@ -103,6 +116,11 @@ async def test_a_language_model_outage_is_told_at_once_and_ends_the_conversation
     assert ended.end_detail.startswith("The language model (openai gpt-4o-mini) failed 2 times")
     assert "The model is overloaded. (HTTP 503)" in ended.end_detail
     assert room.local_participant.attributes[protocol.ATTR_END_REASON] == "error"
+    # The usage comes from livekit-agents' session report: every failed try was an error event.
+    assert ended.usage["errors"] == {"llm": 6}
+    assert ended.usage["user_turns"] == 2 and ended.usage["session_seconds"] > 0
+    assert ended.usage["close_reason"] == "CR_USER_INITIATED"  # closed by the runner
+    assert ended.usage["tts_characters"] >= len(GREETING)
     assert [line[1:] for line in await transcript(conversation)] == [
         ("agent", GREETING),
         ("user", "Haben Sie heute offen?"),
