@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -60,7 +61,9 @@ def describe_model_error(error: Any) -> str:
     bare exception): the provider's message and HTTP status, not the exception's repr."""
     exc = getattr(error, "error", error)
     if isinstance(exc, APIStatusError):
-        text = f"{exc.message} (HTTP {exc.status_code})" if exc.status_code > 0 else exc.message
+        # The OpenAI SDK's "Error code: 503 - …" would say the status twice.
+        message = re.sub(r"^Error code: \d+ - ", "", exc.message)
+        text = f"{message} (HTTP {exc.status_code})" if exc.status_code > 0 else message
     else:
         text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
     return text

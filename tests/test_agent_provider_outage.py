@@ -114,7 +114,7 @@ async def test_a_language_model_outage_is_told_at_once_and_ends_the_conversation
     ended = await reload(conversation)
     assert (ended.status, ended.end_reason) == (ConversationStatus.FAILED, "error")
     assert ended.end_detail.startswith("The language model (openai gpt-4o-mini) failed 2 times")
-    assert "The model is overloaded. (HTTP 503)" in ended.end_detail
+    assert ended.end_detail.endswith("answered since: The model is overloaded. (HTTP 503)")
     assert room.local_participant.attributes[protocol.ATTR_END_REASON] == "error"
     # The usage comes from livekit-agents' session report: every failed try was an error event.
     assert ended.usage["errors"] == {"llm": 6}
