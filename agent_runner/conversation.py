@@ -190,6 +190,8 @@ class ConversationRunner:
         self._end_task: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
         self._failures = _FailureStreak()
+        #: Ending because the providers stayed down: the visitor is still there to be told.
+        self._giving_up = False
 
     # -- setup -------------------------------------------------------------------------
 
@@ -394,6 +396,7 @@ class ConversationRunner:
             # The provider stays down (and livekit-agents closes the session at a realtime
             # model's first unrecoverable error): end now, with the reason, instead of
             # leaving the visitor talking to nobody until livekit-agents gives up.
+            self._giving_up = True
             self.request_end(EndReason.ERROR, detail=self._failures.detail())
         elif self.started:
             try:
@@ -564,7 +567,7 @@ class ConversationRunner:
             return
         self._set_audio_input(False)
         closing = str(self.persona.get("closing_message") or "").strip()
-        if reason == EndReason.ERROR and self._failures.count and self.started:
+        if self._giving_up and self.started:
             handle = self._tell(notices.GIVING_UP, allow_interruptions=False)
             await asyncio.wait_for(handle.wait_for_playout(), timeout=FAREWELL_TIMEOUT)
         elif reason == EndReason.MAX_DURATION and closing:

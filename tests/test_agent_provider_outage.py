@@ -174,3 +174,21 @@ async def test_a_provider_that_recovers_resets_the_count(openai_env, monkeypatch
         assert (await reload(runner.conversation)).status == ConversationStatus.ACTIVE
         await runner.request_end("client_end")
     assert (await reload(runner.conversation)).end_reason == "error"
+
+
+async def test_a_visitor_who_leaves_after_a_failed_turn_is_not_talked_to(openai_env, monkeypatch):
+    async with OpenAIServerDouble() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        runner, room, _captions = await start_runner(server)
+        server.fail("llm")
+        runner.session.generate_reply(user_input="Haben Sie heute offen?")
+        await wait_for(lambda: notices.PROBLEM["de"] in spoken(server))
+        await settle(runner.session)
+
+        room.leave(runner.conversation.identity)
+        assert await asyncio.wait_for(runner.wait_finished(), 15) == "error"
+
+    # The failure is why it ended (recorded as such), but nobody is left to hear the last words.
+    assert notices.GIVING_UP["de"] not in spoken(server)
+    ended = await reload(runner.conversation)
+    assert ended.end_detail.startswith("The language model (openai gpt-4o-mini) failed once")
