@@ -38,7 +38,9 @@ def test_sigterm_mid_conversation_ends_it_as_worker_shutdown_keeping_every_turn(
 ):
     use_the_doubles("ben")
     openai_server.script(transcript=QUESTION, default_reply=ANSWER)
-    visitor = Visit(playwright_sync, shop.url, speech(tmp_path, QUESTION), "sigterm")
+    # The question after 12 s: the greeting has played out even on a busy machine.
+    wav = speech(tmp_path, QUESTION, lead=12.0)
+    visitor = Visit(playwright_sync, shop.url, wav, "sigterm")
     try:
         visitor.open("/")
         visitor.click(".launcher")
