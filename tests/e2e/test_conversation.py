@@ -304,7 +304,10 @@ def test_a_language_model_outage_is_told_at_once_and_ends_the_conversation_faile
 
     # The model stays down: the second failed turn ends it, with the last words, as failed.
     visitor.wait_for_state("ended", timeout=40)
-    assert shown()[-1] == notices.GIVING_UP["en"]
+    # Said in full before the widget was told; on a busy machine the widget may leave the
+    # room before the caption's last words arrive (as with the closing line).
+    assert notices.GIVING_UP["en"] in " ".join(openai_server.spoken_texts)
+    assert shown()[-1].startswith("Sorry, because of a technical problem")
     assert visitor.text(".note") == "The conversation ended because of a problem on our side."
     assert [e["reason"] for e in visitor.events("voice-widget:ended")] == ["error"]
     ended = wait_for_ending()
