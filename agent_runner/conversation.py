@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import AgentSession, APIStatusError, room_io
 from livekit.agents.voice.events import (
     CloseEvent,
@@ -27,14 +29,14 @@ from voice_widget.conf import vw_settings
 from voice_widget.lifecycle import aend_conversation, amark_agent_joined, amark_started
 from voice_widget.models import Conversation, EndReason, TurnRole
 
-from . import protocol
+from . import notices, protocol
 from .agent import VoiceWidgetAgent
 from .function_tools import build_function_tools
 from .instructions import build_instructions, greeting_instructions
 from .live import listen_for_staff_end
 from .livekit_private import on_model_metrics
 from .recorder import DatabaseRetry, TranscriptRecorder
-from .usage import summarize_usage
+from .usage import summarize_session_report, summarize_usage
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ logger = logging.getLogger(__name__)
 FAREWELL_TIMEOUT = 20.0
 #: Longest wait for the session to close before the record is finished anyway.
 SESSION_CLOSE_TIMEOUT = 10.0
+#: A caption shown without speech (speech synthesis is what fails) comes with this much
+#: silence per character, so the widget's synchronised captions have time to show it.
+CAPTION_SECONDS_PER_CHAR = 0.03
 
 #: What each kind of livekit-agents error event is about, for the operator's detail.
 _FAILING_PART = {
@@ -57,34 +62,83 @@ def describe_model_error(error: Any) -> str:
     bare exception): the provider's message and HTTP status, not the exception's repr."""
     exc = getattr(error, "error", error)
     if isinstance(exc, APIStatusError):
-        text = f"{exc.message} (HTTP {exc.status_code})" if exc.status_code > 0 else exc.message
+        # The OpenAI SDK's "Error code: 503 - …" would say the status twice.
+        message = re.sub(r"^Error code: \d+ - ", "", exc.message)
+        text = f"{message} (HTTP {exc.status_code})" if exc.status_code > 0 else message
     else:
         text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
     return text
 
 
 class _FailureStreak:
-    """Unrecoverable model errors since the agent last answered. livekit-agents closes the
-    session only after ``max_unrecoverable_errors`` of them in a row; fewer, and the
-    conversation would otherwise end by whatever came next (a shutdown, the visitor leaving)
-    with no word of the failure."""
+    """Failed turns (unrecoverable model errors) since the agent last answered. The runner
+    tells the visitor after each and ends the conversation after
+    ``PROVIDER_FAILURES_TO_END`` of them; fewer, and the conversation would otherwise end by
+    whatever came next (a shutdown, the visitor leaving) with no word of the failure."""
 
     def __init__(self) -> None:
         self.count = 0
         self.part = ""
         self.last = ""
+        #: Whether speech synthesis failed in this streak (then notices are captions only).
+        self.speech_failed = False
 
-    def add(self, error: Any) -> None:
+    def add(self, error: Any, persona: dict[str, Any]) -> None:
         self.count += 1
-        self.part = _FAILING_PART.get(getattr(error, "type", ""), "The voice pipeline")
+        kind = getattr(error, "type", "")
+        self.part = _FAILING_PART.get(kind, "The voice pipeline")
+        self.part += configured_providers(persona, kind)
         self.last = describe_model_error(error)
+        self.speech_failed = self.speech_failed or kind == "tts_error"
 
     def clear(self) -> None:
         self.count = 0
+        self.speech_failed = False
 
     def detail(self) -> str:
         times = "once" if self.count == 1 else f"{self.count} times in a row"
         return f"{self.part} failed {times} and the agent never answered since: {self.last}"
+
+
+#: The persona fields naming the provider and model of each kind of error's stage.
+_STAGE_FIELDS = {
+    kind: (
+        (f"{stage}_provider", f"{stage}_model"),
+        (f"{stage}_fallback_provider", f"{stage}_fallback_model"),
+    )
+    for kind, stage in (("llm_error", "llm"), ("stt_error", "stt"), ("tts_error", "tts"))
+}
+
+
+def configured_providers(persona: dict[str, Any], kind: str) -> str:
+    """`` (openai gpt-4o-mini)`` — the provider and model the persona configured for the
+    stage an error ``kind`` is about (with its fallback), as an operator finds them in admin."""
+    if kind == "realtime_model_error" or (
+        kind == "llm_error" and persona.get("pipeline_kind") == "realtime"
+    ):
+        pairs = [("realtime_provider", "realtime_model")]
+    elif kind in _STAGE_FIELDS:
+        pairs = list(_STAGE_FIELDS[kind])
+    else:
+        return ""
+    names = [
+        " ".join(str(persona.get(field) or "").strip() for field in pair).strip()
+        for pair in pairs
+        if str(persona.get(pair[0]) or "").strip()
+    ]
+    return f" ({', then '.join(names)})" if names else ""
+
+
+async def _silence(seconds: float) -> Any:
+    """Silent 24 kHz mono frames: the audio of a line shown as a caption only."""
+    rate, frame_samples = 24000, 480
+    for _ in range(max(1, int(seconds * rate / frame_samples))):
+        yield rtc.AudioFrame(
+            data=b"\x00\x00" * frame_samples,
+            sample_rate=rate,
+            num_channels=1,
+            samples_per_channel=frame_samples,
+        )
 
 
 class ConversationRunner:
@@ -101,6 +155,7 @@ class ConversationRunner:
         start_immediately: bool | None = None,
         on_finished: Callable[[str], None] | None = None,
         can_say: bool = True,
+        session_report: Callable[[], Any] | None = None,
     ) -> None:
         self.conversation = conversation
         self.persona: dict[str, Any] = dict(
@@ -122,6 +177,9 @@ class ConversationRunner:
         # A realtime model speaking with its own voice has no TTS, so ``session.say`` fails;
         # then verbatim lines (greeting, closing line) are asked of the model instead.
         self.can_say = can_say
+        # The job's ``make_session_report``: the final usage comes from it once the session
+        # has closed (duration, error counts, close reason besides the models' usage).
+        self._session_report = session_report
 
         self.recorder: TranscriptRecorder | None = None
         self._database = DatabaseRetry()
@@ -134,6 +192,8 @@ class ConversationRunner:
         self._end_begun = asyncio.Event()
         self._start_lock = asyncio.Lock()
         self._failures = _FailureStreak()
+        #: Ending because the providers stayed down: the visitor is still there to be told.
+        self._giving_up = False
 
     # -- setup -------------------------------------------------------------------------
 
@@ -317,15 +377,48 @@ class ConversationRunner:
             self.recorder.add_chat_message(event.item)
 
     def _on_session_error(self, event: ErrorEvent) -> None:
-        # Recoverable errors are retried by livekit-agents; only the final failure counts.
-        if not getattr(event.error, "recoverable", True):
-            self._failures.add(event.error)
-            logger.warning(
-                "conversation %s: %s failed (%s)",
-                self.conversation_id,
-                self._failures.part.lower(),
-                type(getattr(event.error, "error", event.error)).__name__,
+        # Recoverable errors are retried by livekit-agents (PROVIDER_MAX_RETRY); only a
+        # request that failed every try counts, as a failed turn.
+        if getattr(event.error, "recoverable", True) or self._end_task is not None:
+            return
+        self._failures.add(event.error, self.persona)
+        logger.warning(
+            "conversation %s: %s failed (%s), %d of %d failed turns",
+            self.conversation_id,
+            self._failures.part,
+            type(getattr(event.error, "error", event.error)).__name__,
+            self._failures.count,
+            vw_settings.PROVIDER_FAILURES_TO_END,
+        )
+        ending = self._failures.count >= vw_settings.PROVIDER_FAILURES_TO_END
+        if ending or getattr(event.error, "type", "") == "realtime_model_error":
+            # The provider stays down (and livekit-agents closes the session at a realtime
+            # model's first unrecoverable error): end now, with the reason, instead of
+            # leaving the visitor talking to nobody until livekit-agents gives up.
+            self._giving_up = True
+            self.request_end(EndReason.ERROR, detail=self._failures.detail())
+        elif self.started:
+            try:
+                self._tell(notices.PROBLEM)
+            except Exception:  # never into livekit-agents' event emitter
+                logger.exception("conversation %s: the problem notice failed", self.conversation_id)
+
+    def _tell(self, texts: dict[str, str], *, allow_interruptions: bool = True) -> Any:
+        """Say a notice in the persona's language, or only show it as a caption when speech
+        synthesis is what fails (or there is none); recorded as the agent's line."""
+        text = notices.in_language(texts, self.persona.get("language"))
+        if self.recorder is not None:
+            self.recorder.add(TurnRole.AGENT, text)
+        if self.can_say and not self._failures.speech_failed:
+            return self.session.say(
+                text, allow_interruptions=allow_interruptions, add_to_chat_ctx=False
             )
+        return self.session.say(
+            text,
+            audio=_silence(CAPTION_SECONDS_PER_CHAR * len(text)),
+            allow_interruptions=allow_interruptions,
+            add_to_chat_ctx=False,
+        )
 
     def _on_participant_disconnected(self, participant: Any) -> None:
         if getattr(participant, "identity", None) == self.conversation.identity:
@@ -426,6 +519,11 @@ class ConversationRunner:
                 self._on_finished(reason)
 
     def _usage(self) -> dict[str, Any]:
+        if self._session_report is not None and not self._session_running:
+            try:
+                return summarize_session_report(self._session_report())
+            except Exception:  # e.g. a recording still running: the usage alone
+                logger.exception("conversation %s: no session report", self.conversation_id)
         try:
             return summarize_usage(self.session.usage.model_usage)
         except Exception:
@@ -469,7 +567,10 @@ class ConversationRunner:
             return
         self._set_audio_input(False)
         closing = str(self.persona.get("closing_message") or "").strip()
-        if reason in (EndReason.MAX_DURATION, EndReason.STAFF_END) and closing and self.started:
+        if self._giving_up and self.started:
+            handle = self._tell(notices.GIVING_UP, allow_interruptions=False)
+            await asyncio.wait_for(handle.wait_for_playout(), timeout=FAREWELL_TIMEOUT)
+        elif reason in (EndReason.MAX_DURATION, EndReason.STAFF_END) and closing and self.started:
             handle = self._say_verbatim(closing, allow_interruptions=False)
             await asyncio.wait_for(handle.wait_for_playout(), timeout=FAREWELL_TIMEOUT)
         elif reason == EndReason.AGENT_END and (speech := self.session.current_speech):

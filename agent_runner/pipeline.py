@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import NOT_GIVEN, inference
+from livekit.agents import NOT_GIVEN, APIConnectOptions, inference
 from livekit.agents import llm as lk_llm
 from livekit.agents import stt as lk_stt
 from livekit.agents import tts as lk_tts
+from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.room_io.types import AudioInputOptions, NoiseCancellationParams
 from livekit.plugins import (
     bey,  # noqa: F401 (registers the plugin; used by agent_runner.avatar)
@@ -45,6 +46,7 @@ from livekit.plugins import (
 from livekit.plugins.openai.realtime import RealtimeModel
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
+from voice_widget.conf import vw_settings
 from voice_widget.models import Persona, turn_detector_knows
 
 from .credentials import (
@@ -464,6 +466,32 @@ def _avatar(p: _Persona) -> AvatarPlan | None:
     )
 
 
+# --- the retry budget ---------------------------------------------------------------------
+
+
+def provider_connect_options() -> SessionConnectOptions:
+    """The session's retry budget for its providers, from ``VOICE_WIDGET``'s ``PROVIDER_*``.
+
+    Every request of speech recognition, the language model and speech synthesis is tried
+    ``PROVIDER_MAX_RETRY`` more times (livekit-agents retries the first at once, then every
+    ``PROVIDER_RETRY_INTERVAL`` seconds), each try bounded by ``PROVIDER_TIMEOUT``. A request
+    that still fails is a failed turn; ``ConversationRunner`` tells the visitor and ends the
+    conversation after ``PROVIDER_FAILURES_TO_END`` in a row. livekit-agents' own limit is set
+    one above, so the session stays open for the runner's last words.
+    """
+    per_request = APIConnectOptions(
+        max_retry=vw_settings.PROVIDER_MAX_RETRY,
+        retry_interval=float(vw_settings.PROVIDER_RETRY_INTERVAL),
+        timeout=float(vw_settings.PROVIDER_TIMEOUT),
+    )
+    return SessionConnectOptions(
+        stt_conn_options=per_request,
+        llm_conn_options=per_request,
+        tts_conn_options=per_request,
+        max_unrecoverable_errors=vw_settings.PROVIDER_FAILURES_TO_END,
+    )
+
+
 # --- the plan -----------------------------------------------------------------------------
 
 
@@ -488,6 +516,7 @@ def build_session_plan(persona: Mapping[str, Any], *, vad: Any) -> SessionPlan:
         kwargs["tts"] = _build_tts(p)
     kwargs["vad"] = _vad_for(p, vad)
     kwargs["turn_handling"] = _turn_handling(p)
+    kwargs["conn_options"] = provider_connect_options()
     return SessionPlan(
         session_kwargs=kwargs,
         noise_cancellation=_noise_cancellation(p),
@@ -508,7 +537,12 @@ def build_text_session_plan(persona: Mapping[str, Any]) -> SessionPlan:
     else:
         model = _build_llm(p)
     return SessionPlan(
-        session_kwargs={"llm": model, "vad": None, "turn_handling": {"turn_detection": None}},
+        session_kwargs={
+            "llm": model,
+            "vad": None,
+            "turn_handling": {"turn_detection": None},
+            "conn_options": provider_connect_options(),
+        },
         noise_cancellation=None,
         avatar=None,
     )

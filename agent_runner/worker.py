@@ -6,6 +6,11 @@ entrypoint reads the conversation named in the job's metadata, refuses what it m
 builds the session from the persona with ``agent_runner.pipeline``, and hands over to
 ``ConversationRunner``. It returns once the conversation is running; the job ends when
 the runner calls ``ctx.shutdown`` (or the worker shuts down).
+
+When the worker shuts a job down (SIGTERM after the drain timeout), livekit-agents closes
+the session, awaits ``on_session_end``, and only then disconnects the room and runs the
+shutdown callbacks. ``session_end`` is that hook: the conversation's ending (recorded, the
+visitor told, the record completed) finishes while the visitor is still in the room.
 """
 
 from __future__ import annotations
@@ -113,6 +118,9 @@ class JobSettings:
 
 
 _job_settings = JobSettings()
+
+#: The conversation runner of each job running in this process, by job id.
+_runners: dict[str, Any] = {}
 
 
 def configure_jobs(**changes: Any) -> JobSettings:
@@ -253,6 +261,14 @@ async def entrypoint(ctx: JobContext) -> None:
     await run_job(ctx, _job_settings)
 
 
+async def session_end(ctx: JobContext) -> None:
+    """LiveKit's ``on_session_end``: the session is closed, the room still connected. Finish
+    the conversation's ending here, so the visitor hears of it before the room goes."""
+    runner = _runners.pop(ctx.job.id, None)
+    if runner is not None:
+        await runner.on_job_shutdown("the worker ended the job")
+
+
 async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
     """Run the conversation of one job; returns its ``ConversationRunner`` (None if refused)."""
     ensure_django()
@@ -298,7 +314,10 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
         start_immediately=settings.start_immediately,
         on_finished=lambda reason: ctx.shutdown(reason=f"conversation ended: {reason}"),
         can_say=plan.can_say,
+        session_report=lambda: ctx.make_session_report(session),
     )
+    _runners[ctx.job.id] = runner
+    # A fallback only: these run after the room has disconnected (``session_end`` is first).
     ctx.add_shutdown_callback(runner.on_job_shutdown)
 
     notes = []
@@ -366,5 +385,5 @@ def build_server(*, agent_name: str, heartbeat: bool = True, **options: Any) -> 
     server = VoiceWidgetServer(
         agent_name=agent_name, heartbeat=heartbeat, **server_options(**options)
     )
-    server.rtc_session(entrypoint, agent_name=agent_name)
+    server.rtc_session(entrypoint, agent_name=agent_name, on_session_end=session_end)
     return server

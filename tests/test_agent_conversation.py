@@ -503,8 +503,9 @@ async def test_the_widget_is_told_the_reason_on_record_when_the_web_side_ended_f
     assert (await reload(conversation)).end_reason == "client_end"
 
 
-async def test_a_model_that_failed_every_time_ends_as_failed_not_as_a_shutdown():
-    """Fewer failures than close the session: the job's shutdown still records the failure."""
+async def test_a_model_that_failed_every_time_ends_as_failed_not_as_a_shutdown(settings):
+    """Fewer failures than end it: the job's shutdown still records the failure."""
+    settings.VOICE_WIDGET = {**getattr(settings, "VOICE_WIDGET", {}), "PROVIDER_FAILURES_TO_END": 3}
     conversation = await new_conversation(greeting=GREETING)
     llm = DoubleLLM([Failure("model not found"), Failure("model not found")])
     runner, _room = build_runner(conversation, llm, start_immediately=True)
@@ -512,13 +513,15 @@ async def test_a_model_that_failed_every_time_ends_as_failed_not_as_a_shutdown()
     await settle(runner.session)
     for question in ("Hello?", "Anyone there?"):
         await runner.session.generate_reply(user_input=question)
-    assert not runner.finished  # livekit-agents closes the session only after more failures
+    assert not runner.finished  # the third failed turn would end it
 
     await runner.on_job_shutdown("parent process shutdown")
 
     failed = await reload(conversation)
     assert failed.status == ConversationStatus.FAILED and failed.end_reason == "error"
-    assert "The language model failed 2 times in a row" in failed.end_detail
+    llm_named = f"The language model ({conversation.persona.llm_provider} "
+    assert failed.end_detail.startswith(llm_named)
+    assert "failed 2 times in a row" in failed.end_detail
     assert "model not found" in failed.end_detail and "HTTP 400" in failed.end_detail
 
 

@@ -8,14 +8,15 @@ import pytest
 from asgiref.sync import sync_to_async
 from livekit.agents.testing import fake_job_context
 
-from agent_runner import protocol
+from agent_runner import protocol, worker
 from agent_runner.worker import (
     JobSettings,
     conversation_id_from_metadata,
     describe_setup_error,
     run_job,
+    session_end,
 )
-from tests.agent_support import double_plan, new_conversation, reload
+from tests.agent_support import build_runner, double_plan, new_conversation, reload
 from tests.doubles.llm import DoubleLLM
 from tests.doubles.room import DoubleRoom
 from voice_widget.models import ConversationStatus
@@ -176,3 +177,37 @@ async def test_a_failed_join_fails_the_conversation_with_the_room_and_cause(capl
     assert len(errors) == 1
     assert str(conversation.pk) in errors[0] and room_name in errors[0]
     assert len(shutdowns) == 1 and "join failed" in shutdowns[0]
+
+
+async def test_session_end_finishes_the_ending_before_livekit_disconnects_the_room():
+    """livekit-agents' shutdown order: close the session, await ``on_session_end``, then
+    disconnect the room. When ``session_end`` returns, the visitor has been told."""
+    from types import SimpleNamespace
+
+    conversation = await new_conversation()
+    runner, room = build_runner(conversation, DoubleLLM(), start_immediately=True)
+    await runner.start()
+    ctx = SimpleNamespace(job=SimpleNamespace(id="job-double"))
+    worker._runners[ctx.job.id] = runner
+
+    await runner.session.aclose()  # what the job's shutdown does first
+    await session_end(ctx)
+
+    assert runner.finished and ctx.job.id not in worker._runners
+    told = [
+        call for call in room.local_participant.rpc_calls if call["method"] == protocol.RPC_ENDED
+    ]
+    assert told == [
+        {
+            "destination": conversation.identity,
+            "method": protocol.RPC_ENDED,
+            "payload": {"reason": "worker_shutdown"},
+        }
+    ]
+    assert (await reload(conversation)).end_reason == "worker_shutdown"
+    await session_end(ctx)  # a job without a runner (refused, or already ended): nothing
+
+
+def test_the_server_registers_session_end_as_on_session_end():
+    server = worker.build_server(agent_name="shop-agent", port=0, heartbeat=False)
+    assert server._session_end_fnc is session_end

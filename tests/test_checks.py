@@ -161,6 +161,41 @@ def test_e009_bad_allowed_origins(settings, origins):
     assert ids(check_voice_widget_values()) == ["voice_widget.E009"]
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PROVIDER_MAX_RETRY", -1),
+        ("PROVIDER_MAX_RETRY", 1.5),
+        ("PROVIDER_MAX_RETRY", "2"),
+        ("PROVIDER_RETRY_INTERVAL", -0.5),
+        ("PROVIDER_RETRY_INTERVAL", None),
+        ("PROVIDER_TIMEOUT", 0),
+        ("PROVIDER_TIMEOUT", True),
+    ],
+)
+def test_e011_bad_provider_retry_budget(settings, name, value):
+    settings.VOICE_WIDGET = {**GOOD, name: value}
+    messages = check_voice_widget_values()
+    assert ids(messages) == ["voice_widget.E011"]
+    assert name in messages[0].msg
+
+
+def test_e011_accepts_no_retries_and_whole_seconds(settings):
+    settings.VOICE_WIDGET = {
+        **GOOD,
+        "PROVIDER_MAX_RETRY": 0,
+        "PROVIDER_RETRY_INTERVAL": 0,
+        "PROVIDER_TIMEOUT": 5,
+        "PROVIDER_FAILURES_TO_END": 1,
+    }
+    assert check_voice_widget_values() == []
+
+
+def test_e007_failures_to_end_must_be_a_positive_integer(settings):
+    settings.VOICE_WIDGET = {**GOOD, "PROVIDER_FAILURES_TO_END": 0}
+    assert ids(check_voice_widget_values()) == ["voice_widget.E007"]
+
+
 def test_checks_run_through_manage_py_check(production):
     from django.core.management import call_command
     from django.core.management.base import SystemCheckError

@@ -126,7 +126,9 @@ async def test_a_failing_model_ends_with_one_line_naming_the_reason(console_db, 
 
     assert code == 1, out + err
     last = out.strip().splitlines()[-1]
-    assert last.startswith("Conversation ended: Error (error, failed): The language model failed")
+    assert last.startswith(
+        "Conversation ended: Error (error, failed): The language model (openai gpt-4o-mini) failed"
+    )
     assert "boom" in last and "HTTP 400" in last
     for text in (out, err):
         assert "Traceback" not in text and "DEBUG" not in text
@@ -135,6 +137,7 @@ async def test_a_failing_model_ends_with_one_line_naming_the_reason(console_db, 
         console_db, "SELECT status, end_reason, end_detail FROM voice_widget_conversation"
     )
     assert (status, reason) == ("failed", "error")
-    assert "The language model failed once" in detail and "boom (HTTP 400)" in detail
+    assert "The language model (openai gpt-4o-mini) failed once" in detail
+    assert "boom (HTTP 400)" in detail
     # What an operator needs beyond that line is in the log file.
     assert "boom" in (tmp_path / "console.log").read_text()

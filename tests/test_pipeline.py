@@ -210,3 +210,35 @@ def test_building_a_plan_touches_no_database_and_no_network(
     with django_assert_num_queries(0):
         plan = build_session_plan(persona, vad=vad)
     assert plan.avatar.avatar_id == "b9be11b8"
+
+
+async def test_the_sessions_retry_budget_comes_from_the_provider_settings(keys, vad, settings):
+    settings.VOICE_WIDGET = {
+        "PROVIDER_MAX_RETRY": 1,
+        "PROVIDER_RETRY_INTERVAL": 0.5,
+        "PROVIDER_TIMEOUT": 4,
+        "PROVIDER_FAILURES_TO_END": 3,
+    }
+    options = plan_for(vad).session_kwargs["conn_options"]
+    for per_request in (
+        options.stt_conn_options,
+        options.llm_conn_options,
+        options.tts_conn_options,
+    ):
+        assert (per_request.max_retry, per_request.retry_interval, per_request.timeout) == (
+            1,
+            0.5,
+            4,
+        )
+    # livekit-agents closes the session one failure after the runner ends the conversation.
+    assert options.max_unrecoverable_errors == 3
+    session = AgentSession(**plan_for(vad).session_kwargs)
+    assert session.conn_options.llm_conn_options.max_retry == 1
+
+
+def test_the_default_retry_budget_is_shorter_than_livekit_agents_own(keys, vad):
+    from livekit.agents import APIConnectOptions
+
+    options = plan_for(vad).session_kwargs["conn_options"]
+    assert options.llm_conn_options.max_retry == 2 < APIConnectOptions().max_retry
+    assert options.max_unrecoverable_errors == 2

@@ -121,6 +121,16 @@ def _is_positive_int_or_none(value: Any) -> bool:
     return value is None or _is_positive_int(value)
 
 
+def _is_non_negative_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 0
+
+
+def _is_seconds(value: Any, *, zero_allowed: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value >= 0 if zero_allowed else value > 0
+
+
 def _is_rate_table(value: Any) -> bool:
     return isinstance(value, dict) and all(
         rate is None or (isinstance(rate, str) and _RATE_RE.match(rate)) for rate in value.values()
@@ -164,6 +174,7 @@ VALUE_RULES = (
             "ROOM_MAX_PARTICIPANTS",
             "HEARTBEAT_INTERVAL",
             "HEARTBEAT_TIMEOUT",
+            "PROVIDER_FAILURES_TO_END",
         ),
         _is_positive_int,
         "must be a positive whole number.",
@@ -198,6 +209,27 @@ VALUE_RULES = (
         "is not a list of origins.",
         "Write origins as scheme://host[:port] with no path, e.g. 'https://shop.example.com'.",
         "voice_widget.E009",
+    ),
+    ValueRule(
+        ("PROVIDER_MAX_RETRY",),
+        _is_non_negative_int,
+        "must be a whole number of retries, 0 or more.",
+        "The default is {default!r}.",
+        "voice_widget.E011",
+    ),
+    ValueRule(
+        ("PROVIDER_RETRY_INTERVAL",),
+        lambda value: _is_seconds(value, zero_allowed=True),
+        "must be a number of seconds, 0 or more.",
+        "The default is {default!r}.",
+        "voice_widget.E011",
+    ),
+    ValueRule(
+        ("PROVIDER_TIMEOUT",),
+        lambda value: _is_seconds(value, zero_allowed=False),
+        "must be a number of seconds above 0.",
+        "The default is {default!r}.",
+        "voice_widget.E011",
     ),
 )
 

@@ -65,6 +65,15 @@ DEFAULTS: dict[str, Any] = {
     # before the health endpoint stops counting that worker.
     "HEARTBEAT_INTERVAL": 5,
     "HEARTBEAT_TIMEOUT": 20,
+    # The worker's budget for a failing provider (speech recognition, language model, speech
+    # synthesis): retries of one request after its first try, the pause between retries and
+    # how long one try may take (seconds; livekit-agents' APIConnectOptions), and how many
+    # failed turns in a row end the conversation with ``error`` (the visitor is told after
+    # each; livekit-agents' own limit, max_unrecoverable_errors, is set one above it).
+    "PROVIDER_MAX_RETRY": 2,
+    "PROVIDER_RETRY_INTERVAL": 1.0,
+    "PROVIDER_TIMEOUT": 10.0,
+    "PROVIDER_FAILURES_TO_END": 2,
     # Prices for the cost estimates, over the list prices in voice_widget.providers
     # (DEFAULT_PRICES): {"provider/model": {"input_per_1m": "0.15", ...}}; None removes one.
     "PRICES": {},

@@ -77,3 +77,21 @@ class InstantAudioOutput(io.AudioOutput):
         if self._pushed:
             self.on_playback_finished(playback_position=0.0, interrupted=True)
             self._pushed = 0.0
+
+
+class CaptionOutput(io.TextOutput):
+    """A transcription sink (what the widget shows as the agent's captions): keeps each
+    flushed line in ``lines``."""
+
+    def __init__(self) -> None:
+        super().__init__(label="CaptionOutput", next_in_chain=None)
+        self._pending = ""
+        self.lines: list[str] = []
+
+    async def capture_text(self, text: str) -> None:
+        self._pending += text
+
+    def flush(self) -> None:
+        if self._pending.strip():
+            self.lines.append(self._pending.strip())
+        self._pending = ""

@@ -29,6 +29,10 @@ is the default answer. A reply is
 
 Errors are answered as OpenAI-style JSON (``{"error": {"message", "type", ...}}``), never as
 tracebacks; anything the double could not handle is also kept in ``errors``.
+
+An outage: ``fail("llm", "tts", status=503)`` makes those stages (``stt``, ``llm``, ``tts``)
+answer every request with that error until ``recover()``; each refused request is counted
+in ``refused`` (stage names, in order).
 """
 
 from __future__ import annotations
@@ -108,6 +112,26 @@ class ChatCompletionsServerDouble(LocalServer):
         self.requests: list[dict[str, Any]] = []
         #: Failures inside the double (answered as 500 JSON errors), for test diagnostics.
         self.errors: list[str] = []
+        #: Stages in an outage → (HTTP status, message); see ``fail``.
+        self.outages: dict[str, tuple[int, str]] = {}
+        #: The stage of every request refused by an outage, in order.
+        self.refused: list[str] = []
+
+    def fail(self, *stages: str, status: int = 503, message: str = "") -> None:
+        """Answer every request of ``stages`` (``stt``, ``llm``, ``tts``) with an error."""
+        for stage in stages:
+            if stage not in ("stt", "llm", "tts"):
+                raise ValueError(f"unknown stage {stage!r}")
+            self.outages[stage] = (status, message or f"The {stage} service is unavailable.")
+
+    def recover(self) -> None:
+        self.outages.clear()
+
+    def check_outage(self, stage: str) -> None:
+        if stage in self.outages:
+            self.refused.append(stage)
+            status, message = self.outages[stage]
+            raise OpenAIError(message, status, "server_error" if status >= 500 else "api_error")
 
     @property
     def base_url(self) -> str:
@@ -151,6 +175,7 @@ class ChatCompletionsServerDouble(LocalServer):
         return reply(record) if callable(reply) else reply
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        self.check_outage("llm")
         try:
             body = await request.json()
         except ValueError:
@@ -310,6 +335,8 @@ class OpenAIServerDouble(ChatCompletionsServerDouble):
         self.transcript = transcript
         self.requests.clear()
         self.errors.clear()
+        self.recover()
+        self.refused.clear()
         self.transcriptions.clear()
         self.speeches.clear()
 
@@ -332,6 +359,7 @@ class OpenAIServerDouble(ChatCompletionsServerDouble):
         return self.transcripts.pop(0) if self.transcripts else self.transcript
 
     async def transcriptions_api(self, request: web.Request) -> web.StreamResponse:
+        self.check_outage("stt")
         if not request.content_type.startswith("multipart/"):
             raise OpenAIError("Expected a multipart/form-data upload.")
         form = await request.post()
@@ -391,6 +419,7 @@ class OpenAIServerDouble(ChatCompletionsServerDouble):
         return (tone * envelope).astype(np.float32)
 
     async def speech_api(self, request: web.Request) -> web.StreamResponse:
+        self.check_outage("tts")
         try:
             body = await request.json()
         except ValueError:

@@ -270,3 +270,58 @@ def test_an_agent_that_cannot_join_is_a_recorded_failure_the_visitor_sees(
     errors = [r for r in ours if r["level"] == "ERROR" and str(failed.pk) in r["message"]]
     assert len(errors) == 1 and failed.room_name in errors[0]["message"]
     assert "job crashed" not in worker.log_text()
+
+
+def test_a_language_model_outage_is_told_at_once_and_ends_the_conversation_failed(
+    visit, openai_server, tmp_path
+):
+    from agent_runner import notices
+    from tests.e2e.speech import speak_to_wav
+
+    use_the_doubles("ben")
+    openai_server.script(transcript=QUESTION)
+    openai_server.fail("llm", status=503, message="The model is overloaded.")
+    # Chromium loops the file: the question every ~17 s, so the visitor asks it again.
+    visitor = visit(
+        speak_to_wav(QUESTION, tmp_path / "asks.wav", lead_silence=7.0, tail_silence=8.0)
+    )
+
+    def shown() -> list[str]:
+        """The agent's captions as shown in full (final or not: a visitor who talks over a
+        line, or the ending, may cut its final mark)."""
+        events = visitor.events("voice-widget:transcript")
+        return [event["text"] for event in events if event["role"] == "agent"]
+
+    visitor.open("/")
+    visitor.click(".launcher")
+    visitor.wait_for_state("active")
+    assert visitor.wait_for_caption("agent", 1)[0] == GREETING
+
+    # The first failed turn: the visitor reads (and hears) at once that there is a problem.
+    assert visitor.wait_for_caption("user", 1, timeout=40) == [QUESTION]
+    wait_until(lambda: notices.PROBLEM["en"] in shown(), 30, "the problem notice shown")
+    assert notices.PROBLEM["en"] in " ".join(openai_server.spoken_texts)
+
+    # The model stays down: the second failed turn ends it, with the last words, as failed.
+    visitor.wait_for_state("ended", timeout=40)
+    # Said in full before the widget was told; on a busy machine the widget may leave the
+    # room before the caption's last words arrive (as with the closing line).
+    assert notices.GIVING_UP["en"] in " ".join(openai_server.spoken_texts)
+    assert shown()[-1].startswith("Sorry, because of a technical problem")
+    assert visitor.text(".note") == "The conversation ended because of a problem on our side."
+    assert [e["reason"] for e in visitor.events("voice-widget:ended")] == ["error"]
+    ended = wait_for_ending()
+    assert (ended.status, ended.end_reason) == (ConversationStatus.FAILED, "error")
+    assert ended.end_detail == (
+        "The language model (openai gpt-4o-mini) failed 2 times in a row and the agent never "
+        "answered since: The model is overloaded. (HTTP 503)"
+    )
+    # Three tries per turn (the first and PROVIDER_MAX_RETRY's two retries), two turns.
+    assert openai_server.refused == ["llm"] * 6
+    assert turns(ended) == [
+        ("agent", GREETING),
+        ("user", QUESTION),
+        ("agent", notices.PROBLEM["en"]),
+        ("user", QUESTION),
+        ("agent", notices.GIVING_UP["en"]),
+    ]
