@@ -15,6 +15,7 @@ from django.db import DatabaseError
 
 from voice_widget.conf import settings_problem
 from voice_widget.models import Persona
+from voice_widget.persona_settings import PersonaSettings
 
 from .credentials import missing_credentials
 
@@ -53,8 +54,8 @@ def check_persona_credentials(app_configs: Any = None, **kwargs: Any) -> list[Wa
         return []
     messages: list[Warning] = []
     for persona in personas:
-        snapshot = persona.snapshot()
-        voice = missing_credentials(snapshot, include_avatar=False)
+        settings = PersonaSettings.from_persona(persona)
+        voice = missing_credentials(settings, include_avatar=False)
         if voice:
             messages.append(
                 Warning(
@@ -65,7 +66,7 @@ def check_persona_credentials(app_configs: Any = None, **kwargs: Any) -> list[Wa
                     id="agent_runner.W001",
                 )
             )
-        avatar = [name for name in missing_credentials(snapshot) if name not in voice]
+        avatar = [name for name in missing_credentials(settings) if name not in voice]
         if avatar:
             messages.append(
                 Warning(

@@ -28,6 +28,7 @@ from livekit.agents.voice.events import (
 from voice_widget.conf import vw_settings
 from voice_widget.lifecycle import aend_conversation, amark_agent_joined, amark_started
 from voice_widget.models import Conversation, EndReason, TurnRole
+from voice_widget.persona_settings import PersonaSettings
 
 from . import notices, protocol
 from .agent import VoiceWidgetAgent
@@ -83,7 +84,7 @@ class _FailureStreak:
         #: Whether speech synthesis failed in this streak (then notices are captions only).
         self.speech_failed = False
 
-    def add(self, error: Any, persona: dict[str, Any]) -> None:
+    def add(self, error: Any, persona: PersonaSettings) -> None:
         self.count += 1
         kind = getattr(error, "type", "")
         self.part = _FAILING_PART.get(kind, "The voice pipeline")
@@ -100,31 +101,27 @@ class _FailureStreak:
         return f"{self.part} failed {times} and the agent never answered since: {self.last}"
 
 
-#: The persona fields naming the provider and model of each kind of error's stage.
-_STAGE_FIELDS = {
-    kind: (
-        (f"{stage}_provider", f"{stage}_model"),
-        (f"{stage}_fallback_provider", f"{stage}_fallback_model"),
-    )
-    for kind, stage in (("llm_error", "llm"), ("stt_error", "stt"), ("tts_error", "tts"))
-}
+def _stage_models(persona: PersonaSettings, kind: str) -> list[tuple[str, str]]:
+    """The (provider, model) pairs of the stage an error ``kind`` is about, fallback last."""
+    p = persona
+    if kind == "realtime_model_error" or (kind == "llm_error" and p.is_realtime):
+        return [(p.realtime_provider, p.realtime_model)]
+    if kind == "stt_error":
+        return [(p.stt_provider, p.stt_model), (p.stt_fallback_provider, p.stt_fallback_model)]
+    if kind == "llm_error":
+        return [(p.llm_provider, p.llm_model), (p.llm_fallback_provider, p.llm_fallback_model)]
+    if kind == "tts_error":
+        return [(p.tts_provider, p.tts_model), (p.tts_fallback_provider, p.tts_fallback_model)]
+    return []
 
 
-def configured_providers(persona: dict[str, Any], kind: str) -> str:
+def configured_providers(persona: PersonaSettings, kind: str) -> str:
     """`` (openai gpt-4o-mini)`` — the provider and model the persona configured for the
     stage an error ``kind`` is about (with its fallback), as an operator finds them in admin."""
-    if kind == "realtime_model_error" or (
-        kind == "llm_error" and persona.get("pipeline_kind") == "realtime"
-    ):
-        pairs = [("realtime_provider", "realtime_model")]
-    elif kind in _STAGE_FIELDS:
-        pairs = list(_STAGE_FIELDS[kind])
-    else:
-        return ""
     names = [
-        " ".join(str(persona.get(field) or "").strip() for field in pair).strip()
-        for pair in pairs
-        if str(persona.get(pair[0]) or "").strip()
+        f"{provider.strip()} {model.strip()}".strip()
+        for provider, model in _stage_models(persona, kind)
+        if provider.strip()
     ]
     return f" ({', then '.join(names)})" if names else ""
 
@@ -158,9 +155,8 @@ class ConversationRunner:
         session_report: Callable[[], Any] | None = None,
     ) -> None:
         self.conversation = conversation
-        self.persona: dict[str, Any] = dict(
-            conversation.persona_snapshot or conversation.persona.snapshot()
-        )
+        #: The settings this conversation runs with: its snapshot, built once per job.
+        self.persona: PersonaSettings = conversation.persona_settings
         self.session = session
         self.signals = signals
         # The job opens the endpoint right after joining; a runner given only signals opens
@@ -171,7 +167,7 @@ class ConversationRunner:
         self.endpoint = endpoint
         self.room = room
         if start_immediately is None:
-            start_immediately = self.persona.get("start_mode") == "immediate"
+            start_immediately = self.persona.start_mode == "immediate"
         self.start_immediately = start_immediately
         self._on_finished = on_finished
         # A realtime model speaking with its own voice has no TTS, so ``session.say`` fails;
@@ -209,7 +205,7 @@ class ConversationRunner:
             max_context_bytes=vw_settings.MAX_CONTEXT_BYTES,
         )
         tools = build_function_tools(
-            self.persona.get("enabled_tools") or [],
+            list(self.persona.enabled_tools),
             conversation=self.conversation,
             request_end=self.request_end,
         )
@@ -270,13 +266,13 @@ class ConversationRunner:
         logger.info(
             "conversation %s: agent ready (persona %s)",
             self.conversation_id,
-            self.persona.get("slug"),
+            self.persona.slug,
         )
 
         if self.start_immediately:
             await self.start_talking()
         else:
-            idle = float(self.persona.get("preview_idle_seconds") or 0)
+            idle = float(self.persona.preview_idle_seconds)
             if idle > 0:
                 self._timers.append(
                     asyncio.create_task(self._idle_timer(idle), name="vw_preview_idle_timer")
@@ -297,15 +293,15 @@ class ConversationRunner:
             await amark_started(self.conversation_id)
             logger.info("conversation %s: started", self.conversation_id)
             self._greet()
-            limit = float(self.persona.get("max_duration_seconds") or 0)
+            limit = float(self.persona.max_duration_seconds)
             if limit > 0:
                 self._timers.append(
                     asyncio.create_task(self._max_duration_timer(limit), name="vw_max_duration")
                 )
 
     def _greet(self) -> None:
-        greeting = str(self.persona.get("greeting") or "").strip()
-        if self.persona.get("greeting_mode") == "generate":
+        greeting = self.persona.greeting.strip()
+        if self.persona.greeting_mode == "generate":
             self.session.generate_reply(instructions=greeting_instructions(self.persona))
         elif greeting:
             self._say_verbatim(greeting)
@@ -406,7 +402,7 @@ class ConversationRunner:
     def _tell(self, texts: dict[str, str], *, allow_interruptions: bool = True) -> Any:
         """Say a notice in the persona's language, or only show it as a caption when speech
         synthesis is what fails (or there is none); recorded as the agent's line."""
-        text = notices.in_language(texts, self.persona.get("language"))
+        text = notices.in_language(texts, self.persona.language)
         if self.recorder is not None:
             self.recorder.add(TurnRole.AGENT, text)
         if self.can_say and not self._failures.speech_failed:
@@ -566,7 +562,7 @@ class ConversationRunner:
         if not self._session_running:
             return
         self._set_audio_input(False)
-        closing = str(self.persona.get("closing_message") or "").strip()
+        closing = self.persona.closing_message.strip()
         if self._giving_up and self.started:
             handle = self._tell(notices.GIVING_UP, allow_interruptions=False)
             await asyncio.wait_for(handle.wait_for_playout(), timeout=FAREWELL_TIMEOUT)

@@ -8,12 +8,12 @@ else. This module imports nothing from LiveKit, so the system check can run in w
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from django.conf import settings
 
 from voice_widget.conf import DEV_LIVEKIT_API_KEY, DEV_LIVEKIT_API_SECRET, vw_settings
+from voice_widget.persona_settings import PersonaSettings
 
 #: The environment variable(s) each provider reads its key from. An OpenAI-compatible
 #: server (Ollama, vLLM…) often needs no key; ``OPENAI_COMPATIBLE_API_KEY`` is used when set.
@@ -51,29 +51,36 @@ def has_credential(name: str) -> bool:
 
 
 def providers_in_use(
-    persona: Mapping[str, Any], *, include_avatar: bool = True, text_only: bool = False
+    persona: PersonaSettings, *, include_avatar: bool = True, text_only: bool = False
 ) -> list[str]:
     """The providers a persona's conversations would call, in pipeline order, each once.
 
     ``text_only``: those of a typed conversation (the console's ``--text``), which uses
     only the language model: no speech recognition, speech synthesis or avatar.
     """
-    get = persona.get
     providers: list[str] = []
-    if get("pipeline_kind") == "realtime":
-        providers.append(get("realtime_provider") or "")
-        if get("realtime_use_tts") and not text_only:
-            providers += [get("tts_provider") or "", get("tts_fallback_provider") or ""]
+    if persona.is_realtime:
+        providers.append(persona.realtime_provider)
+        if persona.realtime_use_tts and not text_only:
+            providers += [persona.tts_provider, persona.tts_fallback_provider]
+    elif text_only:
+        providers += [persona.llm_provider, persona.llm_fallback_provider]
     else:
-        for stage in ("llm",) if text_only else ("stt", "llm", "tts"):
-            providers += [get(f"{stage}_provider") or "", get(f"{stage}_fallback_provider") or ""]
-    if include_avatar and not text_only and get("avatar_provider") not in (None, "", "none"):
-        providers.append(get("avatar_provider"))
+        providers += [
+            persona.stt_provider,
+            persona.stt_fallback_provider,
+            persona.llm_provider,
+            persona.llm_fallback_provider,
+            persona.tts_provider,
+            persona.tts_fallback_provider,
+        ]
+    if include_avatar and not text_only and persona.has_avatar:
+        providers.append(persona.avatar_provider)
     return list(dict.fromkeys(p for p in providers if p))
 
 
 def required_credentials(
-    persona: Mapping[str, Any], *, include_avatar: bool = True, text_only: bool = False
+    persona: PersonaSettings, *, include_avatar: bool = True, text_only: bool = False
 ) -> list[str]:
     """Every variable the persona's providers read, in pipeline order, each once."""
     names: Iterable[str] = (
@@ -87,7 +94,7 @@ def required_credentials(
 
 
 def missing_credentials(
-    persona: Mapping[str, Any], *, include_avatar: bool = True, text_only: bool = False
+    persona: PersonaSettings, *, include_avatar: bool = True, text_only: bool = False
 ) -> list[str]:
     """Variables the persona's providers need but this process lacks, e.g. ``["DEEPGRAM_API_KEY"]``.
 

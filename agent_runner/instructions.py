@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from voice_widget.persona_settings import PersonaSettings
+
 SITE_FACTS_TAG = "site_facts"
 VISITOR_DATA_TAG = "visitor_data"
 TRUNCATION_MARK = "…(truncated)"
@@ -39,14 +41,14 @@ def render_context_block(data: dict[str, Any], *, max_bytes: int) -> str:
 
 
 def build_instructions(
-    persona: dict[str, Any],
+    persona: PersonaSettings,
     *,
     signed_context: dict[str, Any] | None,
     page_context: dict[str, Any] | None,
     max_context_bytes: int,
 ) -> str:
     """The persona's instructions, followed by the page context as delimited data."""
-    parts = [str(persona.get("instructions") or "").strip()]
+    parts = [persona.instructions.strip()]
     blocks = []
     if signed_context:
         blocks.append(
@@ -76,9 +78,9 @@ def build_instructions(
     return "\n\n".join(part for part in parts if part)
 
 
-def greeting_instructions(persona: dict[str, Any]) -> str:
+def greeting_instructions(persona: PersonaSettings) -> str:
     """What the model is told when it should greet in its own words."""
-    hint = str(persona.get("greeting") or "").strip()
+    hint = persona.greeting.strip()
     text = "Greet the visitor briefly and offer your help, in one or two short sentences."
     if hint:
         text += f" Use this greeting as a guide: {hint}"

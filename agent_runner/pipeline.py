@@ -1,7 +1,7 @@
-"""Persona → ``AgentSession``: one pure mapping from a persona snapshot to session arguments.
+"""Persona → ``AgentSession``: one pure mapping from a persona's settings to session arguments.
 
-``build_session_plan(persona, vad=...)`` reads a ``Conversation.persona_snapshot`` (a dict of
-``Persona`` field values) and returns the real plugin objects the worker hands to
+``build_session_plan(persona, vad=...)`` reads a conversation's ``PersonaSettings`` (its
+persona snapshot as one typed object) and returns the real plugin objects the worker hands to
 ``AgentSession(**plan.session_kwargs)``, the noise-cancellation selector for the room's audio
 input, and the avatar to start. It touches no database and no network: plugin clients
 connect lazily, on first use.
@@ -14,7 +14,7 @@ livekit-agents (``livekit-local-inference``) and registers no inference runner.
 
 In the job entrypoint::
 
-    plan = build_session_plan(conversation.persona_snapshot, vad=ctx.proc.userdata["vad"])
+    plan = build_session_plan(conversation.persona_settings, vad=ctx.proc.userdata["vad"])
     session = AgentSession(**plan.session_kwargs)
     avatar_failure = await start_avatar(plan, session, ctx.room)  # before session.start
     await session.start(
@@ -25,7 +25,7 @@ In the job entrypoint::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,8 @@ from livekit.plugins.openai.realtime import RealtimeModel
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
 from voice_widget.conf import vw_settings
-from voice_widget.models import Persona, turn_detector_knows
+from voice_widget.models import turn_detector_knows
+from voice_widget.persona_settings import PersonaSettings
 
 from .credentials import (
     OPENAI_COMPATIBLE_KEY_VAR,
@@ -119,31 +120,11 @@ class SessionPlan:
         )
 
 
-class _Persona:
-    """Attribute access to a snapshot; fields missing from older snapshots get today's default."""
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = data
-
-    def __getattr__(self, name: str) -> Any:
-        if name in self._data:
-            return self._data[name]
-        return Persona._meta.get_field(name).get_default()
-
-    @property
-    def base_language(self) -> str:
-        return (self.language or "en").split("-")[0].lower()
-
-    @property
-    def keyterms(self) -> list[str]:
-        return [line.strip() for line in (self.stt_keyterms or "").splitlines() if line.strip()]
-
-    def given(self, name: str) -> Any:
-        """The field's value, or NOT_GIVEN when empty (so the provider's default applies)."""
-        value = getattr(self, name)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return NOT_GIVEN
-        return value.strip() if isinstance(value, str) else value
+def _given(value: Any) -> Any:
+    """The setting's value, or NOT_GIVEN when empty (so the provider's default applies)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return NOT_GIVEN
+    return value.strip() if isinstance(value, str) else value
 
 
 def _key(name: str) -> str | None:
@@ -153,7 +134,7 @@ def _key(name: str) -> str | None:
 # --- speech-to-text -----------------------------------------------------------------------
 
 
-def _deepgram_stt(p: _Persona, model: str) -> lk_stt.STT:
+def _deepgram_stt(p: PersonaSettings, model: str) -> lk_stt.STT:
     return deepgram.STT(
         model=model,
         language=p.language,
@@ -162,16 +143,16 @@ def _deepgram_stt(p: _Persona, model: str) -> lk_stt.STT:
     )
 
 
-def _openai_stt(p: _Persona, model: str) -> lk_stt.STT:
+def _openai_stt(p: PersonaSettings, model: str) -> lk_stt.STT:
     return openai.STT(model=model, language=p.base_language, api_key=_key("OPENAI_API_KEY"))
 
 
-def _livekit_stt(p: _Persona, model: str) -> lk_stt.STT:
+def _livekit_stt(p: PersonaSettings, model: str) -> lk_stt.STT:
     api_key, api_secret = livekit_inference_credentials()
     return inference.STT(model=model, language=p.language, api_key=api_key, api_secret=api_secret)
 
 
-STT_BUILDERS: dict[str, Callable[[_Persona, str], lk_stt.STT]] = {
+STT_BUILDERS: dict[str, Callable[[PersonaSettings, str], lk_stt.STT]] = {
     "deepgram": _deepgram_stt,
     "openai": _openai_stt,
     "livekit": _livekit_stt,
@@ -181,39 +162,39 @@ STT_BUILDERS: dict[str, Callable[[_Persona, str], lk_stt.STT]] = {
 # --- language model -----------------------------------------------------------------------
 
 
-def _openai_llm(p: _Persona, model: str) -> lk_llm.LLM:
+def _openai_llm(p: PersonaSettings, model: str) -> lk_llm.LLM:
     return openai.LLM(
-        model=model, temperature=p.given("llm_temperature"), api_key=_key("OPENAI_API_KEY")
+        model=model, temperature=_given(p.llm_temperature), api_key=_key("OPENAI_API_KEY")
     )
 
 
-def _openai_compatible_llm(p: _Persona, model: str) -> lk_llm.LLM:
+def _openai_compatible_llm(p: PersonaSettings, model: str) -> lk_llm.LLM:
     return openai.LLM(
         model=model,
         base_url=p.llm_base_url,
         api_key=_key(OPENAI_COMPATIBLE_KEY_VAR) or NO_KEY,
-        temperature=p.given("llm_temperature"),
+        temperature=_given(p.llm_temperature),
     )
 
 
-def _azure_llm(p: _Persona, model: str) -> lk_llm.LLM:
+def _azure_llm(p: PersonaSettings, model: str) -> lk_llm.LLM:
     return openai.LLM.with_azure(
         model=model,
         azure_endpoint=p.azure_endpoint,
-        azure_deployment=(p.azure_deployment or "").strip() or model,
-        api_version=(p.azure_api_version or "").strip() or None,
+        azure_deployment=p.azure_deployment.strip() or model,
+        api_version=p.azure_api_version.strip() or None,
         api_key=_key("AZURE_OPENAI_API_KEY"),
-        temperature=p.given("llm_temperature"),
+        temperature=_given(p.llm_temperature),
     )
 
 
-def _livekit_llm(p: _Persona, model: str) -> lk_llm.LLM:
+def _livekit_llm(p: PersonaSettings, model: str) -> lk_llm.LLM:
     api_key, api_secret = livekit_inference_credentials()
     extra = {} if p.llm_temperature is None else {"temperature": p.llm_temperature}
     return inference.LLM(model=model, api_key=api_key, api_secret=api_secret, extra_kwargs=extra)
 
 
-LLM_BUILDERS: dict[str, Callable[[_Persona, str], lk_llm.LLM]] = {
+LLM_BUILDERS: dict[str, Callable[[PersonaSettings, str], lk_llm.LLM]] = {
     "openai": _openai_llm,
     "openai_compatible": _openai_compatible_llm,
     "azure_openai": _azure_llm,
@@ -224,7 +205,7 @@ LLM_BUILDERS: dict[str, Callable[[_Persona, str], lk_llm.LLM]] = {
 # --- text-to-speech -----------------------------------------------------------------------
 
 
-def _cartesia_tts(p: _Persona, model: str, voice: str) -> lk_tts.TTS:
+def _cartesia_tts(p: PersonaSettings, model: str, voice: str) -> lk_tts.TTS:
     return cartesia.TTS(
         model=model,
         voice=voice,
@@ -234,17 +215,17 @@ def _cartesia_tts(p: _Persona, model: str, voice: str) -> lk_tts.TTS:
     )
 
 
-def _openai_tts(p: _Persona, model: str, voice: str) -> lk_tts.TTS:
+def _openai_tts(p: PersonaSettings, model: str, voice: str) -> lk_tts.TTS:
     return openai.TTS(
         model=model,
         voice=voice,
         speed=p.tts_speed or 1.0,
-        instructions=p.given("tts_instructions"),
+        instructions=_given(p.tts_instructions),
         api_key=_key("OPENAI_API_KEY"),
     )
 
 
-def _livekit_tts(p: _Persona, model: str, voice: str) -> lk_tts.TTS:
+def _livekit_tts(p: PersonaSettings, model: str, voice: str) -> lk_tts.TTS:
     api_key, api_secret = livekit_inference_credentials()
     return inference.TTS(
         model=model,
@@ -255,14 +236,14 @@ def _livekit_tts(p: _Persona, model: str, voice: str) -> lk_tts.TTS:
     )
 
 
-TTS_BUILDERS: dict[str, Callable[[_Persona, str, str], lk_tts.TTS]] = {
+TTS_BUILDERS: dict[str, Callable[[PersonaSettings, str, str], lk_tts.TTS]] = {
     "cartesia": _cartesia_tts,
     "openai": _openai_tts,
     "livekit": _livekit_tts,
 }
 
 
-def _build_stt(p: _Persona, vad: Any) -> lk_stt.STT:
+def _build_stt(p: PersonaSettings, vad: Any) -> lk_stt.STT:
     primary = STT_BUILDERS[p.stt_provider](p, p.stt_model.strip())
     if not p.stt_fallback_provider:
         return primary
@@ -271,7 +252,7 @@ def _build_stt(p: _Persona, vad: Any) -> lk_stt.STT:
     return lk_stt.FallbackAdapter([primary, fallback], vad=vad)
 
 
-def _build_llm(p: _Persona) -> lk_llm.LLM:
+def _build_llm(p: PersonaSettings) -> lk_llm.LLM:
     primary = LLM_BUILDERS[p.llm_provider](p, p.llm_model.strip())
     if not p.llm_fallback_provider:
         return primary
@@ -279,12 +260,12 @@ def _build_llm(p: _Persona) -> lk_llm.LLM:
     return lk_llm.FallbackAdapter([primary, fallback])
 
 
-def _build_tts(p: _Persona) -> lk_tts.TTS:
-    primary = TTS_BUILDERS[p.tts_provider](p, p.tts_model.strip(), (p.tts_voice or "").strip())
+def _build_tts(p: PersonaSettings) -> lk_tts.TTS:
+    primary = TTS_BUILDERS[p.tts_provider](p, p.tts_model.strip(), p.tts_voice.strip())
     if not p.tts_fallback_provider:
         return primary
     fallback = TTS_BUILDERS[p.tts_fallback_provider](
-        p, p.tts_fallback_model.strip(), (p.tts_fallback_voice or "").strip()
+        p, p.tts_fallback_model.strip(), p.tts_fallback_voice.strip()
     )
     return lk_tts.FallbackAdapter([primary, fallback])
 
@@ -292,7 +273,7 @@ def _build_tts(p: _Persona) -> lk_tts.TTS:
 # --- realtime speech-to-speech ------------------------------------------------------------
 
 
-def _realtime_turn_detection(p: _Persona) -> ServerVad | SemanticVad | None:
+def _realtime_turn_detection(p: PersonaSettings) -> ServerVad | SemanticVad | None:
     """The realtime model's own turn detection, or None when LiveKit's VAD decides turns."""
     if p.turn_detection != "realtime_llm":
         return None
@@ -318,33 +299,33 @@ def _realtime_turn_detection(p: _Persona) -> ServerVad | SemanticVad | None:
     )
 
 
-def _realtime_options(p: _Persona) -> dict[str, Any]:
+def _realtime_options(p: PersonaSettings) -> dict[str, Any]:
     options: dict[str, Any] = {
         # Text only when the TTS voice speaks the answers.
         "modalities": ["text"] if p.realtime_use_tts else ["audio"],
         "turn_detection": _realtime_turn_detection(p),
     }
-    if (p.realtime_voice or "").strip():
+    if p.realtime_voice.strip():
         options["voice"] = p.realtime_voice.strip()
     return options
 
 
-def _openai_realtime(p: _Persona) -> lk_llm.RealtimeModel:
+def _openai_realtime(p: PersonaSettings) -> lk_llm.RealtimeModel:
     return RealtimeModel(
         model=p.realtime_model.strip(), api_key=_key("OPENAI_API_KEY"), **_realtime_options(p)
     )
 
 
-def _azure_realtime(p: _Persona) -> lk_llm.RealtimeModel:
+def _azure_realtime(p: PersonaSettings) -> lk_llm.RealtimeModel:
     return RealtimeModel.with_azure(
-        azure_deployment=(p.azure_deployment or "").strip() or p.realtime_model.strip(),
+        azure_deployment=p.azure_deployment.strip() or p.realtime_model.strip(),
         azure_endpoint=p.azure_endpoint,
         api_key=_key("AZURE_OPENAI_API_KEY"),
         **_realtime_options(p),
     )
 
 
-REALTIME_BUILDERS: dict[str, Callable[[_Persona], lk_llm.RealtimeModel]] = {
+REALTIME_BUILDERS: dict[str, Callable[[PersonaSettings], lk_llm.RealtimeModel]] = {
     "openai": _openai_realtime,
     "azure_openai": _azure_realtime,
 }
@@ -358,7 +339,7 @@ REALTIME_BUILDERS: dict[str, Callable[[_Persona], lk_llm.RealtimeModel]] = {
 TURN_DETECTOR_MODEL_CHOICES = frozenset(["audio", "multilingual", "english"])
 
 
-def _turn_detection(p: _Persona) -> Any:
+def _turn_detection(p: PersonaSettings) -> Any:
     kind = p.turn_detection
     if kind in TURN_DETECTOR_MODEL_CHOICES:
         if not turn_detector_knows(p.language):
@@ -370,7 +351,7 @@ def _turn_detection(p: _Persona) -> Any:
     return kind  # "vad", "stt" or "realtime_llm"
 
 
-def _turn_handling(p: _Persona) -> dict[str, Any]:
+def _turn_handling(p: PersonaSettings) -> dict[str, Any]:
     timeout = p.false_interruption_timeout
     return {
         "turn_detection": _turn_detection(p),
@@ -392,7 +373,7 @@ def _turn_handling(p: _Persona) -> dict[str, Any]:
     }
 
 
-def _vad_for(p: _Persona, vad: Any) -> Any:
+def _vad_for(p: PersonaSettings, vad: Any) -> Any:
     """The process's Silero VAD, tuned to the persona's threshold.
 
     Tuned in place: LiveKit runs each job in a process (or executor) of its own, whose
@@ -448,7 +429,7 @@ def load_noise_cancellation() -> Any:
     return noise_cancellation
 
 
-def _noise_cancellation(p: _Persona) -> NoiseCancellationSelector | None:
+def _noise_cancellation(p: PersonaSettings) -> NoiseCancellationSelector | None:
     mode = p.noise_cancellation or "off"
     if mode == "off":
         return None
@@ -456,8 +437,8 @@ def _noise_cancellation(p: _Persona) -> NoiseCancellationSelector | None:
     return NoiseCancellationSelector(mode)
 
 
-def _avatar(p: _Persona) -> AvatarPlan | None:
-    if (p.avatar_provider or "none") == "none":
+def _avatar(p: PersonaSettings) -> AvatarPlan | None:
+    if not p.has_avatar:
         return None
     return AvatarPlan(
         provider=p.avatar_provider,
@@ -495,18 +476,22 @@ def provider_connect_options() -> SessionConnectOptions:
 # --- the plan -----------------------------------------------------------------------------
 
 
-def build_session_plan(persona: Mapping[str, Any], *, vad: Any) -> SessionPlan:
-    """Map a persona snapshot to ``AgentSession`` kwargs, noise cancellation and avatar.
+def build_session_plan(
+    persona: PersonaSettings, *, vad: Any, check_credentials: bool = True
+) -> SessionPlan:
+    """Map a conversation's persona settings to ``AgentSession`` kwargs, noise cancellation
+    and avatar.
 
     ``vad`` is the Silero VAD the worker loaded once per process. Raises ``MissingCredentials``
-    when a provider's key is absent (the avatar's is checked when it starts).
+    when a provider's key is absent (the avatar's is checked when it starts);
+    ``check_credentials=False`` when the caller has checked them already (the worker does, once
+    per job, before anything is built).
     """
-    missing = missing_credentials(persona, include_avatar=False)
-    if missing:
+    p = persona
+    if check_credentials and (missing := missing_credentials(p, include_avatar=False)):
         raise MissingCredentials(missing)
-    p = _Persona(persona)
     kwargs: dict[str, Any] = {}
-    if p.pipeline_kind == "realtime":
+    if p.is_realtime:
         kwargs["llm"] = REALTIME_BUILDERS[p.realtime_provider](p)
         if p.realtime_use_tts:
             kwargs["tts"] = _build_tts(p)
@@ -524,15 +509,15 @@ def build_session_plan(persona: Mapping[str, Any], *, vad: Any) -> SessionPlan:
     )
 
 
-def build_text_session_plan(persona: Mapping[str, Any]) -> SessionPlan:
+def build_text_session_plan(persona: PersonaSettings) -> SessionPlan:
     """The plan of a typed conversation (the console's ``--text``): the language model
     alone, with no speech recognition, speech synthesis, VAD, turn detector or avatar, so
     it needs no audio library and no speech provider's key."""
-    missing = missing_credentials(persona, include_avatar=False, text_only=True)
+    p = persona
+    missing = missing_credentials(p, include_avatar=False, text_only=True)
     if missing:
         raise MissingCredentials(missing)
-    p = _Persona(persona)
-    if p.pipeline_kind == "realtime":
+    if p.is_realtime:
         model: Any = REALTIME_BUILDERS[p.realtime_provider](p)
     else:
         model = _build_llm(p)

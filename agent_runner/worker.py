@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from livekit.agents import JobContext, JobProcess
 
+    from voice_widget.persona_settings import PersonaSettings
+
 logger = logging.getLogger("agent_runner")
 
 VAD_KEY = "vad"
@@ -84,13 +86,14 @@ def personas_use_noise_cancellation() -> bool:
 # -- what a job needs, injectable ------------------------------------------------------
 
 
-def _default_plan_factory(persona: dict[str, Any], *, vad: Any) -> Any:
+def _default_plan_factory(persona: PersonaSettings, *, vad: Any) -> Any:
     from .pipeline import build_session_plan
 
-    return build_session_plan(persona, vad=vad)
+    # ``load_conversation`` checked the keys, once for the job.
+    return build_session_plan(persona, vad=vad, check_credentials=False)
 
 
-def _default_missing_credentials(persona: dict[str, Any]) -> list[str]:
+def _default_missing_credentials(persona: PersonaSettings) -> list[str]:
     from .pipeline import missing_credentials
 
     # The avatar's key is left out: without it the conversation continues voice-only.
@@ -109,7 +112,7 @@ class JobSettings:
     replace parts (a persona's conversation, a plan built from test doubles)."""
 
     plan_factory: Callable[..., Any] = _default_plan_factory
-    missing_credentials: Callable[[dict[str, Any]], list[str]] = _default_missing_credentials
+    missing_credentials: Callable[[PersonaSettings], list[str]] = _default_missing_credentials
     start_avatar: Callable[[Any, Any, Any], Awaitable[str | None]] = _default_start_avatar
     #: Used when the job metadata names no conversation (console mode).
     conversation_id: str | None = None
@@ -176,7 +179,7 @@ def conversation_id_from_metadata(metadata: str) -> str | None:
 async def load_conversation(
     conversation_id: str | None,
     *,
-    missing_credentials: Callable[[dict[str, Any]], list[str]],
+    missing_credentials: Callable[[PersonaSettings], list[str]],
 ) -> Any:
     """The open conversation with its persona, or ``JobRefused`` saying why not."""
     from voice_widget.models import Conversation
@@ -197,8 +200,7 @@ async def load_conversation(
     persona = conversation.persona
     if not persona.is_active:
         raise JobRefused(f"Persona {persona.slug!r} is inactive.", conversation=conversation)
-    snapshot = conversation.persona_snapshot or persona.snapshot()
-    missing = missing_credentials(snapshot)
+    missing = missing_credentials(conversation.persona_settings)
     if missing:
         raise JobRefused(
             f"Missing provider credentials for persona {persona.slug!r}: "
@@ -293,9 +295,10 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
         conversation = await load_conversation(
             conversation_id, missing_credentials=settings.missing_credentials
         )
-        snapshot = conversation.persona_snapshot or conversation.persona.snapshot()
         try:
-            plan = settings.plan_factory(snapshot, vad=ctx.proc.userdata.get(VAD_KEY))
+            plan = settings.plan_factory(
+                conversation.persona_settings, vad=ctx.proc.userdata.get(VAD_KEY)
+            )
             session = AgentSession(**plan.session_kwargs)
         except Exception as exc:
             detail = describe_setup_error(exc)

@@ -136,7 +136,7 @@ async def test_the_plan_factory_gets_the_persona_snapshot_and_the_process_vad():
         ctx.shutdown = lambda reason="": None
         await run_job(ctx, settings)
 
-    assert seen["persona"]["slug"] == conversation.persona_snapshot["slug"]
+    assert seen["persona"].slug == conversation.persona_snapshot["slug"]
     assert seen["vad"] == "the-process-vad"
 
 

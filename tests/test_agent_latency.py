@@ -89,7 +89,7 @@ async def test_a_spoken_answer_keeps_its_latency_and_admin_shows_it(
         conversation = await new_conversation(
             **OPENAI_PERSONA_FIELDS, greeting=GREETING, noise_cancellation="off"
         )
-        plan = build_session_plan(conversation.persona_snapshot, vad=silero.VAD.load())
+        plan = build_session_plan(conversation.persona_settings, vad=silero.VAD.load())
         session = AgentSession(**plan.session_kwargs)
         microphone = SpokenAudioInput()
         session.input.audio = microphone

@@ -28,7 +28,7 @@ async def test_runner_drives_a_session_built_by_the_real_pipeline(monkeypatch):
             turn_detection="vad",
             greeting="Hello from Ben.",
         )
-        plan = build_session_plan(conversation.persona_snapshot, vad=silero.VAD.load())
+        plan = build_session_plan(conversation.persona_settings, vad=silero.VAD.load())
         session = AgentSession(**plan.session_kwargs)
         room = DoubleRoom(visitor=conversation.identity)
         runner = ConversationRunner(

@@ -46,7 +46,7 @@ async def start_runner(
     conversation = await new_conversation(
         language="de-DE", greeting=GREETING, **OPENAI_PERSONA_FIELDS
     )
-    plan = build_session_plan(conversation.persona_snapshot, vad=silero.VAD.load())
+    plan = build_session_plan(conversation.persona_settings, vad=silero.VAD.load())
     session = AgentSession(**plan.session_kwargs)
     session.output.audio = InstantAudioOutput()
     captions = CaptionOutput()

@@ -9,6 +9,7 @@ import pytest
 
 from agent_runner.instructions import TRUNCATION_MARK, build_instructions, render_context_block
 from agent_runner.usage import summarize_usage
+from voice_widget.persona_settings import PersonaSettings
 
 pytestmark = pytest.mark.agent
 
@@ -22,7 +23,7 @@ def test_context_blocks_are_bounded_in_bytes_and_cannot_close_themselves():
 
 
 def test_instructions_without_context_are_the_personas_own():
-    persona = {"instructions": "You are Paula."}
+    persona = PersonaSettings.from_snapshot({"instructions": "You are Paula."})
     assert build_instructions(
         persona, signed_context={}, page_context={}, max_context_bytes=100
     ) == ("You are Paula.")

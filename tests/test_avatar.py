@@ -20,6 +20,7 @@ from tests.doubles.livekit_room import RoomDouble, job_context  # noqa: E402
 from tests.doubles.local_server import LocalServer  # noqa: E402
 from tests.factories import persona_fields  # noqa: E402
 from voice_widget.models import Persona  # noqa: E402
+from voice_widget.persona_settings import PersonaSettings  # noqa: E402
 
 pytestmark = pytest.mark.agent
 
@@ -69,7 +70,7 @@ def avatar_plan(monkeypatch, api_url, **avatar_overrides):
     monkeypatch.setenv("BEY_API_URL", api_url)
     persona = Persona(**persona_fields(avatar_provider="bey", avatar_id=AVATAR_ID))
     persona.full_clean(validate_unique=False, validate_constraints=False)
-    plan = build_session_plan(persona.snapshot(), vad=None)
+    plan = build_session_plan(PersonaSettings.from_persona(persona), vad=None)
     fast = {"retry_interval": 0.01, "join_timeout": 2.0, "timeout": 2.0}
     plan.avatar = dataclasses.replace(plan.avatar, **{**fast, **avatar_overrides})
     return plan
@@ -198,7 +199,7 @@ async def test_no_avatar_does_nothing(monkeypatch, bey_key):
     room = RoomDouble()
     session = AgentSession(vad=None, turn_handling={"turn_detection": "manual"})
     persona = Persona(**persona_fields())
-    plan = build_session_plan(persona.snapshot(), vad=None)
+    plan = build_session_plan(PersonaSettings.from_persona(persona), vad=None)
     assert await start_avatar(plan, session, room) is None
     assert room.local_participant.attribute_history == []
     assert session.output.audio is None

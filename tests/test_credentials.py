@@ -10,6 +10,7 @@ from agent_runner.credentials import (
 )
 from tests.factories import persona_fields
 from voice_widget.models import AvatarProvider, LLMProvider, Persona, STTProvider, TTSProvider
+from voice_widget.persona_settings import PersonaSettings
 
 ALL_KEYS = [
     "DEEPGRAM_API_KEY",
@@ -32,10 +33,10 @@ def no_keys(monkeypatch, settings):
     return monkeypatch
 
 
-def snapshot(**overrides):
+def settings_for(**overrides):
     persona = Persona(**persona_fields(**overrides))
     persona.full_clean(validate_unique=False, validate_constraints=False)
-    return persona.snapshot()
+    return PersonaSettings.from_persona(persona)
 
 
 REALTIME = {
@@ -53,7 +54,7 @@ def test_every_provider_choice_has_its_variables():
 
 
 def test_default_pipeline_needs_deepgram_openai_cartesia(no_keys):
-    assert missing_credentials(snapshot()) == [
+    assert missing_credentials(settings_for()) == [
         "DEEPGRAM_API_KEY",
         "OPENAI_API_KEY",
         "CARTESIA_API_KEY",
@@ -63,17 +64,17 @@ def test_default_pipeline_needs_deepgram_openai_cartesia(no_keys):
 def test_set_keys_are_not_missing(no_keys):
     no_keys.setenv("DEEPGRAM_API_KEY", "dg")
     no_keys.setenv("CARTESIA_API_KEY", " ")  # blank counts as missing
-    assert missing_credentials(snapshot()) == ["OPENAI_API_KEY", "CARTESIA_API_KEY"]
+    assert missing_credentials(settings_for()) == ["OPENAI_API_KEY", "CARTESIA_API_KEY"]
 
 
 def test_a_django_setting_of_the_same_name_counts(no_keys, settings):
     settings.OPENAI_API_KEY = "sk-from-settings"
     assert credential("OPENAI_API_KEY") == "sk-from-settings"
-    assert "OPENAI_API_KEY" not in missing_credentials(snapshot())
+    assert "OPENAI_API_KEY" not in missing_credentials(settings_for())
 
 
 def test_ollama_needs_no_key(no_keys):
-    persona = snapshot(
+    persona = settings_for(
         stt_provider="openai",
         stt_model="whisper-1",
         turn_detection="vad",
@@ -88,7 +89,7 @@ def test_ollama_needs_no_key(no_keys):
 
 
 def test_azure_realtime_needs_only_the_azure_key(no_keys):
-    persona = snapshot(
+    persona = settings_for(
         **{**REALTIME, "realtime_provider": "azure_openai"},
         azure_endpoint="https://r.openai.azure.com",
     )
@@ -96,16 +97,16 @@ def test_azure_realtime_needs_only_the_azure_key(no_keys):
 
 
 def test_realtime_with_tts_voice_needs_the_tts_key_too(no_keys):
-    persona = snapshot(**REALTIME, realtime_use_tts=True)
+    persona = settings_for(**REALTIME, realtime_use_tts=True)
     assert missing_credentials(persona) == ["OPENAI_API_KEY", "CARTESIA_API_KEY"]
 
 
 def test_realtime_ignores_the_unused_pipeline_stages(no_keys):
-    assert missing_credentials(snapshot(**REALTIME)) == ["OPENAI_API_KEY"]
+    assert missing_credentials(settings_for(**REALTIME)) == ["OPENAI_API_KEY"]
 
 
 def test_fallbacks_need_their_keys(no_keys):
-    persona = snapshot(
+    persona = settings_for(
         llm_fallback_provider="azure_openai",
         llm_fallback_model="gpt-4o-mini",
         azure_endpoint="https://r.openai.azure.com",
@@ -114,13 +115,13 @@ def test_fallbacks_need_their_keys(no_keys):
 
 
 def test_avatar_key_is_listed_unless_left_out(no_keys):
-    persona = snapshot(avatar_provider="bey", avatar_id="b9be11b8")
+    persona = settings_for(avatar_provider="bey", avatar_id="b9be11b8")
     assert missing_credentials(persona)[-1] == "BEY_API_KEY"
     assert "BEY_API_KEY" not in missing_credentials(persona, include_avatar=False)
 
 
 def test_livekit_inference_needs_livekit_cloud_credentials(no_keys, settings):
-    persona = snapshot(
+    persona = settings_for(
         stt_provider="livekit",
         stt_model="deepgram/nova-3",
         llm_provider="livekit",
@@ -136,12 +137,12 @@ def test_livekit_inference_needs_livekit_cloud_credentials(no_keys, settings):
 def test_livekit_dev_server_credentials_do_not_count_for_inference(no_keys, settings):
     settings.DEBUG = True  # devkey / secret defaults of livekit-server --dev
     settings.VOICE_WIDGET = {}
-    persona = snapshot(stt_provider="livekit", stt_model="deepgram/nova-3")
+    persona = settings_for(stt_provider="livekit", stt_model="deepgram/nova-3")
     assert missing_credentials(persona)[:2] == ["LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]
 
 
 def test_required_lists_each_variable_once(no_keys):
-    persona = snapshot(
+    persona = settings_for(
         stt_provider="openai",
         stt_model="whisper-1",
         turn_detection="vad",

@@ -38,7 +38,7 @@ from voice_widget.tools import END_CONVERSATION  # noqa: E402
 
 pytestmark = pytest.mark.agent
 
-keys, vad, snapshot = shared.keys, shared.vad, shared.snapshot
+keys, vad, settings_for = shared.keys, shared.vad, shared.settings_for
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ async def server():
 def plan(keys, vad, server, monkeypatch):
     """The persona's real plugin objects, pointed at the double as the worker's would be."""
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-    return build_session_plan(snapshot(**OPENAI_PERSONA_FIELDS), vad=vad).session_kwargs
+    return build_session_plan(settings_for(**OPENAI_PERSONA_FIELDS), vad=vad).session_kwargs
 
 
 def frames_of(samples: np.ndarray, rate: int) -> list[rtc.AudioFrame]:

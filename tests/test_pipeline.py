@@ -13,6 +13,7 @@ from agent_runner.pipeline import (  # noqa: E402
 )
 from tests.factories import persona_fields  # noqa: E402
 from voice_widget.models import Persona  # noqa: E402
+from voice_widget.persona_settings import PersonaSettings  # noqa: E402
 
 pytestmark = pytest.mark.agent
 
@@ -46,8 +47,13 @@ def snapshot(**overrides):
     return persona.snapshot()
 
 
+def settings_for(**overrides):
+    """The settings a conversation with that snapshot runs with."""
+    return PersonaSettings.from_snapshot(snapshot(**overrides))
+
+
 def plan_for(vad, **overrides):
-    return build_session_plan(snapshot(**overrides), vad=vad)
+    return build_session_plan(settings_for(**overrides), vad=vad)
 
 
 def test_default_pipeline_is_deepgram_openai_cartesia(keys, vad):
@@ -83,7 +89,7 @@ def test_a_persona_with_only_a_name_runs_with_the_default_voice(keys, vad):
     """What "Add persona" saves from a name alone is a session the worker can build."""
     persona = Persona(name="Nora", slug="nora")
     persona.full_clean(validate_unique=False, validate_constraints=False)
-    plan = build_session_plan(persona.snapshot(), vad=vad)
+    plan = build_session_plan(PersonaSettings.from_persona(persona), vad=vad)
     tts = plan.session_kwargs["tts"]
     assert isinstance(tts, cartesia.TTS)
     assert tts._opts.voice == "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc"  # Jacqueline
@@ -175,7 +181,9 @@ def test_missing_keys_refuse_to_build(monkeypatch, vad):
 def test_snapshot_of_an_older_persona_gets_todays_defaults(keys, vad):
     data = snapshot()
     del data["preemptive_generation"], data["min_interruption_words"]
-    handling = build_session_plan(data, vad=vad).session_kwargs["turn_handling"]
+    handling = build_session_plan(PersonaSettings.from_snapshot(data), vad=vad).session_kwargs[
+        "turn_handling"
+    ]
     assert handling["preemptive_generation"] == {"enabled": False}
     assert handling["interruption"]["min_words"] == 0
 
@@ -191,7 +199,7 @@ def test_building_a_plan_touches_no_database_and_no_network(
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    persona = snapshot(
+    persona = settings_for(
         stt_fallback_provider="openai",
         stt_fallback_model="whisper-1",
         llm_provider="azure_openai",

@@ -16,7 +16,7 @@ from tests.doubles.openai_server import ChatCompletionsServerDouble  # noqa: E40
 
 pytestmark = pytest.mark.agent
 
-keys, vad, snapshot = shared.keys, shared.vad, shared.snapshot
+keys, vad, settings_for = shared.keys, shared.vad, shared.settings_for
 
 
 async def ask(llm):
@@ -32,7 +32,7 @@ async def ask(llm):
 
 async def test_ollama_persona_streams_from_its_base_url(keys, vad):
     async with ChatCompletionsServerDouble() as server:
-        persona = snapshot(
+        persona = settings_for(
             llm_provider="openai_compatible",
             llm_model="llama3.1",
             llm_base_url=server.base_url,
@@ -52,7 +52,7 @@ async def test_ollama_persona_streams_from_its_base_url(keys, vad):
 
 async def test_azure_persona_calls_its_deployment_with_the_api_version(keys, vad):
     async with ChatCompletionsServerDouble(["Guten ", "Tag!"]) as server:
-        persona = snapshot(
+        persona = settings_for(
             llm_provider="azure_openai",
             llm_model="gpt-4o",
             azure_endpoint=server.url,

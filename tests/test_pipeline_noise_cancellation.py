@@ -15,7 +15,7 @@ from tests.doubles.livekit_room import RemoteParticipantDouble  # noqa: E402
 
 pytestmark = pytest.mark.agent
 
-keys, vad, snapshot = shared.keys, shared.vad, shared.snapshot
+keys, vad, settings_for = shared.keys, shared.vad, shared.settings_for
 
 STANDARD = rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD
 SIP = rtc.ParticipantKind.PARTICIPANT_KIND_SIP
@@ -36,19 +36,22 @@ def test_the_two_models_differ():
 
 def test_off_means_no_noise_cancellation(keys, vad):
     assert (
-        build_session_plan(snapshot(noise_cancellation="off"), vad=vad).noise_cancellation is None
+        build_session_plan(settings_for(noise_cancellation="off"), vad=vad).noise_cancellation
+        is None
     )
 
 
 def test_bvc_for_everyone(keys, vad):
-    selector = build_session_plan(snapshot(noise_cancellation="bvc"), vad=vad).noise_cancellation
+    selector = build_session_plan(
+        settings_for(noise_cancellation="bvc"), vad=vad
+    ).noise_cancellation
     assert selected_model(selector, STANDARD) == BVC_MODEL
     assert selected_model(selector, SIP) == BVC_MODEL
 
 
 def test_telephony_model_for_sip_callers_only(keys, vad):
     selector = build_session_plan(
-        snapshot(noise_cancellation="bvc_telephony"), vad=vad
+        settings_for(noise_cancellation="bvc_telephony"), vad=vad
     ).noise_cancellation
     assert selected_model(selector, STANDARD) == BVC_MODEL
     assert selected_model(selector, SIP) == TELEPHONY_MODEL
@@ -56,7 +59,7 @@ def test_telephony_model_for_sip_callers_only(keys, vad):
 
 def test_realtime_personas_get_noise_cancellation_too(keys, vad):
     plan = build_session_plan(
-        snapshot(
+        settings_for(
             pipeline_kind="realtime",
             realtime_provider="openai",
             realtime_model="gpt-realtime",
@@ -69,7 +72,7 @@ def test_realtime_personas_get_noise_cancellation_too(keys, vad):
 
 
 def test_plan_gives_the_room_audio_input_options(keys, vad):
-    plan = build_session_plan(snapshot(noise_cancellation="bvc_telephony"), vad=vad)
+    plan = build_session_plan(settings_for(noise_cancellation="bvc_telephony"), vad=vad)
     options = plan.audio_input_options()
     assert isinstance(options, AudioInputOptions)
     assert options.noise_cancellation is plan.noise_cancellation
@@ -78,6 +81,6 @@ def test_plan_gives_the_room_audio_input_options(keys, vad):
 
 
 def test_plan_without_noise_cancellation_gives_default_audio_input(keys, vad):
-    options = build_session_plan(snapshot(), vad=vad).audio_input_options()
+    options = build_session_plan(settings_for(), vad=vad).audio_input_options()
     assert options.noise_cancellation is None
     assert options == AudioInputOptions()

@@ -23,8 +23,8 @@ from voice_widget.models import LLMProvider, STTProvider, TTSProvider  # noqa: E
 
 pytestmark = pytest.mark.agent
 
-# The placeholder keys, the Silero VAD and the snapshot helper of tests/test_pipeline.py.
-keys, vad, snapshot = shared.keys, shared.vad, shared.snapshot
+# The placeholder keys, the Silero VAD and the persona-settings helper of tests/test_pipeline.py.
+keys, vad, settings_for = shared.keys, shared.vad, shared.settings_for
 
 AZURE = {"azure_endpoint": "https://linden.openai.azure.com"}
 OLLAMA = "http://127.0.0.1:11434/v1"
@@ -72,7 +72,7 @@ def test_settings_tables_cover_every_choice():
 def test_every_provider_combination_builds_its_plugins(keys, vad, stt, llm, tts):
     turn = {"turn_detection": "vad"} if stt == "openai" else {}
     fields = {**STT_SETTINGS[stt], **LLM_SETTINGS[llm], **TTS_SETTINGS[tts], **turn}
-    kwargs = build_session_plan(snapshot(**fields), vad=vad).session_kwargs
+    kwargs = build_session_plan(settings_for(**fields), vad=vad).session_kwargs
     assert type(kwargs["stt"]) is STT_CLASSES[stt]
     assert type(kwargs["llm"]) is LLM_CLASSES[llm]
     assert type(kwargs["tts"]) is TTS_CLASSES[tts]
@@ -86,7 +86,7 @@ def test_every_provider_combination_builds_its_plugins(keys, vad, stt, llm, tts)
 
 def test_deepgram_gets_model_language_and_keyterms(keys, vad):
     stt = build_session_plan(
-        snapshot(language="de-DE", stt_model="nova-3-general", stt_keyterms="Linden\nRohloff"),
+        settings_for(language="de-DE", stt_model="nova-3-general", stt_keyterms="Linden\nRohloff"),
         vad=vad,
     ).session_kwargs["stt"]
     assert stt._opts.model == "nova-3-general"
@@ -98,7 +98,9 @@ def test_deepgram_gets_model_language_and_keyterms(keys, vad):
 @pytest.mark.parametrize("model", ["gpt-4o-transcribe", "whisper-1"])
 def test_openai_stt_gets_model_and_base_language(keys, vad, model):
     stt = build_session_plan(
-        snapshot(language="de-DE", stt_provider="openai", stt_model=model, turn_detection="vad"),
+        settings_for(
+            language="de-DE", stt_provider="openai", stt_model=model, turn_detection="vad"
+        ),
         vad=vad,
     ).session_kwargs["stt"]
     assert isinstance(stt, openai.STT)
@@ -109,7 +111,7 @@ def test_openai_stt_gets_model_and_base_language(keys, vad, model):
 
 def test_livekit_inference_stt_uses_the_livekit_credentials(keys, vad, settings):
     stt = build_session_plan(
-        snapshot(language="fr", stt_provider="livekit", stt_model="deepgram/nova-3"), vad=vad
+        settings_for(language="fr", stt_provider="livekit", stt_model="deepgram/nova-3"), vad=vad
     ).session_kwargs["stt"]
     assert isinstance(stt, inference.STT)
     assert stt._opts.model == "deepgram/nova-3"
@@ -123,7 +125,7 @@ def test_livekit_inference_stt_uses_the_livekit_credentials(keys, vad, settings)
 
 def test_openai_llm_gets_model_and_temperature(keys, vad):
     llm = build_session_plan(
-        snapshot(llm_model="gpt-4o", llm_temperature=0.3), vad=vad
+        settings_for(llm_model="gpt-4o", llm_temperature=0.3), vad=vad
     ).session_kwargs["llm"]
     assert llm._opts.model == "gpt-4o"
     assert llm._opts.temperature == 0.3
@@ -131,13 +133,13 @@ def test_openai_llm_gets_model_and_temperature(keys, vad):
 
 
 def test_empty_temperature_leaves_the_providers_default(keys, vad):
-    llm = build_session_plan(snapshot(llm_temperature=None), vad=vad).session_kwargs["llm"]
+    llm = build_session_plan(settings_for(llm_temperature=None), vad=vad).session_kwargs["llm"]
     assert not isinstance(llm._opts.temperature, float)
 
 
 def test_openai_compatible_llm_talks_to_the_base_url_without_a_key(keys, vad):
     llm = build_session_plan(
-        snapshot(**LLM_SETTINGS["openai_compatible"], llm_temperature=0.6), vad=vad
+        settings_for(**LLM_SETTINGS["openai_compatible"], llm_temperature=0.6), vad=vad
     ).session_kwargs["llm"]
     assert str(llm._client.base_url) == OLLAMA + "/"
     assert llm._client.api_key == NO_KEY
@@ -148,7 +150,7 @@ def test_openai_compatible_llm_talks_to_the_base_url_without_a_key(keys, vad):
 def test_openai_compatible_llm_uses_its_own_key_when_set(keys, vad, monkeypatch):
     monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", "gsk-groq")
     llm = build_session_plan(
-        snapshot(
+        settings_for(
             llm_provider="openai_compatible",
             llm_model="llama-3.3-70b-versatile",
             llm_base_url="https://api.groq.com/openai/v1",
@@ -161,7 +163,7 @@ def test_openai_compatible_llm_uses_its_own_key_when_set(keys, vad, monkeypatch)
 
 def test_azure_llm_gets_endpoint_deployment_and_version(keys, vad):
     llm = build_session_plan(
-        snapshot(
+        settings_for(
             **LLM_SETTINGS["azure_openai"],
             azure_deployment="linden-gpt4o",
             azure_api_version="2024-10-21",
@@ -177,7 +179,7 @@ def test_azure_llm_gets_endpoint_deployment_and_version(keys, vad):
 
 
 def test_azure_deployment_defaults_to_the_model_name(keys, vad):
-    llm = build_session_plan(snapshot(**LLM_SETTINGS["azure_openai"]), vad=vad).session_kwargs[
+    llm = build_session_plan(settings_for(**LLM_SETTINGS["azure_openai"]), vad=vad).session_kwargs[
         "llm"
     ]
     assert str(llm._client.base_url).endswith("/openai/deployments/gpt-4o/")
@@ -185,7 +187,7 @@ def test_azure_deployment_defaults_to_the_model_name(keys, vad):
 
 def test_livekit_inference_llm_gets_model_and_temperature(keys, vad, settings):
     llm = build_session_plan(
-        snapshot(**LLM_SETTINGS["livekit"], llm_temperature=0.2), vad=vad
+        settings_for(**LLM_SETTINGS["livekit"], llm_temperature=0.2), vad=vad
     ).session_kwargs["llm"]
     assert llm._opts.model == "openai/gpt-4.1-mini"
     assert llm._opts.extra_kwargs == {"temperature": 0.2}
@@ -197,7 +199,7 @@ def test_livekit_inference_llm_gets_model_and_temperature(keys, vad, settings):
 
 def test_cartesia_gets_model_voice_language_and_speed(keys, vad):
     tts = build_session_plan(
-        snapshot(language="de-DE", tts_model="sonic-2", tts_voice="b9de4a89", tts_speed=1.2),
+        settings_for(language="de-DE", tts_model="sonic-2", tts_voice="b9de4a89", tts_speed=1.2),
         vad=vad,
     ).session_kwargs["tts"]
     assert (tts._opts.model, tts._opts.voice, tts._opts.language) == ("sonic-2", "b9de4a89", "de")
@@ -207,7 +209,9 @@ def test_cartesia_gets_model_voice_language_and_speed(keys, vad):
 
 def test_openai_tts_gets_voice_speed_and_instructions(keys, vad):
     tts = build_session_plan(
-        snapshot(**TTS_SETTINGS["openai"], tts_speed=0.9, tts_instructions="Warm and unhurried."),
+        settings_for(
+            **TTS_SETTINGS["openai"], tts_speed=0.9, tts_instructions="Warm and unhurried."
+        ),
         vad=vad,
     ).session_kwargs["tts"]
     assert tts._opts.model == "gpt-4o-mini-tts"
@@ -219,7 +223,7 @@ def test_openai_tts_gets_voice_speed_and_instructions(keys, vad):
 
 def test_livekit_inference_tts_gets_model_voice_and_language(keys, vad):
     tts = build_session_plan(
-        snapshot(
+        settings_for(
             language="es",
             tts_provider="livekit",
             tts_model="cartesia/sonic-2",
@@ -239,7 +243,7 @@ def test_livekit_inference_tts_gets_model_voice_and_language(keys, vad):
 
 def test_fallbacks_wrap_each_stage_in_order(keys, vad):
     plan = build_session_plan(
-        snapshot(
+        settings_for(
             stt_fallback_provider="livekit",
             stt_fallback_model="deepgram/nova-2",
             llm_fallback_provider="azure_openai",
@@ -265,7 +269,7 @@ def test_fallbacks_wrap_each_stage_in_order(keys, vad):
 
 def test_non_streaming_stt_fallback_is_made_streaming_with_the_vad(keys, vad):
     stt = build_session_plan(
-        snapshot(stt_fallback_provider="openai", stt_fallback_model="whisper-1"), vad=vad
+        settings_for(stt_fallback_provider="openai", stt_fallback_model="whisper-1"), vad=vad
     ).session_kwargs["stt"]
     assert isinstance(stt, lk_stt.FallbackAdapter)
     assert isinstance(stt._stt_instances[1], lk_stt.StreamAdapter)
@@ -274,7 +278,7 @@ def test_non_streaming_stt_fallback_is_made_streaming_with_the_vad(keys, vad):
 
 def test_ollama_fallback_shares_the_base_url(keys, vad):
     llm = build_session_plan(
-        snapshot(
+        settings_for(
             llm_fallback_provider="openai_compatible",
             llm_fallback_model="llama3.1",
             llm_base_url=OLLAMA,
@@ -298,7 +302,7 @@ REALTIME = {
 
 def test_openai_realtime_with_tuned_server_vad(keys, vad):
     plan = build_session_plan(
-        snapshot(
+        settings_for(
             **REALTIME,
             realtime_voice="marin",
             realtime_vad_threshold=0.7,
@@ -330,7 +334,7 @@ def test_openai_realtime_with_tuned_server_vad(keys, vad):
 
 def test_openai_realtime_with_semantic_vad(keys, vad):
     model = build_session_plan(
-        snapshot(
+        settings_for(
             **REALTIME,
             realtime_turn_detection="semantic_vad",
             realtime_eagerness="low",
@@ -344,7 +348,7 @@ def test_openai_realtime_with_semantic_vad(keys, vad):
 
 def test_realtime_with_livekit_vad_turns_off_the_servers_turn_detection(keys, vad):
     plan = build_session_plan(
-        snapshot(**{**REALTIME, "turn_detection": "vad"}, allow_interruptions=False), vad=vad
+        settings_for(**{**REALTIME, "turn_detection": "vad"}, allow_interruptions=False), vad=vad
     )
     assert plan.session_kwargs["llm"]._opts.turn_detection is None
     assert plan.session_kwargs["llm"].capabilities.turn_detection is False
@@ -355,7 +359,7 @@ def test_realtime_with_livekit_vad_turns_off_the_servers_turn_detection(keys, va
 
 def test_realtime_answering_in_text_speaks_with_the_tts_voice(keys, vad):
     kwargs = build_session_plan(
-        snapshot(
+        settings_for(
             **REALTIME,
             realtime_use_tts=True,
             tts_provider="cartesia",
@@ -375,7 +379,7 @@ def test_realtime_answering_in_text_speaks_with_the_tts_voice(keys, vad):
 
 def test_azure_realtime_gets_endpoint_and_deployment(keys, vad):
     model = build_session_plan(
-        snapshot(
+        settings_for(
             **{**REALTIME, "realtime_provider": "azure_openai"},
             **AZURE,
             azure_deployment="linden-realtime",
@@ -393,13 +397,13 @@ def test_azure_realtime_gets_endpoint_and_deployment(keys, vad):
 
 def test_azure_realtime_deployment_defaults_to_the_model(keys, vad):
     model = build_session_plan(
-        snapshot(**{**REALTIME, "realtime_provider": "azure_openai"}, **AZURE), vad=vad
+        settings_for(**{**REALTIME, "realtime_provider": "azure_openai"}, **AZURE), vad=vad
     ).session_kwargs["llm"]
     assert model._opts.azure_deployment == "gpt-realtime"
 
 
 async def test_agent_session_accepts_a_realtime_plan(keys, vad):
-    plan = build_session_plan(snapshot(**REALTIME, realtime_voice="cedar"), vad=vad)
+    plan = build_session_plan(settings_for(**REALTIME, realtime_voice="cedar"), vad=vad)
     session = AgentSession(**plan.session_kwargs)
     assert session.llm is plan.session_kwargs["llm"]
     assert session.options.turn_handling["turn_detection"] == "realtime_llm"
@@ -409,7 +413,7 @@ async def test_agent_session_accepts_a_realtime_plan(keys, vad):
 
 
 def test_audio_turn_detector_runs_on_the_worker(keys, vad):
-    detector = build_session_plan(snapshot(turn_detection="audio"), vad=vad).session_kwargs[
+    detector = build_session_plan(settings_for(turn_detection="audio"), vad=vad).session_kwargs[
         "turn_handling"
     ]["turn_detection"]
     assert isinstance(detector, inference.TurnDetector)
@@ -442,7 +446,7 @@ def test_every_realtime_combination_builds(keys, vad, provider, turns, voice):
         **REALTIME_TURNS[turns],
         **REALTIME_VOICES[voice],
     }
-    plan = build_session_plan(snapshot(**fields), vad=vad)
+    plan = build_session_plan(settings_for(**fields), vad=vad)
     kwargs = plan.session_kwargs
     model = kwargs["llm"]
     assert type(model) is RealtimeModel
@@ -489,7 +493,7 @@ def test_every_provider_can_be_a_fallback(keys, vad, stage, provider, model):
     if provider == "azure_openai":
         fields.update(AZURE)
     adapter_class, attribute, classes = ADAPTERS[stage]
-    adapter = build_session_plan(snapshot(**fields), vad=vad).session_kwargs[stage]
+    adapter = build_session_plan(settings_for(**fields), vad=vad).session_kwargs[stage]
     assert isinstance(adapter, adapter_class)
     primary, fallback = getattr(adapter, attribute)
     if isinstance(fallback, lk_stt.StreamAdapter):  # OpenAI STT does not stream

@@ -20,7 +20,7 @@ from tests.doubles.local_server import LocalServer  # noqa: E402
 
 pytestmark = pytest.mark.agent
 
-keys, vad, snapshot = shared.keys, shared.vad, shared.snapshot
+keys, vad, settings_for = shared.keys, shared.vad, shared.settings_for
 
 
 class AzureRealtimeServerDouble(LocalServer):
@@ -47,7 +47,7 @@ class AzureRealtimeServerDouble(LocalServer):
 async def test_azure_realtime_session_sends_the_personas_voice_and_vad(keys, vad, monkeypatch):
     monkeypatch.delenv("OPENAI_API_VERSION", raising=False)
     async with AzureRealtimeServerDouble() as server, http_context.open():
-        persona = snapshot(
+        persona = settings_for(
             pipeline_kind="realtime",
             realtime_provider="azure_openai",
             realtime_model="gpt-realtime",

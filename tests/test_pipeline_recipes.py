@@ -19,6 +19,7 @@ from agent_runner.pipeline import (  # noqa: E402
 from example_site.shop.management.commands.seed_demo import DEMO_PERSONAS  # noqa: E402
 from tests import test_pipeline as shared  # noqa: E402
 from voice_widget.models import Persona  # noqa: E402
+from voice_widget.persona_settings import PersonaSettings  # noqa: E402
 
 pytestmark = [pytest.mark.agent, pytest.mark.django_db]
 
@@ -40,7 +41,7 @@ def seeded(keys):
 
 
 def plan(seeded, slug, vad):
-    return build_session_plan(seeded[slug].snapshot(), vad=vad)
+    return build_session_plan(PersonaSettings.from_persona(seeded[slug]), vad=vad)
 
 
 def test_five_recipes_plus_ben_and_paula_are_seeded_and_valid(seeded):

@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 from livekit.agents import AgentSession, inference  # noqa: E402
 
 from agent_runner.pipeline import build_session_plan  # noqa: E402
-from tests.test_pipeline import PLACEHOLDER_KEYS, snapshot  # noqa: E402
+from tests.test_pipeline import PLACEHOLDER_KEYS, settings_for, snapshot  # noqa: E402
+from voice_widget.persona_settings import PersonaSettings  # noqa: E402
 
 pytestmark = pytest.mark.agent
 
@@ -35,7 +36,7 @@ def vad():
 def turn_detection(vad, *, turn_detection, **overrides):
     # As stored, even where Persona.clean() would refuse the pair today (an old snapshot).
     persona = {**snapshot(turn_detection="vad", **overrides), "turn_detection": turn_detection}
-    plan = build_session_plan(persona, vad=vad)
+    plan = build_session_plan(PersonaSettings.from_snapshot(persona), vad=vad)
     return plan.session_kwargs["turn_handling"]["turn_detection"]
 
 
@@ -60,7 +61,7 @@ def test_snapshots_naming_the_retired_text_models_get_the_turn_detector(keys, va
 
 
 async def test_agent_session_accepts_the_turn_detector_with_the_vad(keys, vad):
-    plan = build_session_plan(snapshot(language="de"), vad=vad)
+    plan = build_session_plan(settings_for(language="de"), vad=vad)
     session = AgentSession(**plan.session_kwargs)
     assert isinstance(session.options.turn_handling["turn_detection"], inference.TurnDetector)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -12,10 +13,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from .costs import persona_unpriced_models
+from .persona_settings import PersonaSettings
 from .providers import default_tts_voice
 from .tools import registry
 from .validators import (
@@ -24,6 +27,8 @@ from .validators import (
     validate_language_tag,
     validate_origins_text,
 )
+
+logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "webp", "gif", "avif"]
 VIDEO_EXTENSIONS = ["mp4", "webm"]
@@ -1073,6 +1078,23 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.persona_snapshot.get('name') or self.persona_id} · {self.room_name}"
+
+    @cached_property
+    def persona_settings(self) -> PersonaSettings:
+        """The persona's settings this conversation runs with, from its snapshot, built once.
+
+        A conversation created before snapshots existed has none: it runs with the persona as
+        it is now, read once here and logged, never mixed with a snapshot.
+        """
+        if self.persona_snapshot:
+            return PersonaSettings.from_snapshot(self.persona_snapshot)
+        logger.warning(
+            "conversation %s has no persona snapshot (created before snapshots): "
+            "running with persona %s as it is now",
+            self.pk,
+            self.persona_id,
+        )
+        return PersonaSettings.from_persona(self.persona)
 
     @property
     def duration(self) -> timedelta | None:

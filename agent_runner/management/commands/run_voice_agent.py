@@ -26,6 +26,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from agent_runner.checks import WORKER_CHECKS_TAG
+from voice_widget.persona_settings import PersonaSettings
 
 INSTALL_HINT = (
     'The worker needs the "agent" extra (livekit-agents and its plugins). '
@@ -45,7 +46,7 @@ def require_agent_extra() -> None:
         raise CommandError(INSTALL_HINT) from exc
 
 
-def console_problem(persona: dict[str, Any], *, text: bool = False) -> str | None:
+def console_problem(persona: PersonaSettings, *, text: bool = False) -> str | None:
     """Why the console could not talk to this persona here (checked before it starts).
     Typing (``text``) needs only the language model's key."""
     from agent_runner.pipeline import missing_credentials
@@ -235,7 +236,9 @@ class Command(BaseCommand):
             raise CommandError(f"No persona with the slug {options['persona']!r}.") from None
         if not persona.is_active:
             self.stderr.write(f"Note: persona {persona.slug!r} is inactive; talking to it anyway.")
-        problem = console_problem(persona.snapshot(), text=bool(options.get("text")))
+        problem = console_problem(
+            PersonaSettings.from_persona(persona), text=bool(options.get("text"))
+        )
         if problem:
             raise CommandError(problem)
         if options.get("text"):
@@ -270,7 +273,7 @@ class Command(BaseCommand):
         from voice_widget.models import Conversation, ConversationStatus
 
         snapshot = persona.snapshot()
-        plan = build_text_session_plan(snapshot)
+        plan = build_text_session_plan(PersonaSettings.from_snapshot(snapshot))
         conversation = Conversation.objects.create(
             persona=persona,
             persona_snapshot=snapshot,
