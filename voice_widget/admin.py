@@ -1055,8 +1055,10 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(boolean=True, description=_("alive"))
+    def get_queryset(self, request: HttpRequest) -> Any:
+        within = timedelta(seconds=vw_settings.HEARTBEAT_TIMEOUT)
+        return super().get_queryset(request).with_alive(within)
+
+    @admin.display(boolean=True, description=_("alive"), ordering="is_alive")
     def alive(self, obj: WorkerHeartbeat) -> bool:
-        if obj.stopped_at:
-            return False
-        return obj.last_seen >= timezone.now() - timedelta(seconds=vw_settings.HEARTBEAT_TIMEOUT)
+        return obj.is_alive

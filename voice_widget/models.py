@@ -1179,9 +1179,20 @@ class Turn(models.Model):
 
 
 class WorkerHeartbeatQuerySet(models.QuerySet):
+    @staticmethod
+    def alive_condition(within: timedelta) -> models.Q:
+        """The one rule of a live worker: not stopped, and seen within ``within``."""
+        return models.Q(stopped_at__isnull=True, last_seen__gte=timezone.now() - within)
+
     def alive(self, agent_name: str, within: timedelta) -> WorkerHeartbeatQuerySet:
-        return self.filter(
-            agent_name=agent_name, stopped_at__isnull=True, last_seen__gte=timezone.now() - within
+        return self.filter(self.alive_condition(within), agent_name=agent_name)
+
+    def with_alive(self, within: timedelta) -> WorkerHeartbeatQuerySet:
+        """Each heartbeat annotated ``is_alive`` by the same rule (for lists of all workers)."""
+        return self.annotate(
+            is_alive=models.ExpressionWrapper(
+                self.alive_condition(within), output_field=models.BooleanField()
+            )
         )
 
 
