@@ -236,8 +236,9 @@ class Command(BaseCommand):
             raise CommandError(f"No persona with the slug {options['persona']!r}.") from None
         if not persona.is_active:
             self.stderr.write(f"Note: persona {persona.slug!r} is inactive; talking to it anyway.")
+        snapshot = persona.snapshot()
         problem = console_problem(
-            PersonaSettings.from_persona(persona), text=bool(options.get("text"))
+            PersonaSettings.from_snapshot(snapshot), text=bool(options.get("text"))
         )
         if problem:
             raise CommandError(problem)
@@ -252,7 +253,7 @@ class Command(BaseCommand):
             ) from None
         conversation = Conversation.objects.create(
             persona=persona,
-            persona_snapshot=persona.snapshot(),
+            persona_snapshot=snapshot,
             room_name=f"console-{uuid.uuid4().hex[:12]}",
             identity="console",
             page_url="",
