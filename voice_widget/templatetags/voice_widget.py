@@ -160,62 +160,11 @@ def render_widget(
             "voice_widget tag: no active persona %r; the widget is not shown.", str(slug)
         )
         return ""
-    try:
-        sessions_url = reverse("voice_widget:sessions")
-        health_url = reverse("voice_widget:health")
-    except NoReverseMatch:
-        logger.warning(
-            "voice_widget tag for persona %s: the voice_widget URLs are not installed "
-            '(add path("voice-widget/", include("voice_widget.urls"))); the widget is not shown.',
-            persona.slug,
-        )
+    urls = _api_urls(persona, trial_user)
+    if urls is None:
         return ""
-    if trial_user is not None:
-        sessions_url = trial_endpoint(sessions_url, persona=persona.slug, user_id=trial_user.pk)
-
-    signed_context = ""
-    if facts:
-        if isinstance(facts, Mapping):
-            try:
-                signed_context = sign_context(
-                    dict(facts), persona=persona.slug, user_id=_logged_in_user_id(context)
-                )
-            except (TypeError, ValueError):
-                logger.warning(
-                    "voice_widget tag for persona %s: context= is not JSON-serialisable; "
-                    "no signed context is sent.",
-                    persona.slug,
-                )
-        else:
-            logger.warning(
-                "voice_widget tag for persona %s: context= must be a dict, not %s.",
-                persona.slug,
-                type(facts).__name__,
-            )
-
-    preview_mode = _choice(preview, PreviewMode, "preview", persona.slug, persona.preview_mode)
-    if poster and not preview and preview_mode == PreviewMode.NONE:
-        preview_mode = PreviewMode.POSTER  # a poster given to the tag is meant to be seen
-    if preview_mode == PreviewMode.LIVE and not persona.has_avatar:
-        logger.warning(
-            "voice_widget tag for persona %s: a live preview needs an avatar; "
-            "showing the poster (or the button) instead.",
-            persona.slug,
-        )
-        preview_mode = PreviewMode.POSTER if poster or persona.poster_url else PreviewMode.NONE
-
-    timeout = ""
-    if agent_timeout not in (None, ""):
-        try:
-            timeout = str(max(1, int(float(agent_timeout))))
-        except (TypeError, ValueError):
-            logger.warning(
-                "voice_widget tag for persona %s: agent_timeout=%r is not a number.",
-                persona.slug,
-                agent_timeout,
-            )
-
-    request = context.get("request")
+    sessions_url, health_url = urls
+    preview_mode = _preview_mode(persona, preview, poster)
     attributes = {
         "persona": persona.slug,
         "agent-name": persona.name,
@@ -230,9 +179,9 @@ def render_widget(
         "label": persona.button_label,
         "welcome": persona.welcome_text,
         "lang": persona.language,
-        "signed-context": signed_context,
-        "agent-timeout": timeout,
-        "csrf-token": _csrf_token_for_logged_in_visitor(request),
+        "signed-context": _signed_context(context, persona, facts),
+        "agent-timeout": _agent_timeout(persona, agent_timeout),
+        "csrf-token": _csrf_token_for_logged_in_visitor(context.get("request")),
     }
     return render_to_string(
         "voice_widget/widget.html",
@@ -242,6 +191,81 @@ def render_widget(
             "preload_labels": _labels_preload_url(context, persona.language),
         },
     )
+
+
+def _api_urls(persona: Persona, trial_user: Any) -> tuple[str, str] | None:
+    """The session and health endpoints the widget calls, or None (logged) when the app's
+    URLs are not installed. An editor's trial gets a session URL carrying its signed proof."""
+    try:
+        sessions_url = reverse("voice_widget:sessions")
+        health_url = reverse("voice_widget:health")
+    except NoReverseMatch:
+        logger.warning(
+            "voice_widget tag for persona %s: the voice_widget URLs are not installed "
+            '(add path("voice-widget/", include("voice_widget.urls"))); the widget is not shown.',
+            persona.slug,
+        )
+        return None
+    if trial_user is not None:
+        sessions_url = trial_endpoint(sessions_url, persona=persona.slug, user_id=trial_user.pk)
+    return sessions_url, health_url
+
+
+def _signed_context(
+    context: template.Context, persona: Persona, facts: Mapping[str, Any] | None
+) -> str:
+    """The tag's ``context=`` facts signed for this persona and user, or "" (logged when the
+    facts are not a JSON-serialisable dict)."""
+    if not facts:
+        return ""
+    if not isinstance(facts, Mapping):
+        logger.warning(
+            "voice_widget tag for persona %s: context= must be a dict, not %s.",
+            persona.slug,
+            type(facts).__name__,
+        )
+        return ""
+    try:
+        return sign_context(dict(facts), persona=persona.slug, user_id=_logged_in_user_id(context))
+    except (TypeError, ValueError):
+        logger.warning(
+            "voice_widget tag for persona %s: context= is not JSON-serialisable; "
+            "no signed context is sent.",
+            persona.slug,
+        )
+        return ""
+
+
+def _preview_mode(persona: Persona, preview: str | None, poster: str | None) -> str:
+    """The preview the widget shows: the tag's, else the persona's; a poster given to the tag
+    is meant to be seen, and a live preview without an avatar falls back to the poster."""
+    mode = _choice(preview, PreviewMode, "preview", persona.slug, persona.preview_mode)
+    if poster and not preview and mode == PreviewMode.NONE:
+        mode = PreviewMode.POSTER
+    if mode == PreviewMode.LIVE and not persona.has_avatar:
+        logger.warning(
+            "voice_widget tag for persona %s: a live preview needs an avatar; "
+            "showing the poster (or the button) instead.",
+            persona.slug,
+        )
+        mode = PreviewMode.POSTER if poster or persona.poster_url else PreviewMode.NONE
+    return mode
+
+
+def _agent_timeout(persona: Persona, agent_timeout: int | float | str | None) -> str:
+    """The tag's ``agent_timeout`` as whole seconds (at least 1), or "" (logged if not a
+    number) for the widget's default."""
+    if agent_timeout in (None, ""):
+        return ""
+    try:
+        return str(max(1, int(float(agent_timeout))))
+    except (TypeError, ValueError):
+        logger.warning(
+            "voice_widget tag for persona %s: agent_timeout=%r is not a number.",
+            persona.slug,
+            agent_timeout,
+        )
+        return ""
 
 
 def _logged_in_user_id(context: template.Context) -> Any:
