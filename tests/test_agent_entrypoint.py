@@ -211,3 +211,31 @@ async def test_session_end_finishes_the_ending_before_livekit_disconnects_the_ro
 def test_the_server_registers_session_end_as_on_session_end():
     server = worker.build_server(agent_name="shop-agent", port=0, heartbeat=False)
     assert server._session_end_fnc is session_end
+
+
+async def test_credentials_are_checked_once_per_job(monkeypatch):
+    from agent_runner import pipeline
+
+    for name in PROVIDER_KEYS:
+        monkeypatch.setenv(name, "test-key")
+    checks = []
+    real_check = pipeline.missing_credentials
+
+    def counting_check(persona, **options):
+        checks.append(persona)
+        return real_check(persona, **options)
+
+    monkeypatch.setattr(pipeline, "missing_credentials", counting_check)
+    conversation = await new_conversation()
+    built = []
+
+    def plan_factory(persona, *, vad):
+        built.append(worker._default_plan_factory(persona, vad=vad))  # the production factory
+        raise RuntimeError("stop here")
+
+    with fake_job_context(room=DoubleRoom(), job_metadata=metadata_for(conversation)) as ctx:
+        ctx.shutdown = lambda reason="": None
+        await run_job(ctx, JobSettings(plan_factory=plan_factory))
+
+    assert len(built) == 1  # the session plan was built ...
+    assert len(checks) == 1  # ... and the keys were checked once, before it
