@@ -104,6 +104,7 @@ class TranscriptLine:
     text: str
     interrupted: bool
     created_at: dt.datetime
+    typed: bool = False
 
 
 class TranscriptRecorder:
@@ -140,8 +141,10 @@ class TranscriptRecorder:
         *,
         interrupted: bool = False,
         created_at: dt.datetime | float | None = None,
+        typed: bool = False,
     ) -> None:
-        """Queue one line; never blocks. Empty text is not recorded."""
+        """Queue one line; never blocks. Empty text is not recorded. ``typed``: the visitor
+        typed it (``lk.chat``) rather than said it."""
         text = (text or "").strip()
         if not text:
             return
@@ -158,11 +161,12 @@ class TranscriptRecorder:
             text=text,
             interrupted=interrupted,
             created_at=created_at or timezone.now(),
+            typed=typed,
         )
         self._next_sequence += 1
         self._queue.put_nowait(line)
 
-    def add_chat_message(self, message: object) -> None:
+    def add_chat_message(self, message: object, *, typed: bool = False) -> None:
         """Queue a livekit-agents ``ChatMessage`` from ``conversation_item_added``."""
         role = CHAT_ROLES.get(getattr(message, "role", ""))
         if role is None:
@@ -172,6 +176,7 @@ class TranscriptRecorder:
             getattr(message, "text_content", None) or "",
             interrupted=bool(getattr(message, "interrupted", False)),
             created_at=getattr(message, "created_at", None),
+            typed=typed,
         )
 
     async def _write_loop(self) -> None:
@@ -193,6 +198,7 @@ class TranscriptRecorder:
                 role=line.role,
                 text=line.text,
                 interrupted=line.interrupted,
+                typed=line.typed,
                 created_at=line.created_at,
             )
             for line in batch

@@ -91,6 +91,7 @@ def test_persona_add_through_admin_validates_with_clean(admin_client):
         "theme": "auto",
         "accent_color": "#2563eb",
         "position": "floating",
+        "interaction_mode": "voice_text",
         "max_duration_seconds": "600",
         "preview_idle_seconds": "120",
         "enabled_tools": ["end_conversation"],

@@ -271,6 +271,21 @@ class PersonaAdmin(admin.ModelAdmin):
             },
         ),
         (
+            _("Visitors"),
+            {
+                "description": _(
+                    "How visitors may talk to the agent, whether they are asked for feedback "
+                    "at the end, and a notice they accept before the first start."
+                ),
+                "fields": [
+                    "interaction_mode",
+                    "feedback_enabled",
+                    "consent_text",
+                    "consent_url",
+                ],
+            },
+        ),
+        (
             _("Access & limits"),
             {
                 "classes": ["collapse"],
@@ -342,7 +357,7 @@ def _unique_slug(base: str) -> str:
 
 class TurnInline(admin.TabularInline):
     model = Turn
-    fields = ["sequence", "created_at", "role", "text", "interrupted"]
+    fields = ["sequence", "created_at", "role", "text", "typed", "interrupted"]
     readonly_fields = fields
     ordering = ["sequence"]
     extra = 0
@@ -393,10 +408,19 @@ class ConversationAdmin(admin.ModelAdmin):
         "end_reason",
         "duration_display",
         "turn_count",
+        "feedback_rating",
         "user",
     ]
-    list_filter = ["status", "end_reason", "persona", DurationFilter, "created_at"]
-    search_fields = ["=id", "room_name", "identity", "page_url", "turns__text"]
+    list_filter = [
+        "status",
+        "end_reason",
+        "persona",
+        DurationFilter,
+        "feedback_rating",
+        ("consent_at", admin.EmptyFieldListFilter),
+        "created_at",
+    ]
+    search_fields = ["=id", "room_name", "identity", "page_url", "turns__text", "feedback_comment"]
     date_hierarchy = "created_at"
     inlines = [TurnInline]
     actions = ["export_csv", "export_json"]
@@ -410,6 +434,19 @@ class ConversationAdmin(admin.ModelAdmin):
         (
             _("Who and where"),
             {"fields": ["user", "identity", "room_name", "page_url"]},
+        ),
+        (
+            _("Feedback and consent"),
+            {
+                "fields": [
+                    "feedback_rating",
+                    "feedback_comment",
+                    "feedback_at",
+                    "consent_text",
+                    "consent_version",
+                    "consent_at",
+                ]
+            },
         ),
         (
             _("Context and usage"),
@@ -466,6 +503,10 @@ class ConversationAdmin(admin.ModelAdmin):
                 "role",
                 "text",
                 "interrupted",
+                "typed",
+                "feedback",
+                "feedback_comment",
+                "consent_at",
             ]
         )
         for conversation in _with_turns(queryset):
@@ -480,6 +521,10 @@ class ConversationAdmin(admin.ModelAdmin):
                         turn.role,
                         spreadsheet_safe(turn.text),
                         "yes" if turn.interrupted else "no",
+                        "yes" if turn.typed else "no",
+                        conversation.feedback_rating,
+                        spreadsheet_safe(conversation.feedback_comment),
+                        conversation.consent_at.isoformat() if conversation.consent_at else "",
                     ]
                 )
         return response
@@ -497,6 +542,16 @@ class ConversationAdmin(admin.ModelAdmin):
                 "end_reason": conversation.end_reason,
                 "page_url": conversation.page_url,
                 "usage": conversation.usage,
+                "feedback": {
+                    "rating": conversation.feedback_rating,
+                    "comment": conversation.feedback_comment,
+                    "at": conversation.feedback_at,
+                },
+                "consent": {
+                    "text": conversation.consent_text,
+                    "version": conversation.consent_version,
+                    "at": conversation.consent_at,
+                },
                 "turns": [
                     {
                         "sequence": turn.sequence,
@@ -504,6 +559,7 @@ class ConversationAdmin(admin.ModelAdmin):
                         "role": turn.role,
                         "text": turn.text,
                         "interrupted": turn.interrupted,
+                        "typed": turn.typed,
                     }
                     for turn in conversation.turns.all()
                 ],

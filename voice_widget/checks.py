@@ -148,6 +148,7 @@ def check_voice_widget_values(app_configs: Any = None, **kwargs: Any) -> list:
         "ROOM_MAX_PARTICIPANTS",
         "HEARTBEAT_INTERVAL",
         "HEARTBEAT_TIMEOUT",
+        "CONSENT_MAX_AGE",
     ):
         value = getattr(vw_settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

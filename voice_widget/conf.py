@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     # before the health endpoint stops counting that worker.
     "HEARTBEAT_INTERVAL": 5,
     "HEARTBEAT_TIMEOUT": 20,
+    # How long a visitor's acceptance of a persona's consent notice is remembered in their
+    # browser (seconds), and accepted by the session endpoint.
+    "CONSENT_MAX_AGE": 60 * 60 * 24 * 30,
 }
 
 
