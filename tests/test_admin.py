@@ -341,3 +341,58 @@ def test_heartbeat_list_shows_stale_worker_as_not_alive(admin_client):
     stale_row = html[html.index("stale-host") :].split("</tr>")[0]
     assert "icon-yes" in fresh_row
     assert "icon-no" in stale_row
+
+
+def test_export_carries_typed_lines_feedback_and_consent(admin_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    consent_at = timezone.now() - timedelta(days=1)
+    conversation = make_conversation(
+        feedback_rating="down",
+        feedback_comment="=cmd|' /C calc'!A0",
+        feedback_at=timezone.now(),
+        consent_text="Recorded.",
+        consent_version="abc123",
+        consent_at=consent_at,
+    )
+    make_turn(conversation, 1, "user", "Do you have cargo bikes?", typed=True)
+    make_turn(conversation, 2, "agent", "Yes, three.")
+
+    rows = list(
+        csv.reader(
+            io.StringIO(_export(admin_client, "export_csv", [conversation]).content.decode())
+        )
+    )
+    header = rows[0]
+    assert header[8:] == ["typed", "feedback", "feedback_comment", "consent_at"]
+    assert [r[8] for r in rows[1:]] == ["yes", "no"]
+    assert rows[1][9:] == ["down", "'=cmd|' /C calc'!A0", consent_at.isoformat()]
+
+    (item,) = json.loads(_export(admin_client, "export_json", [conversation]).content)
+    assert item["feedback"]["rating"] == "down"
+    assert item["consent"]["version"] == "abc123"
+    assert item["consent"]["text"] == "Recorded."
+    assert [t["typed"] for t in item["turns"]] == [True, False]
+
+
+def test_conversations_filter_by_feedback_and_consent(admin_client):
+    from django.utils import timezone
+
+    make_conversation(room_name="vw-liked", feedback_rating="up")
+    make_conversation(room_name="vw-disliked", feedback_rating="down", consent_at=timezone.now())
+    make_conversation(room_name="vw-unrated")
+    url = reverse("admin:voice_widget_conversation_changelist")
+    html = admin_client.get(url, {"feedback_rating__exact": "down"}).content.decode()
+    assert "vw-disliked" in html and "vw-liked" not in html and "vw-unrated" not in html
+    html = admin_client.get(url, {"consent_at__isempty": "0"}).content.decode()
+    assert "vw-disliked" in html and "vw-liked" not in html
+    html = admin_client.get(url).content.decode()
+    assert "Thumbs down" in html  # the filter's choices and the column
+
+
+def test_persona_admin_shows_the_visitor_options(admin_client):
+    html = admin_client.get(reverse("admin:voice_widget_persona_add")).content.decode()
+    for name in ("interaction_mode", "feedback_enabled", "consent_text", "consent_url"):
+        assert f'name="{name}"' in html

@@ -9,7 +9,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
+from django.core.validators import (
+    FileExtensionValidator,
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+)
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -577,6 +582,7 @@ class Persona(models.Model):
         _("consent notice"),
         blank=True,
         max_length=1000,
+        validators=[MaxLengthValidator(1000)],
         help_text=_(
             "Shown before the first start, e.g. “This conversation is recorded and processed "
             "by AI providers.” The visitor accepts it once for VOICE_WIDGET"
