@@ -504,8 +504,8 @@ export class VoiceWidgetElement extends HTMLElement {
       loadPanels().then((module) => {
         this.panels = this.panels || module.mountPanels(this.shadowRoot, this.controller);
         this.render(this.controller.view());
-        const focused = this.shadowRoot.activeElement;
-        if (focused ? !this.focusStillVisible() : asking) this.focusFirst();
+        const lost = this.shadowRoot.activeElement && !this.focusStillVisible();
+        if (this.controller.state === State.CONSENT || lost) this.focusFirst();
       }, () => {});
     }
 
@@ -550,7 +550,12 @@ export class VoiceWidgetElement extends HTMLElement {
       view.state === State.ERROR ? t.retry : t.startAgain;
 
     const stateChanged = !previousView || previousView.state !== view.state;
-    if (stateChanged && focusWasInside && !this.focusStillVisible()) this.focusFirst();
+    // The notice is what to read and answer next: focus goes to its button. Typing only,
+    // the text box is where the visitor goes next.
+    const typeNext = active && view.mode === Mode.TEXT && focusWasInside;
+    if (stateChanged && ((focusWasInside && !this.focusStillVisible()) || asking || typeNext)) {
+      this.focusFirst();
+    }
   }
 
   statusLabel(view, t) {

@@ -47,7 +47,7 @@ export function mountPanels(root, controller) {
   const chat = fragment(CHAT);
   root.querySelector('.captions').before(consent);
   root.querySelector('.sound').before(chat);
-  root.querySelector('.controls:not([role])').before(feedback);
+  root.querySelector('.body > .controls').before(feedback);
   const $ = (parent, selector) => parent.querySelector(selector);
   const ui = {
     text: $(consent, '.consent-text'),
