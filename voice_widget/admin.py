@@ -273,6 +273,7 @@ class PersonaAdmin(admin.ModelAdmin):
         (
             _("Visitors"),
             {
+                "classes": ["collapse"],
                 "description": _(
                     "How visitors may talk to the agent, whether they are asked for feedback "
                     "at the end, and a notice they accept before the first start."

@@ -638,8 +638,8 @@ export class VoiceWidgetElement extends HTMLElement {
       line.dataset.role = caption.role;
       line.dataset.final = String(caption.final);
       line.firstChild.textContent = `${caption.role === 'user' ? t.you : agentName}: `;
-      if (line.dataset.text !== caption.text) {
-        line.dataset.text = caption.text;
+      if (line.shownText !== caption.text) {
+        line.shownText = caption.text;
         // The agent's links and emphasis as DOM nodes (never HTML); the visitor's as said.
         const plain = caption.role === 'user' || !roomModule;
         const pieces = plain ? [{ text: caption.text }] : roomModule.richText(caption.text);
