@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.utils import timezone
 from livekit.agents import AgentSession, APIStatusError, room_io
 from livekit.agents.voice.events import (
     CloseEvent,
@@ -25,13 +24,14 @@ from livekit.agents.voice.events import (
 )
 
 from voice_widget.conf import vw_settings
-from voice_widget.lifecycle import aend_conversation
-from voice_widget.models import Conversation, ConversationStatus, EndReason, TurnRole
+from voice_widget.lifecycle import aend_conversation, amark_agent_joined, amark_started
+from voice_widget.models import Conversation, EndReason, TurnRole
 
 from . import protocol
 from .agent import VoiceWidgetAgent
 from .function_tools import build_function_tools
 from .instructions import build_instructions, greeting_instructions
+from .livekit_private import on_model_metrics
 from .recorder import DatabaseRetry, TranscriptRecorder
 from .usage import summarize_usage
 
@@ -130,6 +130,7 @@ class ConversationRunner:
         self._session_running = False
         self._timers: list[asyncio.Task[None]] = []
         self._end_task: asyncio.Task[None] | None = None
+        self._end_begun = asyncio.Event()
         self._start_lock = asyncio.Lock()
         self._failures = _FailureStreak()
         # Texts the visitor typed whose chat message is still to come (to mark it typed).
@@ -185,6 +186,7 @@ class ConversationRunner:
             self.recorder.add(TurnRole.SYSTEM, note)
 
         self.session.on("conversation_item_added", self._on_conversation_item)
+        on_model_metrics(self.session, self.recorder.add_model_metrics)  # realtime latency
         self.session.on("close", self._on_session_close)
         self.session.on("error", self._on_session_error)
         if self.room is not None:
@@ -203,9 +205,7 @@ class ConversationRunner:
         # No await between start() returning and this: no visitor audio reaches the model.
         self._set_audio_input(False)
 
-        await Conversation.objects.filter(
-            pk=self.conversation_id, status=ConversationStatus.CREATED
-        ).aupdate(status=ConversationStatus.READY, agent_joined_at=timezone.now())
+        await amark_agent_joined(self.conversation_id)
         if self.endpoint is not None:
             self.endpoint.serve(
                 {protocol.RPC_START: self._rpc_start, protocol.RPC_END: self._rpc_end}
@@ -240,10 +240,7 @@ class ConversationRunner:
                 timer.cancel()
             self._timers.clear()
             self._set_audio_input(True)
-            await Conversation.objects.filter(
-                pk=self.conversation_id,
-                status__in=[ConversationStatus.CREATED, ConversationStatus.READY],
-            ).aupdate(status=ConversationStatus.ACTIVE, started_at=timezone.now())
+            await amark_started(self.conversation_id)
             logger.info("conversation %s: started", self.conversation_id)
             self._greet()
             limit = float(self.persona.get("max_duration_seconds") or 0)
@@ -398,12 +395,13 @@ class ConversationRunner:
             self._end_task = asyncio.create_task(
                 self._finish(self.end_reason, detail), name="vw_conversation_end"
             )
+            self._end_begun.set()
         return self._end_task
 
     async def wait_finished(self) -> str:
         """Wait until the conversation has ended and its record is complete."""
-        while self._end_task is None:
-            await asyncio.sleep(0.05)
+        await self._end_begun.wait()
+        assert self._end_task is not None
         await asyncio.shield(self._end_task)
         assert self.end_reason is not None
         return self.end_reason

@@ -24,7 +24,6 @@ In the job entrypoint::
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -395,18 +394,20 @@ def _turn_handling(p: _Persona) -> dict[str, Any]:
 
 
 def _vad_for(p: _Persona, vad: Any) -> Any:
-    """The process's Silero VAD with the persona's threshold, sharing the loaded model."""
+    """The process's Silero VAD, tuned to the persona's threshold.
+
+    Tuned in place: LiveKit runs each job in a process (or executor) of its own, whose
+    ``prewarm`` loaded this VAD for that one job.
+    """
     if not isinstance(vad, silero.VAD):
         return vad
     threshold = p.vad_threshold
-    if threshold is None or threshold == vad._opts.activation_threshold:
-        return vad
-    opts = dataclasses.replace(
-        vad._opts,
-        activation_threshold=threshold,
-        deactivation_threshold=max(threshold - 0.15, 0.01),
-    )
-    return silero.VAD(session=vad._onnx_session, opts=opts)
+    if threshold is not None:
+        vad.update_options(
+            activation_threshold=threshold,
+            deactivation_threshold=max(threshold - 0.15, 0.01),
+        )
+    return vad
 
 
 # --- noise cancellation and avatar --------------------------------------------------------

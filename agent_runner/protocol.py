@@ -22,7 +22,6 @@ RPC_ENDED = "voice_widget.ended"
 
 ATTR_PROTOCOL = "voice_widget.protocol"
 ATTR_END_REASON = "voice_widget.end_reason"
-ATTR_AVATAR = "voice_widget.avatar"
 
 #: How long the best-effort ``voice_widget.ended`` RPC may take.
 ENDED_RPC_TIMEOUT = 2.0

@@ -14,6 +14,7 @@ from typing import Any
 from livekit.agents import AgentServer
 
 from .heartbeat import Heartbeat
+from .livekit_private import server_is_connecting
 
 logger = logging.getLogger("agent_runner")
 
@@ -41,21 +42,16 @@ class _ConnectionFailureReporter(logging.Filter):
 
 
 class VoiceWidgetServer(AgentServer):
-    def __init__(self, *, heartbeat: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, agent_name: str, heartbeat: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        #: What the server was given (``AgentServer`` keeps both private).
+        self.livekit_url: str = kwargs.get("ws_url") or ""
+        self.agent_name = agent_name
         self.heartbeat: Heartbeat | None = None
         self._heartbeat_enabled = heartbeat
         self.connection_failed = False
         self._reporter = _ConnectionFailureReporter(self)
         self.on("worker_registered", self._on_registered)
-
-    @property
-    def livekit_url(self) -> str:
-        return self._ws_url
-
-    @property
-    def agent_name(self) -> str:
-        return self._agent_name
 
     def _on_registered(self, worker_id: str, server_info: Any) -> None:
         self._reporter.reported = False
@@ -71,7 +67,7 @@ class VoiceWidgetServer(AgentServer):
                     agent_name=self.agent_name,
                     active_jobs=lambda: len(self.active_jobs),
                     # A worker reconnecting to LiveKit cannot take jobs: let its row go stale.
-                    connected=lambda: not getattr(self, "_connecting", False),
+                    connected=lambda: not server_is_connecting(self),
                 )
             self.heartbeat.start()
 

@@ -363,6 +363,8 @@ def build_server(*, agent_name: str, heartbeat: bool = True, **options: Any) -> 
     from . import pipeline  # noqa: F401
     from .server import VoiceWidgetServer
 
-    server = VoiceWidgetServer(heartbeat=heartbeat, **server_options(**options))
+    server = VoiceWidgetServer(
+        agent_name=agent_name, heartbeat=heartbeat, **server_options(**options)
+    )
     server.rtc_session(entrypoint, agent_name=agent_name)
     return server

@@ -43,7 +43,12 @@ def setup_database(env: dict[str, str]) -> None:
         "call_command('migrate', verbosity=0, interactive=False);"
         "from voice_widget.models import Persona;"
         "Persona.objects.create(name='Bench', slug='bench', instructions='Be brief.',"
-        " greeting='Hi!', tts_voice='bench-voice')"
+        " greeting='Hi!', tts_voice='bench-voice');"
+        # A worker's heartbeat (benchmarks.settings keeps it fresh for the whole run): the
+        # session endpoint opens conversations only while a worker serves them.
+        "from django.utils import timezone; from voice_widget.models import WorkerHeartbeat;"
+        "WorkerHeartbeat.objects.create(worker_id='bench', agent_name='voice-widget-bench',"
+        " host='bench', pid=1, started_at=timezone.now(), last_seen=timezone.now())"
     )
     subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, check=True)
 

@@ -26,6 +26,10 @@ VOICE_WIDGET = {
     "LIVEKIT_API_SECRET": "benchmark-secret-that-is-long-enough-for-livekit-0123",
     "AGENT_NAME": "voice-widget-bench",
     "THROTTLE_RATES": {"anon": "1000000/minute", "user": "1000000/minute"},
+    # Every request comes from one address, and nobody joins.
+    "MAX_UNJOINED_PER_VISITOR": None,
+    # No worker runs: the heartbeat written at setup stands for one for the whole run.
+    "HEARTBEAT_TIMEOUT": 24 * 60 * 60,
 }
 LOGGING = {
     "version": 1,

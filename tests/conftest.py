@@ -23,3 +23,22 @@ def django_db_setup(django_db_setup, django_db_blocker):
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     connection.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_origin_index():
+    """A test's personas are rolled back without post_delete: forget the CORS origins index."""
+    from voice_widget.api.origins import clear_origin_index
+
+    clear_origin_index()
+    yield
+
+
+@pytest.fixture
+def worker_alive(db):
+    """A fresh heartbeat of a worker under the configured agent name: the session endpoint
+    opens conversations only while some worker serves them."""
+    from tests.factories import make_heartbeat
+    from voice_widget.conf import vw_settings
+
+    return make_heartbeat(agent_name=vw_settings.AGENT_NAME)

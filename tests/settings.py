@@ -27,6 +27,9 @@ VOICE_WIDGET = {
     "LIVEKIT_API_SECRET": "test-secret-that-is-long-enough-for-livekit-0123456789",
     "AGENT_NAME": "voice-widget-test",
 }
+# Each test process counts throttles in its own memory (tests clear the cache), even when the
+# environment has a REDIS_URL for the example site.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 MEDIA_ROOT = "/tmp/voice-widget-test-media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},

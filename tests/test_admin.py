@@ -94,6 +94,7 @@ def test_persona_add_through_admin_validates_with_clean(admin_client):
         "interaction_mode": "voice_text",
         "max_duration_seconds": "600",
         "preview_idle_seconds": "120",
+        "daily_budget_unit": "money",
         "enabled_tools": ["end_conversation"],
     }
     data["llm_provider"] = "openai_compatible"

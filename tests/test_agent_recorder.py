@@ -123,3 +123,76 @@ async def test_errors_that_are_not_an_outage_are_not_retried(monkeypatch, caplog
 
     assert len(attempts) == 1 and (recorder.saved, recorder.failed) == (0, 1)
     assert len([record for record in caplog.records if record.levelno >= logging.ERROR]) == 1
+
+
+def _realtime_metrics(response_id: str, ttft: float):
+    from livekit.agents.metrics import RealtimeModelMetrics
+    from livekit.agents.voice.events import MetricsCollectedEvent
+
+    return MetricsCollectedEvent(
+        metrics=RealtimeModelMetrics(
+            request_id=response_id,
+            timestamp=0.0,
+            ttft=ttft,
+            input_token_details=RealtimeModelMetrics.InputTokenDetails(),
+            output_token_details=RealtimeModelMetrics.OutputTokenDetails(),
+        )
+    )
+
+
+def _message(role: str, text: str, **metrics):
+    from livekit.agents.llm import ChatMessage
+
+    return ChatMessage(role=role, content=[text], metrics=metrics)
+
+
+@pytest.mark.parametrize("metrics_first", [True, False])
+async def test_a_realtime_answer_gets_its_time_to_first_audio_whenever_its_metrics_come(
+    metrics_first,
+):
+    conversation = await new_conversation()
+    recorder = await TranscriptRecorder.for_conversation(conversation.pk)
+    question = _message("user", "Open today?", end_of_turn_delay=0.4, transcription_delay=0.3)
+    answer = _message("assistant", "Until six.", e2e_latency=0.9, provider_request_ids=["resp_2"])
+
+    recorder.add_chat_message(question)
+    if metrics_first:
+        recorder.add_model_metrics(_realtime_metrics("resp_1", 0.5))  # another response
+        recorder.add_model_metrics(_realtime_metrics("resp_2", 0.35))
+        recorder.add_chat_message(answer)
+    else:
+        recorder.add_chat_message(answer)
+        await until(lambda: recorder.saved == 2)  # the line is in the database already
+        recorder.add_model_metrics(_realtime_metrics("resp_2", 0.35))
+    await recorder.aclose()
+
+    rows = [
+        row
+        async for row in Turn.objects.filter(conversation=conversation)
+        .order_by("sequence")
+        .values_list("role", *Turn.LATENCY_FIELDS)
+    ]
+    assert rows == [
+        ("user", None, None, None, None, None),
+        ("agent", 0.4, 0.3, None, 0.35, 0.9),
+    ]
+
+
+async def test_the_visitors_delays_go_only_on_the_agent_line_that_answers_them():
+    conversation = await new_conversation()
+    recorder = await TranscriptRecorder.for_conversation(conversation.pk)
+    recorder.add_chat_message(_message("assistant", "Hello!", tts_node_ttfb=0.2))
+    recorder.add_chat_message(_message("user", "Hi", end_of_turn_delay=0.5))
+    recorder.add_chat_message(
+        _message("assistant", "How can I help?", llm_node_ttft=0.3, tts_node_ttfb=0.1)
+    )
+    recorder.add_chat_message(_message("assistant", "Anything else?", llm_node_ttft=-1))
+    await recorder.aclose()
+
+    rows = [
+        row
+        async for row in Turn.objects.filter(conversation=conversation, role="agent")
+        .order_by("sequence")
+        .values_list("eou_delay", "llm_ttft", "tts_ttfb")
+    ]
+    assert rows == [(None, None, 0.2), (0.5, 0.3, 0.1), (None, None, None)]

@@ -15,7 +15,7 @@ from tests.api_support import (
 from tests.factories import make_persona
 from voice_widget.models import Conversation, consent_version
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worker_alive")]
 
 URL = "/voice-widget/api/sessions/"
 NOTICE = "This conversation is recorded and processed by AI providers."

@@ -24,7 +24,8 @@ from voice_widget.lifecycle import end_conversation
 from voice_widget.models import Conversation, ConversationStatus, EndReason
 from voice_widget.signals import conversation_ended
 
-pytestmark = pytest.mark.django_db
+# The session endpoint opens conversations only while a worker serves them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worker_alive")]
 
 DELETE_ROOM_PATH = "/twirp/livekit.RoomService/DeleteRoom"
 

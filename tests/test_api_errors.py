@@ -68,7 +68,7 @@ def test_interface_error_is_a_database_outage_too(client):
     assert response.json()["error"] == "database_unavailable"
 
 
-def test_the_request_after_an_outage_succeeds(client):
+def test_the_request_after_an_outage_succeeds(client, worker_alive):
     make_persona(slug="ben", allowed_origins=PARTNER)
     with database_down():
         assert start_session(client, HTTP_ORIGIN=PARTNER).status_code == 503

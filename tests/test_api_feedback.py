@@ -14,7 +14,7 @@ from tests.factories import make_conversation, make_persona
 from voice_widget.api.views import hash_end_key
 from voice_widget.models import Conversation
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worker_alive")]
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from voice_widget.api.origins import (
     request_allowed_for_persona,
 )
 
-pytestmark = pytest.mark.django_db
+# The session endpoint opens conversations only while a worker serves them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worker_alive")]
 
 URL = "/voice-widget/api/sessions/"
 PARTNER = "https://partner.example.com"
@@ -209,3 +210,80 @@ def test_cross_origin_session_under_asgi_is_created_with_cors_headers(persona):
         URL, {"persona": "ben"}, content_type="application/json", headers={"Origin": STRANGER}
     )
     assert refused.status_code == 403
+
+
+# --- the CORS decision reads an index of origins, not the database per request -----------------
+
+
+def test_cross_origin_preflights_read_the_database_once(client, persona, django_assert_num_queries):
+    conversation = make_conversation(persona)
+    assert preflight(client, URL, PARTNER)[ACAO] == PARTNER  # loads the index
+    with django_assert_num_queries(0):
+        assert preflight(client, URL, PARTNER)[ACAO] == PARTNER
+        assert ACAO not in preflight(client, URL, STRANGER)
+        persona_url = "/voice-widget/api/personas/ben/"
+        assert preflight(client, persona_url, PARTNER, method="GET")[ACAO] == PARTNER
+        end_url = f"/voice-widget/api/sessions/{conversation.pk}/end/"
+        assert preflight(client, end_url, PARTNER)[ACAO] == PARTNER
+
+
+def test_saving_a_persona_shares_its_new_origin_at_once(client, persona):
+    newcomer = "https://newcomer.example.org"
+    assert ACAO not in preflight(client, URL, newcomer)
+    persona.allowed_origins += f"\n{newcomer}"
+    persona.save()
+    assert preflight(client, URL, newcomer)[ACAO] == newcomer
+    persona.delete()
+    assert ACAO not in preflight(client, URL, newcomer)
+
+
+def test_another_processs_change_is_seen_once_the_index_is_old(client, persona, monkeypatch):
+    from voice_widget.api import origins
+    from voice_widget.models import Persona
+
+    newcomer = "https://newcomer.example.org"
+    assert ACAO not in preflight(client, URL, newcomer)
+    # An update() sends no signal, as a save in another process reaches this one.
+    Persona.objects.filter(pk=persona.pk).update(allowed_origins=newcomer)
+    assert ACAO not in preflight(client, URL, newcomer)  # the index is still young
+    monkeypatch.setattr(origins, "ORIGIN_INDEX_MAX_AGE", 0.0)
+    assert preflight(client, URL, newcomer)[ACAO] == newcomer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_asgi_a_stale_index_answers_while_a_thread_reloads_it(persona, monkeypatch):
+    import threading
+
+    from voice_widget.api import origins
+    from voice_widget.models import Persona
+
+    client = AsyncClient()
+    newcomer = "https://newcomer.example.org"
+    headers = {"Origin": newcomer, "Access-Control-Request-Method": "POST"}
+    assert ACAO not in async_to_sync(client.options)(URL, headers=headers)  # loaded in a thread
+    Persona.objects.filter(pk=persona.pk).update(allowed_origins=newcomer)
+    monkeypatch.setattr(origins, "ORIGIN_INDEX_MAX_AGE", 0.0)
+    loads = []
+    real_load = origins._OriginIndex._load
+
+    def load(self):
+        loads.append(threading.current_thread().name)
+        real_load(self)
+
+    monkeypatch.setattr(origins._OriginIndex, "_load", load)
+    # The old index answers at once; the reload runs on the CORS thread, not the event loop.
+    assert ACAO not in async_to_sync(client.options)(URL, headers=headers)
+    origins._index._refreshing.result(timeout=5)
+    assert loads and all(name.startswith("voice-widget-cors") for name in loads)
+    monkeypatch.setattr(origins, "ORIGIN_INDEX_MAX_AGE", 60.0)
+    assert async_to_sync(client.options)(URL, headers=headers)[ACAO] == newcomer
+
+
+def test_an_origin_with_a_path_is_still_refused_by_validation():
+    from django.core.exceptions import ValidationError
+
+    from voice_widget.validators import validate_origins_text
+
+    validate_origins_text("https://Shop.Example.com/ https://a.example:8443")
+    with pytest.raises(ValidationError):
+        validate_origins_text("https://shop.example.com/path")

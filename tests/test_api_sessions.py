@@ -10,26 +10,34 @@ from html import unescape as html_unescape
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core import signing
+from django.core.cache import cache
+from django.db.models import F
 from django.middleware.csrf import _get_new_csrf_string
 from django.template import Context, Template
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
+from livekit.api import ParticipantInfo, Room, WebhookEvent
 
 from tests.api_support import (
     assert_refused,
     fresh_throttle_cache,  # noqa: F401 - autouse fixture
     post_json,
     raw_claims,
+    signed_webhook,
     verifier,
 )
-from tests.factories import make_conversation, make_persona
+from tests.factories import make_conversation, make_heartbeat, make_persona
+from voice_widget.conf import vw_settings
+from voice_widget.lifecycle import JOIN_GRACE_SECONDS
 from voice_widget.models import Conversation, ConversationStatus
 from voice_widget.signing import sign_context
 
-pytestmark = pytest.mark.django_db
+# The session endpoint opens conversations only while a worker serves them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("worker_alive")]
 
 URL = "/voice-widget/api/sessions/"
+WEBHOOK_URL = "/voice-widget/api/livekit/webhook/"
 
 
 @pytest.fixture
@@ -136,6 +144,7 @@ def test_minted_token_joins_only_this_room_with_microphone_subscribe_and_data(cl
 
 def test_minted_token_dispatches_the_agent_with_the_conversation_id(client, persona, settings):
     settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "bike-shop-agent"}
+    make_heartbeat(agent_name="bike-shop-agent")
     body = start(client).json()
     config = verifier().verify(body["participant_token"]).room_config
     assert config.name == body["room_name"]
@@ -173,8 +182,9 @@ def test_browser_context_cannot_change_what_the_token_dispatches(client, persona
 def test_session_creation_runs_a_bounded_number_of_queries(
     client, persona, django_assert_max_num_queries
 ):
-    # persona, insert (+ a savepoint pair: the test runs inside a transaction)
-    with django_assert_max_num_queries(4):
+    # persona, heartbeat, lock, this visitor's unjoined conversations, insert (+ a savepoint
+    # pair: the test runs inside a transaction)
+    with django_assert_max_num_queries(7):
         response = start(client, context={"a": 1})
     assert response.status_code == 201
 
@@ -185,8 +195,9 @@ def test_logged_in_session_with_a_concurrency_limit_runs_a_bounded_number_of_que
     persona.max_concurrent_conversations = 5
     persona.save()
     client.force_login(django_user_model.objects.create_user("ann", password="x"))
-    # session, user, persona, lock, count, insert (+ a savepoint pair)
-    with django_assert_max_num_queries(8):
+    # session, user, persona, heartbeat, lock, this user's unjoined conversations, count,
+    # insert (+ a savepoint pair)
+    with django_assert_max_num_queries(10):
         response = start(client)
     assert response.status_code == 201
 
@@ -375,6 +386,35 @@ def test_livekit_not_configured_is_503(client, persona, settings, livekit_env_cl
     assert_refused(start(client), 503, "livekit_not_configured")
 
 
+# --- no worker, no conversation (issue 13, point 10) ------------------------------------------
+
+
+def test_no_live_worker_is_503_agent_unavailable_and_opens_nothing(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "nobody-runs-this"}
+    response = start(client)
+    assert_refused(response, 503, "agent_unavailable")
+    assert response.json()["agent_name"] == "nobody-runs-this"
+    assert response.json()["detail"] == (
+        "The assistant is not available right now. Please try again later."
+    )
+    assert int(response["Retry-After"]) > 0
+
+
+def test_a_stale_or_stopped_worker_is_no_worker(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "gone"}
+    make_heartbeat(agent_name="gone", last_seen=timezone.now() - timedelta(minutes=5))
+    make_heartbeat(agent_name="gone", stopped_at=timezone.now())
+    assert_refused(start(client), 503, "agent_unavailable")
+    make_heartbeat(agent_name="gone")
+    assert start(client).status_code == 201
+
+
+def test_a_bad_request_is_400_even_with_no_worker(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "nobody-runs-this"}
+    assert_refused(start(client, context=["not", "an", "object"]), 400, "invalid_context")
+    assert_refused(start(client, persona_slug="nobody"), 404, "persona_not_found")
+
+
 # --- concurrency ------------------------------------------------------------------------------
 
 
@@ -416,6 +456,125 @@ def test_zero_concurrent_conversations_refuses_everyone(client, persona):
     assert_refused(start(client), 429, "persona_busy")
 
 
+# --- places nobody can hoard (issue 12, point 2) ---------------------------------------------
+
+
+def age(conversations, seconds):
+    """Make ``conversations`` look ``seconds`` older, as if that much time had passed."""
+    for conversation in conversations:
+        Conversation.objects.filter(pk=conversation).update(
+            created_at=F("created_at") - timedelta(seconds=seconds)
+        )
+
+
+def join_window_seconds():
+    return vw_settings.TOKEN_TTL + JOIN_GRACE_SECONDS
+
+
+def test_requests_that_never_join_hold_the_places_only_while_their_tokens_live(client, persona):
+    # The hoarding sequence: three anonymous session requests (three addresses, so the
+    # per-visitor limit does not stop them) that never join LiveKit fill a limit of 3...
+    persona.max_concurrent_conversations = 3
+    persona.save()
+    hoarded = [
+        post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR=f"10.0.0.{n}").json()
+        for n in (1, 2, 3)
+    ]
+    assert_refused(start(client), 429, "persona_busy", conversations=3)
+    # ...still within their tokens' lifetime: they still hold the places,
+    age([c["conversation"] for c in hoarded], vw_settings.TOKEN_TTL - 5)
+    assert_refused(start(client), 429, "persona_busy", conversations=3)
+    # ...and once no token of theirs could be used to join, a real visitor gets in
+    # (before, they held the places for TOKEN_TTL + preview idle + max duration: 22 minutes).
+    age([c["conversation"] for c in hoarded], 5 + JOIN_GRACE_SECONDS + 1)
+    assert start(client).status_code == 201
+
+
+def test_a_conversation_the_visitor_joined_keeps_its_place_past_the_join_window(client, persona):
+    persona.max_concurrent_conversations = 2
+    persona.save()
+    joined = post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.0.0.1").json()
+    never = post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.0.0.2").json()
+    room, identity = joined["room_name"], joined["identity"]
+    body, auth = signed_webhook(
+        WebhookEvent(
+            event="participant_joined",
+            id="EV_join",
+            room=Room(name=room),
+            participant=ParticipantInfo(identity=identity),
+        )
+    )
+    response = client.post(
+        WEBHOOK_URL, body, content_type="application/webhook+json", HTTP_AUTHORIZATION=auth
+    )
+    assert response.json() == {"event": "participant_joined", "handled": True}
+    age([joined["conversation"], never["conversation"]], join_window_seconds() + 1)
+    # The unjoined one freed its place; the joined one, still open, holds its own.
+    assert start(client).status_code == 201
+    assert_refused(start(client), 429, "persona_busy", conversations=3)
+
+
+def test_a_conversation_the_agent_joined_keeps_its_place_past_the_join_window(client, persona):
+    # Without the webhook: LiveKit dispatches the agent only once the visitor's token created
+    # the room, so an agent that joined (status ready or active) means the visitor did.
+    persona.max_concurrent_conversations = 1
+    persona.save()
+    ready = make_conversation(persona, status=ConversationStatus.READY)
+    age([ready.pk], join_window_seconds() + 1)
+    assert_refused(start(client), 429, "persona_busy", conversations=1)
+
+
+def test_one_visitor_cannot_hold_more_unjoined_conversations_than_the_setting(client, persona):
+    assert vw_settings.MAX_UNJOINED_PER_VISITOR == 2
+    first = start(client).json()
+    assert start(client).status_code == 201
+    response = start(client)
+    assert_refused(response, 429, "too_many_unjoined", conversations=2)
+    assert "2 conversations" in response.json()["detail"]
+    retry_after = int(response["Retry-After"])
+    assert join_window_seconds() - 5 <= retry_after <= join_window_seconds()
+    # Another address is another visitor.
+    assert post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.9.9.9").status_code == 201
+    # Ending one gives its place back, as does the time its token has to live.
+    end = post_json(client, first["end_url"], {"end_key": first["end_key"]})
+    assert end.status_code == 200
+    assert start(client).status_code == 201
+    assert start(client).status_code == 429
+    age(Conversation.objects.values_list("pk", flat=True), join_window_seconds() + 1)
+    assert start(client).status_code == 201
+
+
+def test_the_database_keeps_only_a_keyed_hash_of_the_visitors_address(client, persona):
+    start(client, context={})
+    key = Conversation.objects.get().visitor_key
+    assert len(key) == 64 and "127.0.0.1" not in key
+    assert key != hashlib.sha256(b"127.0.0.1").hexdigest()
+
+
+def test_a_logged_in_user_is_limited_per_user_not_per_address(client, persona, django_user_model):
+    ann = django_user_model.objects.create_user("ann", password="x")
+    client.force_login(ann)
+    assert start(client).status_code == 201
+    assert post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.1.1.1").status_code == 201
+    refused = post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.2.2.2")
+    assert_refused(refused, 429, "too_many_unjoined", conversations=2)
+    client.logout()
+    assert start(client).status_code == 201  # an anonymous visitor at the same address
+
+
+def test_unjoined_conversations_of_another_persona_do_not_count(client, persona):
+    make_persona(slug="paula")
+    assert start(client).status_code == 201
+    assert start(client).status_code == 201
+    assert start(client, persona_slug="paula").status_code == 201
+
+
+def test_max_unjoined_per_visitor_none_switches_the_limit_off(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "MAX_UNJOINED_PER_VISITOR": None}
+    for _ in range(4):
+        assert start(client).status_code == 201
+
+
 # --- throttling -------------------------------------------------------------------------------
 
 
@@ -437,6 +596,7 @@ def test_logged_in_users_are_throttled_per_user(client, persona, settings, djang
     settings.VOICE_WIDGET = {
         **settings.VOICE_WIDGET,
         "THROTTLE_RATES": {"anon": "1/minute", "user": "3/minute"},
+        "MAX_UNJOINED_PER_VISITOR": None,
     }
     client.force_login(django_user_model.objects.create_user("ann", password="x"))
     for _ in range(3):
@@ -444,6 +604,29 @@ def test_logged_in_users_are_throttled_per_user(client, persona, settings, djang
     response = start(client)
     assert_refused(response, 429, "throttled", conversations=3)
     assert "Retry-After" in response
+
+
+def test_the_throttle_window_opens_again_after_its_period(client, persona, settings):
+    settings.VOICE_WIDGET = {
+        **settings.VOICE_WIDGET,
+        "THROTTLE_RATES": {"anon": "1/second"},
+        "MAX_UNJOINED_PER_VISITOR": None,
+    }
+    assert start(client).status_code == 201
+    refused = start(client)
+    assert_refused(refused, 429, "throttled", conversations=1)
+    assert int(refused["Retry-After"]) == 1
+    time.sleep(1.2)
+    assert start(client).status_code == 201
+
+
+def test_the_throttle_counts_in_the_cache_with_atomic_increments(client, persona, settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "THROTTLE_RATES": {"anon": "5/minute"}}
+    # One integer per visitor that every request increments (DRF keeps a list of times it
+    # reads and writes back, which simultaneous requests overwrite).
+    start(client)
+    start(client)
+    assert cache.get("throttle_voice_widget_anon_127.0.0.1:count") == 2
 
 
 def test_throttle_rates_are_read_at_request_time(client, persona, settings):

@@ -129,6 +129,20 @@ def test_e007_numbers_must_be_positive_integers(settings, value):
     assert "TOKEN_TTL" in messages[0].msg
 
 
+@pytest.mark.parametrize("value", [0, -1, "2", True, 1.5])
+def test_e007_max_unjoined_per_visitor_must_be_positive_or_none(settings, value):
+    settings.VOICE_WIDGET = {**GOOD, "MAX_UNJOINED_PER_VISITOR": value}
+    messages = check_voice_widget_values()
+    assert ids(messages) == ["voice_widget.E007"]
+    assert "MAX_UNJOINED_PER_VISITOR" in messages[0].msg
+
+
+@pytest.mark.parametrize("value", [1, 5, None])
+def test_max_unjoined_per_visitor_accepts_positive_numbers_and_none(settings, value):
+    settings.VOICE_WIDGET = {**GOOD, "MAX_UNJOINED_PER_VISITOR": value}
+    assert check_voice_widget_values() == []
+
+
 def test_e008_bad_throttle_rate(settings):
     settings.VOICE_WIDGET = {**GOOD, "THROTTLE_RATES": {"anon": "ten per minute"}}
     assert ids(check_voice_widget_values()) == ["voice_widget.E008"]
@@ -197,3 +211,52 @@ def test_e007_consent_max_age_must_be_a_positive_integer(settings, value):
     messages = check_voice_widget_values()
     assert ids(messages) == ["voice_widget.E007"]
     assert "CONSENT_MAX_AGE" in messages[0].msg
+
+
+# --- voice_widget.W002: the throttles' cache (a deployment check) ------------------------------
+
+REDIS_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/0",
+    }
+}
+
+
+def deploy_ids(**kwargs):
+    return [m.id for m in run_checks(include_deployment_checks=True, **kwargs)]
+
+
+@pytest.mark.parametrize(
+    ("backend", "words"),
+    [
+        ("django.core.cache.backends.locmem.LocMemCache", "each counts alone"),
+        ("django.core.cache.backends.dummy.DummyCache", "not throttled at all"),
+        ("django.core.cache.backends.db.DatabaseCache", "not atomic"),
+        ("django.core.cache.backends.filebased.FileBasedCache", "not atomic"),
+    ],
+)
+def test_w002_a_throttle_cache_that_cannot_count_across_processes(production, backend, words):
+    production.VOICE_WIDGET = dict(GOOD)
+    production.CACHES = {"default": {"BACKEND": backend, "LOCATION": "vw-checks"}}
+    messages = [m for m in run_checks(include_deployment_checks=True) if m.id.endswith("W002")]
+    assert [m.id for m in messages] == ["voice_widget.W002"]
+    assert words in messages[0].msg
+    assert "RedisCache" in messages[0].hint and "REDIS_URL" in messages[0].hint
+
+
+def test_w002_only_in_deployment_checks(production):
+    production.VOICE_WIDGET = dict(GOOD)  # the tests' cache is LocMemCache
+    assert "voice_widget.W002" in deploy_ids()
+    assert "voice_widget.W002" not in [m.id for m in run_checks()]
+
+
+def test_w002_silent_for_a_shared_redis_cache(production):
+    production.VOICE_WIDGET = dict(GOOD)
+    production.CACHES = REDIS_CACHE
+    assert "voice_widget.W002" not in deploy_ids()
+
+
+def test_w002_silent_when_the_throttles_are_off(production):
+    production.VOICE_WIDGET = {**GOOD, "THROTTLE_RATES": {"anon": None, "user": None}}
+    assert "voice_widget.W002" not in deploy_ids()

@@ -101,6 +101,17 @@ def test_postgres_gets_no_sqlite_options(tmp_path, monkeypatch):
     assert "init_command" not in options
 
 
+def test_postgres_keeps_connections_and_checks_them_before_reuse(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
+    unset(monkeypatch, "CONN_MAX_AGE")
+    database = load_settings_beside(tmp_path)["DATABASES"]["default"]
+    assert database["CONN_MAX_AGE"] == 60
+    assert database["CONN_HEALTH_CHECKS"] is True
+    monkeypatch.setenv("CONN_MAX_AGE", "0")
+    (tmp_path / "again").mkdir()
+    assert load_settings_beside(tmp_path / "again")["DATABASES"]["default"]["CONN_MAX_AGE"] == 0
+
+
 def test_the_example_logging_prints_each_record_once_under_daphne(tmp_path):
     # Daphne gives the root logger a StreamHandler; the example's loggers have their own, and
     # used to propagate to root's too, so every "conversation created" line came twice.
@@ -129,3 +140,17 @@ logging.getLogger("voice_widget").warning("persona missing")
     lines = result.stderr.splitlines()
     for message in ("conversation created: room-1", "job started: room-1", "persona missing"):
         assert sum(message in line for line in lines) == 1, lines
+
+
+def test_redis_url_gives_the_throttles_a_shared_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/2")
+    caches = load_settings_beside(tmp_path)["CACHES"]
+    assert caches["default"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/2",
+    }
+
+
+def test_without_redis_url_the_site_keeps_djangos_default_cache(tmp_path, monkeypatch):
+    unset(monkeypatch, "REDIS_URL")
+    assert "CACHES" not in load_settings_beside(tmp_path)

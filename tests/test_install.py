@@ -34,11 +34,17 @@ import voice_widget
 from django.test import Client
 from django.test.utils import setup_test_environment
 
-from voice_widget.models import Persona
+from django.utils import timezone
+from voice_widget.models import Persona, WorkerHeartbeat
 
 setup_test_environment()
 Persona.objects.create(
     name="Ben", slug="ben", instructions="You help visitors.", greeting="Hi!", language="en"
+)
+# What a running worker writes (sessions are opened only while one serves them).
+WorkerHeartbeat.objects.create(
+    worker_id="install-test", agent_name="voice-widget", host="here", pid=1,
+    started_at=timezone.now(), last_seen=timezone.now(),
 )
 client = Client()
 schema = client.get("/voice-widget/api/schema/")

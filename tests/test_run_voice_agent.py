@@ -234,3 +234,34 @@ def test_start_logs_every_line_as_json_including_what_job_processes_log(tmp_path
     job_line = next(r for r in records if "Django is set up" in r["message"])
     assert job_line["name"] == "agent_runner" and job_line["level"] == "DEBUG"
     assert any(r["message"].startswith("Starting the voice agent worker (start)") for r in records)
+
+
+def test_audio_console_goes_through_livekit_public_cli_to_its_console(monkeypatch, settings):
+    """``run_audio_console`` hands LiveKit's public ``cli.run_app`` a ``console`` command that
+    its own parser accepts; the console it reaches gets our server and log level."""
+    from livekit.agents.cli import _legacy
+
+    from agent_runner.serve import run_audio_console
+    from agent_runner.worker import build_server
+
+    monkeypatch.setenv("LIVEKIT_DEV_MODE", "")
+    reached = []
+    # The terminal's audio (PortAudio) is not here: stop where LiveKit's console would open it.
+    monkeypatch.setattr(_legacy, "_run_console", lambda **kwargs: reached.append(kwargs))
+    server = build_server(agent_name="shop-agent", heartbeat=False)
+    argv = list(sys.argv)
+
+    run_audio_console(server, log_level="INFO")
+
+    (console,) = reached
+    assert console["server"] is server and console["mode"] == "audio"
+    assert console["log_level"] == "INFO" and console["record"] is False
+    assert sys.argv == argv
+
+
+def test_download_files_runs_livekits_download_for_the_installed_plugins(capsys, caplog):
+    caplog.set_level("INFO", logger="livekit.agents")
+    call_command("run_voice_agent", "download-files")
+    assert "Model files downloaded." in capsys.readouterr().out
+    # LiveKit's own download step found our plugins (silero, openai…) and ran theirs.
+    assert any("livekit.plugins.silero" in r.getMessage() for r in caplog.records)

@@ -33,6 +33,15 @@ def participant_left(room_name, identity):
     )
 
 
+def participant_joined(room_name, identity):
+    return WebhookEvent(
+        event="participant_joined",
+        id="EV_3",
+        room=Room(name=room_name),
+        participant=ParticipantInfo(identity=identity),
+    )
+
+
 @pytest.fixture
 def conversation():
     return make_conversation(room_name="vw-webhook", identity="visitor-abc")
@@ -72,6 +81,36 @@ def test_agent_leaving_does_not_end_the_conversation(client, conversation):
     assert response.json()["handled"] is False
     conversation.refresh_from_db()
     assert conversation.is_open
+
+
+def test_visitor_joining_is_recorded_once(client, conversation):
+    response = send(client, *signed_webhook(participant_joined("vw-webhook", "visitor-abc")))
+    assert response.status_code == 200, response.content
+    assert response.json() == {"event": "participant_joined", "handled": True}
+    conversation.refresh_from_db()
+    joined_at = conversation.visitor_joined_at
+    assert joined_at is not None
+    assert conversation.status == ConversationStatus.CREATED  # the agent's to move on
+    # A reconnect joins again: the first join is kept.
+    again = send(client, *signed_webhook(participant_joined("vw-webhook", "visitor-abc")))
+    assert again.json()["handled"] is False
+    conversation.refresh_from_db()
+    assert conversation.visitor_joined_at == joined_at
+
+
+def test_agent_joining_is_not_the_visitor_joining(client, conversation):
+    response = send(client, *signed_webhook(participant_joined("vw-webhook", "agent-AJ_123")))
+    assert response.json()["handled"] is False
+    conversation.refresh_from_db()
+    assert conversation.visitor_joined_at is None
+
+
+def test_joining_an_ended_conversation_changes_nothing(client, conversation):
+    send(client, *signed_webhook(room_finished("vw-webhook")))
+    response = send(client, *signed_webhook(participant_joined("vw-webhook", "visitor-abc")))
+    assert response.json()["handled"] is False
+    conversation.refresh_from_db()
+    assert conversation.visitor_joined_at is None
 
 
 def test_bearer_prefixed_authorization_is_accepted(client, conversation):

@@ -5,22 +5,31 @@ from __future__ import annotations
 import csv
 import json
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Count, DurationField, ExpressionWrapper, F, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .models import Conversation, Persona, Turn, WorkerHeartbeat
+from . import report
+from .budget import spent_today
+from .conf import vw_settings
+from .costs import conversation_cost, format_amount
+from .latency import PERIOD_DAYS, SHORT_LABELS, format_seconds, persona_latency
+from .models import BudgetUnit, Conversation, Persona, Turn, WorkerHeartbeat
 from .providers import REALTIME_VOICE_CATALOGUES, TTS_VOICES, VoiceCatalogue
 from .tools import registry
 
@@ -155,7 +164,13 @@ class PersonaAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "pipeline_kind", "language", "avatar_provider", "preview_mode"]
     search_fields = ["name", "slug", "description", "instructions"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["embed_snippet", "created_at", "updated_at"]
+    readonly_fields = [
+        "embed_snippet",
+        "budget_today",
+        "latency_report",
+        "created_at",
+        "updated_at",
+    ]
     actions = ["duplicate"]
     save_on_top = True
 
@@ -166,7 +181,16 @@ class PersonaAdmin(admin.ModelAdmin):
     fieldsets = [
         (
             _("Identity"),
-            {"fields": ["name", "slug", "is_active", "description", "embed_snippet"]},
+            {
+                "fields": [
+                    "name",
+                    "slug",
+                    "is_active",
+                    "description",
+                    "embed_snippet",
+                    "latency_report",
+                ]
+            },
         ),
         (
             _("Conversation"),
@@ -296,12 +320,58 @@ class PersonaAdmin(admin.ModelAdmin):
                     "max_duration_seconds",
                     "preview_idle_seconds",
                     "max_concurrent_conversations",
+                    ("daily_budget", "daily_budget_unit"),
+                    "budget_today",
                 ],
             },
         ),
         (_("Tools"), {"fields": ["enabled_tools"]}),
         (_("History"), {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
     ]
+
+    def get_urls(self) -> list[Any]:
+        latency = self.admin_site.admin_view(self.latency_view)
+        return [
+            path("<path:object_id>/latency/", latency, name="voice_widget_persona_latency"),
+            *super().get_urls(),
+        ]
+
+    def latency_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Median and 95th percentile of the persona's reply latency over 1, 7 or 30 days."""
+        persona = self.get_object(request, object_id)
+        if persona is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_or_change_permission(request, persona):
+            raise PermissionDenied
+        try:
+            days = int(request.GET.get("days", PERIOD_DAYS[0]))
+        except ValueError:
+            days = PERIOD_DAYS[0]
+        if days not in PERIOD_DAYS:
+            days = PERIOD_DAYS[0]
+        figures = persona_latency(persona, days=days)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": persona,
+            "title": _("Latency of %(persona)s") % {"persona": persona.name},
+            "days": days,
+            "periods": sorted(PERIOD_DAYS),
+            "rows": [
+                (figure, format_seconds(figure.median), format_seconds(figure.p95))
+                for figure in figures
+            ],
+        }
+        return TemplateResponse(request, "admin/voice_widget/persona/latency.html", context)
+
+    @admin.display(description=_("Latency"))
+    def latency_report(self, obj: Persona) -> str:
+        if not obj.pk:
+            return "–"
+        url = reverse("admin:voice_widget_persona_latency", args=[obj.pk])
+        return format_html(
+            '<a href="{}">{}</a>', url, _("Median and 95th percentile of reply latency")
+        )
 
     @admin.display(description=_("Pipeline"))
     def pipeline_summary(self, obj: Persona) -> str:
@@ -321,6 +391,30 @@ class PersonaAdmin(admin.ModelAdmin):
             '<code style="user-select:all">{}</code><br><span class="help">{}</span>',
             obj.embed_snippet,
             _("Paste this into any template of your site."),
+        )
+
+    @admin.display(description=_("Used today"))
+    def budget_today(self, obj: Persona) -> str:
+        if not obj.pk:
+            return "–"
+        unit = obj.daily_budget_unit
+        spent = spent_today(obj)
+        amount = (
+            f"{spent.quantize(Decimal('0.1'))} min"
+            if unit == BudgetUnit.MINUTES
+            else f"{format_amount(spent)} {vw_settings.CURRENCY}"
+        )
+        report_url = reverse("admin:voice_widget_conversation_report") + f"?persona={obj.pk}"
+        return format_html(
+            '{} <a href="{}">{}</a><br><span class="help">{}</span>',
+            amount,
+            report_url,
+            _("Report"),
+            _(
+                "Since midnight (%(zone)s): the estimated cost of the conversations that "
+                "have ended, or the minutes talked so far."
+            )
+            % {"zone": timezone.get_default_timezone_name()},
         )
 
     @admin.action(description=_("Duplicate selected personas (copies start inactive)"))
@@ -358,7 +452,7 @@ def _unique_slug(base: str) -> str:
 
 class TurnInline(admin.TabularInline):
     model = Turn
-    fields = ["sequence", "created_at", "role", "text", "typed", "interrupted"]
+    fields = ["sequence", "created_at", "role", "text", "typed", "interrupted", "latency"]
     readonly_fields = fields
     ordering = ["sequence"]
     extra = 0
@@ -370,6 +464,20 @@ class TurnInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("latency"))
+    def latency(self, obj: Turn) -> str:
+        """How long the agent took to answer, stage by stage (agent lines)."""
+        figures = [
+            (Turn._meta.get_field(name).help_text, SHORT_LABELS[name], value)
+            for name in Turn.LATENCY_FIELDS
+            if (value := getattr(obj, name)) is not None
+        ]
+        return format_html_join(
+            " · ",
+            '<span title="{}">{} {}</span>',
+            ((help_text, label, format_seconds(value)) for help_text, label, value in figures),
+        )
 
 
 class DurationFilter(admin.SimpleListFilter):
@@ -410,6 +518,7 @@ class ConversationAdmin(admin.ModelAdmin):
         "duration_display",
         "turn_count",
         "feedback_rating",
+        "cost_display",
         "user",
     ]
     list_filter = [
@@ -430,7 +539,15 @@ class ConversationAdmin(admin.ModelAdmin):
         (None, {"fields": ["id", "persona", "status", "end_reason", "end_detail"]}),
         (
             _("When"),
-            {"fields": ["created_at", "agent_joined_at", "started_at", "ended_at"]},
+            {
+                "fields": [
+                    "created_at",
+                    "visitor_joined_at",
+                    "agent_joined_at",
+                    "started_at",
+                    "ended_at",
+                ]
+            },
         ),
         (
             _("Who and where"),
@@ -451,12 +568,66 @@ class ConversationAdmin(admin.ModelAdmin):
         ),
         (
             _("Context and usage"),
-            {"fields": ["signed_context", "page_context", "usage", "persona_snapshot"]},
+            {
+                "fields": [
+                    "signed_context",
+                    "page_context",
+                    "usage",
+                    "cost_breakdown",
+                    "persona_snapshot",
+                ]
+            },
         ),
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in Conversation._meta.fields if field.name != "end_key_hash"]
+        fields = [field.name for field in Conversation._meta.fields if field.name != "end_key_hash"]
+        return [*fields, "cost_breakdown"]
+
+    def get_urls(self) -> list:
+        report_view = self.admin_site.admin_view(self.report_view)
+        return [
+            path("report/", report_view, name="voice_widget_conversation_report"),
+            *super().get_urls(),
+        ]
+
+    def report_view(self, request: HttpRequest) -> HttpResponse:
+        """Per persona and per day: conversations, durations, end reasons, cost, latency."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            days = int(request.GET.get("days", report.DEFAULT_PERIOD))
+        except ValueError:
+            days = report.DEFAULT_PERIOD
+        if days not in report.PERIODS:
+            days = report.DEFAULT_PERIOD
+        persona_id = request.GET.get("persona", "")
+        persona = Persona.objects.filter(pk=persona_id).first() if persona_id.isdigit() else None
+        currency = vw_settings.CURRENCY
+        latency = [(f.name, str(f.verbose_name)) for f in report.latency_fields()]
+        sections = [
+            {
+                "report": item,
+                "charts": report.charts_for(item, currency),
+                "rows": [_report_row(row, latency) for row in reversed(item.days)],
+                "total": _report_row(item.total, latency),
+            }
+            for item in report.build_report(days, persona)
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Conversation report"),
+            "sections": sections,
+            "periods": report.PERIODS,
+            "days": days,
+            "personas": Persona.objects.order_by("name").only("pk", "name"),
+            "persona": persona,
+            "currency": currency,
+            "latency_labels": [label for _name, label in latency],
+            "time_zone": timezone.get_default_timezone_name(),
+        }
+        return TemplateResponse(request, "admin/voice_widget/conversation/report.html", context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
@@ -484,6 +655,40 @@ class ConversationAdmin(admin.ModelAdmin):
             return "–" if obj.is_open else ""
         seconds = int(value.total_seconds())
         return f"{seconds // 60}:{seconds % 60:02d}"
+
+    @admin.display(description=_("cost"))
+    def cost_display(self, obj: Conversation) -> str:
+        estimate = conversation_cost(obj)
+        if not estimate.parts and not estimate.unpriced:
+            return "–"
+        text = format_amount(estimate.total)
+        return text if estimate.complete else f"{text}+"
+
+    @admin.display(description=_("estimated cost"))
+    def cost_breakdown(self, obj: Conversation) -> str:
+        estimate = conversation_cost(obj)
+        if not estimate.parts and not estimate.unpriced:
+            return _("Nothing recorded yet (the worker writes the usage when it ends).")
+        currency = vw_settings.CURRENCY
+        rows = format_html_join(
+            "",
+            "<li>{}: {} {}</li>",
+            ((label, format_amount(a), currency) for label, a in estimate.parts),
+        )
+        missing = format_html_join(
+            "", "<li>{}: {}</li>", ((label, _("no price")) for label in estimate.unpriced)
+        )
+        return format_html(
+            '<strong>{} {}</strong><ul>{}{}</ul><span class="help">{}</span>',
+            format_amount(estimate.total),
+            currency,
+            rows,
+            missing,
+            _(
+                "An estimate from the recorded usage and the price table "
+                '(VOICE_WIDGET["PRICES"] over the list prices).'
+            ),
+        )
 
     @admin.display(description=_("lines"), ordering="turn_total")
     def turn_count(self, obj: Conversation) -> int:
@@ -561,6 +766,7 @@ class ConversationAdmin(admin.ModelAdmin):
                         "text": turn.text,
                         "interrupted": turn.interrupted,
                         "typed": turn.typed,
+                        "latency": {name: getattr(turn, name) for name in Turn.LATENCY_FIELDS},
                     }
                     for turn in conversation.turns.all()
                 ],
@@ -573,6 +779,24 @@ class ConversationAdmin(admin.ModelAdmin):
         )
         response["Content-Disposition"] = f'attachment; filename="{_export_name()}.json"'
         return response
+
+
+def _report_row(row: report.DayStats, latency: list[tuple[str, str]]) -> dict[str, Any]:
+    """One day (or the period's total) as the report template shows it."""
+    medians = row.latency_medians([name for name, _label in latency])
+    return {
+        "day": row.day,
+        "conversations": row.conversations,
+        "total": report.format_duration(row.talk_seconds if row.timed else None),
+        "average": report.format_duration(row.average_seconds),
+        "end_reasons": report.end_reason_summary(row.end_reasons),
+        "cost": format_amount(row.cost) if row.conversations else "–",
+        "unpriced": row.unpriced,
+        "latency": [
+            (label, "–" if value is None else f"{value:.2f} s")
+            for (_name, label), value in zip(latency, medians, strict=True)
+        ],
+    }
 
 
 def _with_turns(queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 from .conf import (
     DEFAULTS,
@@ -18,6 +20,8 @@ from .conf import (
     settings_problem,
     vw_settings,
 )
+from .costs import price_problems
+from .providers import PRICE_RATES
 from .validators import is_origin
 
 #: livekit-server refuses API secrets shorter than this outside dev mode.
@@ -105,9 +109,94 @@ def check_livekit_settings(app_configs: Any = None, **kwargs: Any) -> list:
     return errors
 
 
+def _is_agent_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value))
+
+
+def _is_positive_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value > 0
+
+
+def _is_positive_int_or_none(value: Any) -> bool:
+    return value is None or _is_positive_int(value)
+
+
+def _is_rate_table(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        rate is None or (isinstance(rate, str) and _RATE_RE.match(rate)) for rate in value.values()
+    )
+
+
+def _is_origin_list(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(
+        isinstance(origin, str) and is_origin(origin) for origin in value
+    )
+
+
+@dataclass(frozen=True)
+class ValueRule:
+    """One rule for settings' values: which keys, what a good value is, what to say."""
+
+    keys: tuple[str, ...]
+    valid: Callable[[Any], bool]
+    problem: str  # completes "VOICE_WIDGET['KEY'] = value ..."
+    hint: str  # may name {default}
+    id: str
+
+
+#: Every value rule, in one table: a new setting adds a row (or its key to a row).
+VALUE_RULES = (
+    ValueRule(
+        ("AGENT_NAME",),
+        _is_agent_name,
+        "is not a valid agent name.",
+        "Use letters, digits, '-', '_' or '.', e.g. 'voice-widget'.",
+        "voice_widget.E006",
+    ),
+    ValueRule(
+        (
+            "TOKEN_TTL",
+            "MAX_CONTEXT_BYTES",
+            "MAX_CONTEXT_DEPTH",
+            "SIGNED_CONTEXT_MAX_AGE",
+            "ROOM_EMPTY_TIMEOUT",
+            "ROOM_DEPARTURE_TIMEOUT",
+            "ROOM_MAX_PARTICIPANTS",
+            "HEARTBEAT_INTERVAL",
+            "HEARTBEAT_TIMEOUT",
+            "CONSENT_MAX_AGE",
+        ),
+        _is_positive_int,
+        "must be a positive whole number.",
+        "The default is {default!r}.",
+        "voice_widget.E007",
+    ),
+    ValueRule(
+        ("MAX_UNJOINED_PER_VISITOR",),
+        _is_positive_int_or_none,
+        "must be a positive whole number or None.",
+        "The default is {default!r}; None switches the limit off.",
+        "voice_widget.E007",
+    ),
+    ValueRule(
+        ("THROTTLE_RATES",),
+        _is_rate_table,
+        "is not a dict of DRF rates.",
+        "Write rates like {{'anon': '10/minute', 'user': '30/minute'}}; None disables.",
+        "voice_widget.E008",
+    ),
+    ValueRule(
+        ("ALLOWED_ORIGINS",),
+        _is_origin_list,
+        "is not a list of origins.",
+        "Write origins as scheme://host[:port] with no path, e.g. 'https://shop.example.com'.",
+        "voice_widget.E009",
+    ),
+)
+
+
 @register("voice_widget")
 def check_voice_widget_values(app_configs: Any = None, **kwargs: Any) -> list:
-    errors: list = []
     problem = settings_problem()
     if problem:
         return [
@@ -117,72 +206,84 @@ def check_voice_widget_values(app_configs: Any = None, **kwargs: Any) -> list:
                 id="voice_widget.E005",
             )
         ]
-    for unknown in vw_settings.unknown_keys:
-        errors.append(
-            Warning(
-                f"{SETTING_NAME}[{unknown!r}] is not a known setting and is ignored.",
-                hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.",
-                id="voice_widget.W001",
-            )
+    errors: list = [
+        Warning(
+            f"{SETTING_NAME}[{unknown!r}] is not a known setting and is ignored.",
+            hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.",
+            id="voice_widget.W001",
         )
-
-    agent_name = vw_settings.AGENT_NAME
-    if not isinstance(agent_name, str) or not re.fullmatch(
-        r"[A-Za-z0-9][A-Za-z0-9_.-]*", agent_name
-    ):
-        errors.append(
-            Error(
-                f"{SETTING_NAME}['AGENT_NAME'] = {agent_name!r} is not a valid agent name.",
-                hint="Use letters, digits, '-', '_' or '.', e.g. 'voice-widget'.",
-                id="voice_widget.E006",
-            )
-        )
-
-    for name in (
-        "TOKEN_TTL",
-        "MAX_CONTEXT_BYTES",
-        "MAX_CONTEXT_DEPTH",
-        "SIGNED_CONTEXT_MAX_AGE",
-        "ROOM_EMPTY_TIMEOUT",
-        "ROOM_DEPARTURE_TIMEOUT",
-        "ROOM_MAX_PARTICIPANTS",
-        "HEARTBEAT_INTERVAL",
-        "HEARTBEAT_TIMEOUT",
-        "CONSENT_MAX_AGE",
-    ):
-        value = getattr(vw_settings, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            errors.append(
-                Error(
-                    f"{SETTING_NAME}[{name!r}] = {value!r} must be a positive whole number.",
-                    hint=f"The default is {DEFAULTS[name]!r}.",
-                    id="voice_widget.E007",
+        for unknown in vw_settings.unknown_keys
+    ]
+    for rule in VALUE_RULES:
+        for key in rule.keys:
+            value = getattr(vw_settings, key)
+            if not rule.valid(value):
+                errors.append(
+                    Error(
+                        f"{SETTING_NAME}[{key!r}] = {value!r} {rule.problem}",
+                        hint=rule.hint.format(default=DEFAULTS[key]),
+                        id=rule.id,
+                    )
                 )
-            )
+    return errors
 
+
+@register("voice_widget", Tags.security, deploy=True)
+def check_throttle_cache(app_configs: Any = None, **kwargs: Any) -> list:
+    """The session throttles hold only in a cache that all processes share and that
+    increments atomically; a deployment check, since a laptop's one process is fine."""
+    if settings_problem():
+        return []  # unreadable: voice_widget.E005 says why
     rates = vw_settings.THROTTLE_RATES
-    if not isinstance(rates, dict) or not all(
-        value is None or (isinstance(value, str) and _RATE_RE.match(value))
-        for value in rates.values()
-    ):
+    if not isinstance(rates, dict) or not any(rates.values()):
+        return []  # throttles off, or voice_widget.E008 about the rates
+    # Here, not at the top: the API module imports DRF, which checks.py otherwise needs not.
+    from .api.throttling import throttle_cache_problem
+
+    problem = throttle_cache_problem()
+    if problem is None:
+        return []
+    return [
+        Warning(
+            f"The session endpoint's throttles count in the 'default' cache, which {problem}.",
+            hint=(
+                "Use a cache shared by every web process with atomic increments, e.g. "
+                "CACHES = {'default': {'BACKEND': "
+                "'django.core.cache.backends.redis.RedisCache', "
+                "'LOCATION': 'redis://127.0.0.1:6379/0'}} (or Memcached); the example site "
+                "reads it from REDIS_URL."
+            ),
+            id="voice_widget.W002",
+        )
+    ]
+
+
+@register("voice_widget")
+def check_prices(app_configs: Any = None, **kwargs: Any) -> list:
+    """The price table behind cost estimates and money budgets."""
+    if settings_problem():
+        return []
+    errors: list = []
+    problems = price_problems(vw_settings.PRICES)
+    if problems:
         errors.append(
             Error(
-                f"{SETTING_NAME}['THROTTLE_RATES'] = {rates!r} is not a dict of DRF rates.",
-                hint="Write rates like {'anon': '10/minute', 'user': '30/minute'}; None disables.",
-                id="voice_widget.E008",
+                f"{SETTING_NAME}['PRICES'] is not a valid price table: {' '.join(problems)}",
+                hint=(
+                    "Write {'provider/model': {'input_per_1m': '0.15', 'output_per_1m': "
+                    "'0.60'}} with rates from: " + ", ".join(PRICE_RATES) + "; None removes "
+                    "a list price. The list prices are in voice_widget/providers.py."
+                ),
+                id="voice_widget.E020",
             )
         )
-
-    origins = vw_settings.ALLOWED_ORIGINS
-    if not isinstance(origins, list | tuple) or not all(
-        isinstance(origin, str) and is_origin(origin) for origin in origins
-    ):
+    currency = vw_settings.CURRENCY
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z$€£¥]{1,5}", currency.strip()):
         errors.append(
             Error(
-                f"{SETTING_NAME}['ALLOWED_ORIGINS'] = {origins!r} is not a list of origins.",
-                hint="Write origins as scheme://host[:port] with no path, e.g. "
-                "'https://shop.example.com'.",
-                id="voice_widget.E009",
+                f"{SETTING_NAME}['CURRENCY'] = {currency!r} is not a currency code.",
+                hint="Use a short code such as 'USD' or 'EUR', the currency of PRICES.",
+                id="voice_widget.E021",
             )
         )
     return errors

@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     # DRF throttle rates for the session endpoint: per IP for anonymous visitors,
     # per user for logged-in ones.
     "THROTTLE_RATES": {"anon": "10/minute", "user": "30/minute"},
+    # Conversations of one persona that one anonymous visitor (by IP address) or one user
+    # may hold while nobody has joined their rooms; ``None`` switches the limit off.
+    "MAX_UNJOINED_PER_VISITOR": 2,
     # Page context a browser may send (bytes of JSON, nesting depth).
     "MAX_CONTEXT_BYTES": 8 * 1024,
     "MAX_CONTEXT_DEPTH": 4,
@@ -65,6 +68,11 @@ DEFAULTS: dict[str, Any] = {
     # How long a visitor's acceptance of a persona's consent notice is remembered in their
     # browser (seconds), and accepted by the session endpoint.
     "CONSENT_MAX_AGE": 60 * 60 * 24 * 30,
+    # Prices for the cost estimates, over the list prices in voice_widget.providers
+    # (DEFAULT_PRICES): {"provider/model": {"input_per_1m": "0.15", ...}}; None removes one.
+    "PRICES": {},
+    # The currency of PRICES and of personas' money budgets, as shown in admin.
+    "CURRENCY": "USD",
 }
 
 

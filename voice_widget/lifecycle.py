@@ -1,20 +1,100 @@
-"""State changes of a conversation that both the web process and the worker make."""
+"""Every status change of a conversation, made here and nowhere else.
+
+::
+
+    created ──agent joined──▶ ready ──visitor started──▶ active
+       │  └──────────visitor started (start at once)─────▲ │
+       └──────────────┴── ended / failed ◀───────────────────┘
+
+Each change is one conditional UPDATE from the statuses ``TRANSITIONS`` allows, so the web
+process and the worker may race: the first wins, the other changes nothing.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Conversation, ConversationStatus, EndReason
+from .conf import vw_settings
+from .models import OPEN_STATUSES, Conversation, ConversationStatus, EndReason
 from .signals import conversation_ended
 
 logger = logging.getLogger(__name__)
 
-OPEN_STATUSES = [ConversationStatus.CREATED, ConversationStatus.READY, ConversationStatus.ACTIVE]
+__all__ = [
+    "OPEN_STATUSES",
+    "TRANSITIONS",
+    "aend_conversation",
+    "amark_agent_joined",
+    "amark_started",
+    "end_conversation",
+    "join_window",
+    "mark_visitor_joined",
+]
+
+Status = ConversationStatus
+#: Which status may follow which: the one written statement of a conversation's life.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.CREATED: frozenset({Status.READY, Status.ACTIVE, Status.ENDED, Status.FAILED}),
+    Status.READY: frozenset({Status.ACTIVE, Status.ENDED, Status.FAILED}),
+    Status.ACTIVE: frozenset({Status.ENDED, Status.FAILED}),
+    Status.ENDED: frozenset(),
+    Status.FAILED: frozenset(),
+}
+
+
+def _sources(target: str) -> list[str]:
+    """The statuses from which a conversation may move to ``target``."""
+    return [source for source, targets in TRANSITIONS.items() if target in targets]
+
+
+async def amark_agent_joined(conversation_id: uuid.UUID | str) -> bool:
+    """created → ready: the agent is in the room and its session runs."""
+    return bool(
+        await Conversation.objects.filter(
+            pk=conversation_id, status__in=_sources(Status.READY)
+        ).aupdate(status=Status.READY, agent_joined_at=timezone.now())
+    )
+
+
+async def amark_started(conversation_id: uuid.UUID | str) -> bool:
+    """created/ready → active: the visitor clicked start (or the persona starts at once)."""
+    return bool(
+        await Conversation.objects.filter(
+            pk=conversation_id, status__in=_sources(Status.ACTIVE)
+        ).aupdate(status=Status.ACTIVE, started_at=timezone.now())
+    )
+
+
+#: LiveKit checks a token when it is used, and the news of a join (the agent arriving, the
+#: ``participant_joined`` webhook) comes a moment later: an unjoined conversation keeps its
+#: place this much beyond its token's lifetime.
+JOIN_GRACE_SECONDS = 30
+
+
+def join_window() -> timedelta:
+    """How long a conversation nobody joined holds a place: its token's life, plus the grace."""
+    return timedelta(seconds=vw_settings.TOKEN_TTL + JOIN_GRACE_SECONDS)
+
+
+def mark_visitor_joined(conversation_id: uuid.UUID | str) -> bool:
+    """Record that the visitor joined the conversation's room; True if this call recorded it.
+
+    From then on the conversation holds its place under the persona's concurrency limit
+    until it ends, like one the agent joined. Only the first join is kept (a reconnect
+    sends another ``participant_joined``), and an ended conversation is left alone.
+    """
+    updated = Conversation.objects.filter(
+        pk=conversation_id, status__in=OPEN_STATUSES, visitor_joined_at__isnull=True
+    ).update(visitor_joined_at=timezone.now())
+    if updated:
+        logger.info("conversation %s: the visitor joined the room", conversation_id)
+    return bool(updated)
 
 
 def end_conversation(
@@ -43,9 +123,9 @@ def end_conversation(
     if usage is not None:
         changes["usage"] = usage
     with transaction.atomic():
-        updated = Conversation.objects.filter(pk=conversation_id, status__in=OPEN_STATUSES).update(
-            **changes
-        )
+        updated = Conversation.objects.filter(
+            pk=conversation_id, status__in=_sources(status)
+        ).update(**changes)
     if not updated:
         return False
     conversation = Conversation.objects.select_related("persona").get(pk=conversation_id)

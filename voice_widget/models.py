@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .costs import persona_unpriced_models
 from .providers import default_tts_voice
 from .tools import registry
 from .validators import (
@@ -105,6 +107,11 @@ class PreviewMode(models.TextChoices):
     LIVE = "live", _("Live avatar, muted, until the visitor clicks")
     POSTER = "poster", _("Idle clip or poster image")
     NONE = "none", _("Button only")
+
+
+class BudgetUnit(models.TextChoices):
+    MONEY = "money", _("money (the price table's currency)")
+    MINUTES = "minutes", _("conversation minutes")
 
 
 class Theme(models.TextChoices):
@@ -625,6 +632,21 @@ class Persona(models.Model):
         blank=True,
         help_text=_("Empty: no limit."),
     )
+    daily_budget = models.DecimalField(
+        _("daily budget"),
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_(
+            "When today's conversations have cost this much (or lasted this many minutes), "
+            "new ones are refused until midnight; those in progress finish. Empty: no budget."
+        ),
+    )
+    daily_budget_unit = models.CharField(
+        _("budget in"), max_length=10, choices=BudgetUnit, default=BudgetUnit.MONEY
+    )
 
     # Tools
     enabled_tools = models.JSONField(
@@ -704,6 +726,7 @@ class Persona(models.Model):
             )
         if self.consent_url and not self.consent_text.strip():
             add("consent_text", _("Write the notice the privacy page link belongs to."))
+        self._clean_budget(add)
 
         unknown = [name for name in self.enabled_tools or [] if name not in registry]
         if not isinstance(self.enabled_tools, list):
@@ -932,6 +955,21 @@ class Persona(models.Model):
                 _("A poster preview needs a poster image or an idle clip (upload or URL)."),
             )
 
+    def _clean_budget(self, add: Any) -> None:
+        if self.daily_budget is None or self.daily_budget_unit != BudgetUnit.MONEY:
+            return
+        unpriced = persona_unpriced_models(self)
+        if unpriced:
+            add(
+                "daily_budget",
+                _(
+                    "The price table has no price for %(models)s, so this persona's spending "
+                    "cannot be counted. Ask your developer to add it to "
+                    'VOICE_WIDGET["PRICES"], or set the budget in minutes.'
+                )
+                % {"models": ", ".join(unpriced)},
+            )
+
     def snapshot(self) -> dict[str, Any]:
         """The persona's settings as plain JSON, stored on each conversation."""
         data: dict[str, Any] = {}
@@ -941,6 +979,8 @@ class Persona(models.Model):
                 value = value.url if value else ""
             elif hasattr(value, "isoformat"):
                 value = value.isoformat()
+            elif isinstance(value, Decimal):
+                value = str(value)  # JSON has no decimals; a string keeps the cents exact
             data[field.attname] = value
         return data
 
@@ -951,6 +991,11 @@ class ConversationStatus(models.TextChoices):
     ACTIVE = "active", _("Talking")
     ENDED = "ended", _("Ended")
     FAILED = "failed", _("Failed")
+
+
+#: A conversation in one of these may still talk; it counts against a persona's limit.
+#: The changes between statuses are made (and listed) in ``voice_widget.lifecycle``.
+OPEN_STATUSES = (ConversationStatus.CREATED, ConversationStatus.READY, ConversationStatus.ACTIVE)
 
 
 class EndReason(models.TextChoices):
@@ -969,9 +1014,34 @@ class FeedbackRating(models.TextChoices):
     DOWN = "down", _("Thumbs down")
 
 
+#: Nobody has joined the conversation's room yet: neither the visitor (LiveKit's
+#: ``participant_joined`` webhook) nor the agent, which LiveKit dispatches only once the
+#: visitor's token has created the room.
+UNJOINED = models.Q(status="created", visitor_joined_at__isnull=True)
+
+
 class ConversationQuerySet(models.QuerySet):
     def open(self) -> ConversationQuerySet:
-        return self.exclude(status__in=[ConversationStatus.ENDED, ConversationStatus.FAILED])
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def unjoined(self) -> ConversationQuerySet:
+        """Open conversations whose room nobody has joined yet."""
+        return self.filter(UNJOINED)
+
+    def holding_places(
+        self, *, joined_since: datetime, unjoined_since: datetime
+    ) -> ConversationQuerySet:
+        """Open conversations that still hold a place under a concurrency limit.
+
+        One that was joined counts until it ends, or until it is older than any real one
+        can be (``joined_since``: a crashed worker, a lost webhook). One that nobody joined
+        counts only while its token could still be used (``unjoined_since``), so requests
+        that never join LiveKit cannot keep a persona's places for long.
+        """
+        return self.open().filter(
+            (~UNJOINED & models.Q(created_at__gte=joined_since))
+            | (UNJOINED & models.Q(created_at__gte=unjoined_since))
+        )
 
 
 class Conversation(models.Model):
@@ -1008,6 +1078,10 @@ class Conversation(models.Model):
         db_index=True,
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    # A keyed hash of the visitor's IP address (never the address itself): how many
+    # unjoined conversations one anonymous visitor holds is counted by it.
+    visitor_key = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
+    visitor_joined_at = models.DateTimeField(_("visitor joined"), null=True, blank=True)
     agent_joined_at = models.DateTimeField(_("agent joined"), null=True, blank=True)
     started_at = models.DateTimeField(_("started talking"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
@@ -1044,7 +1118,7 @@ class Conversation(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status not in (ConversationStatus.ENDED, ConversationStatus.FAILED)
+        return self.status in OPEN_STATUSES
 
 
 class TurnRole(models.TextChoices):
@@ -1067,6 +1141,44 @@ class Turn(models.Model):
         _("typed"), default=False, help_text=_("The visitor typed this line instead of saying it.")
     )
     created_at = models.DateTimeField(_("time"), db_index=True)
+    # How long the agent took to answer, per agent line, in seconds, from livekit-agents'
+    # metrics (empty where a stage did not run, e.g. no speech-to-text for typed input).
+    eou_delay = models.FloatField(
+        _("end-of-utterance delay"),
+        null=True,
+        blank=True,
+        help_text=_("Seconds from the visitor's end of speech to deciding that their turn ended."),
+    )
+    transcription_delay = models.FloatField(
+        _("transcription delay"),
+        null=True,
+        blank=True,
+        help_text=_("Seconds from the visitor's end of speech to the final transcript."),
+    )
+    llm_ttft = models.FloatField(
+        _("LLM time to first token"),
+        null=True,
+        blank=True,
+        help_text=_("Seconds from asking the language model to its first token."),
+    )
+    tts_ttfb = models.FloatField(
+        _("time to first audio"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Seconds from the first text sent to speech synthesis to its first audio (with a "
+            "realtime model: from the request to the model's first audio)."
+        ),
+    )
+    e2e_latency = models.FloatField(
+        _("end-to-end latency"),
+        null=True,
+        blank=True,
+        help_text=_("Seconds from the visitor's end of speech to the agent's start of speech."),
+    )
+
+    #: The latency figures, in the order a reply goes through them.
+    LATENCY_FIELDS = ("eou_delay", "transcription_delay", "llm_ttft", "tts_ttfb", "e2e_latency")
 
     class Meta:
         ordering = ["conversation", "sequence"]

@@ -193,3 +193,94 @@ def default_tts_voice(provider: str, language: str, model: str = "") -> str:
         return ""
     catalogue = TTS_VOICES.get(provider)
     return catalogue.default_voice(language) if catalogue else ""
+
+
+# --- Prices ------------------------------------------------------------------------------------
+#
+# List prices in US dollars, as the providers published them for pay-as-you-go use in 2025
+# (openai.com/api/pricing, deepgram.com/pricing, cartesia.ai/pricing, beyondpresence.ai).
+# They are estimates for the cost report and the daily budgets, not an invoice: plans,
+# discounts and new models differ, so a site overrides or adds entries in
+# VOICE_WIDGET["PRICES"] (same keys, same rate names). Keys are "provider/model"; a key with
+# the provider alone prices all of its models (e.g. "openai_compatible": self-hosted, free).
+#
+# Rate names: per 1M tokens "input_per_1m", "cached_input_per_1m", "output_per_1m" (text),
+# "audio_input_per_1m", "cached_audio_input_per_1m", "audio_output_per_1m" (realtime audio
+# tokens); "per_1k_characters" (text-to-speech); "per_minute" (speech-to-text audio,
+# text-to-speech audio, or an avatar's time in the room).
+
+PRICE_RATES = (
+    "input_per_1m",
+    "cached_input_per_1m",
+    "output_per_1m",
+    "audio_input_per_1m",
+    "cached_audio_input_per_1m",
+    "audio_output_per_1m",
+    "per_1k_characters",
+    "per_minute",
+)
+
+
+def _llm(inp: str, cached: str, out: str) -> dict[str, str]:
+    return {"input_per_1m": inp, "cached_input_per_1m": cached, "output_per_1m": out}
+
+
+def _realtime(text: tuple[str, str, str], audio: tuple[str, str, str]) -> dict[str, str]:
+    return {
+        **_llm(*text),
+        "audio_input_per_1m": audio[0],
+        "cached_audio_input_per_1m": audio[1],
+        "audio_output_per_1m": audio[2],
+    }
+
+
+DEFAULT_PRICES: dict[str, dict[str, str]] = {
+    # OpenAI language models (input, cached input, output per 1M tokens).
+    "openai/gpt-4o-mini": _llm("0.15", "0.075", "0.60"),
+    "openai/gpt-4o": _llm("2.50", "1.25", "10.00"),
+    "openai/gpt-4.1": _llm("2.00", "0.50", "8.00"),
+    "openai/gpt-4.1-mini": _llm("0.40", "0.10", "1.60"),
+    "openai/gpt-4.1-nano": _llm("0.10", "0.025", "0.40"),
+    "openai/gpt-5": _llm("1.25", "0.125", "10.00"),
+    "openai/gpt-5-mini": _llm("0.25", "0.025", "2.00"),
+    "openai/gpt-5-nano": _llm("0.05", "0.005", "0.40"),
+    # OpenAI realtime models: text and audio tokens are priced apart.
+    "openai/gpt-realtime": _realtime(("4.00", "0.40", "16.00"), ("32.00", "0.40", "64.00")),
+    "openai/gpt-realtime-mini": _realtime(("0.60", "0.06", "2.40"), ("10.00", "0.30", "20.00")),
+    "openai/gpt-4o-realtime-preview": _realtime(
+        ("5.00", "2.50", "20.00"), ("40.00", "2.50", "80.00")
+    ),
+    "openai/gpt-4o-mini-realtime-preview": _realtime(
+        ("0.60", "0.30", "2.40"), ("10.00", "0.30", "20.00")
+    ),
+    # Speech-to-text, per minute of audio.
+    "openai/whisper-1": {"per_minute": "0.006"},
+    "openai/gpt-4o-transcribe": {"per_minute": "0.006"},
+    "openai/gpt-4o-mini-transcribe": {"per_minute": "0.003"},
+    "deepgram/nova-3": {"per_minute": "0.0077"},
+    "deepgram/nova-2": {"per_minute": "0.0058"},
+    # Text-to-speech: per 1K characters, or per minute of audio for gpt-4o-mini-tts
+    # (OpenAI's own per-minute estimate of its token prices).
+    "openai/tts-1": {"per_1k_characters": "0.015"},
+    "openai/tts-1-hd": {"per_1k_characters": "0.030"},
+    "openai/gpt-4o-mini-tts": {"per_minute": "0.015"},
+    # Cartesia bills credits, one per character; this is the Startup plan's rate.
+    "cartesia/sonic-2": {"per_1k_characters": "0.039"},
+    "cartesia/sonic-3": {"per_1k_characters": "0.039"},
+    "cartesia/sonic-turbo": {"per_1k_characters": "0.039"},
+    "deepgram/aura-2": {"per_1k_characters": "0.030"},
+    # Avatars, per minute in the room (a live preview counts too).
+    "bey": {"per_minute": "0.175"},
+}
+
+#: Providers priced as another: Azure OpenAI's standard deployments cost what OpenAI's do.
+PRICE_ALIASES = {"azure_openai": "openai"}
+
+#: What livekit-agents reports as a usage row's provider (a plugin's ``provider``), as ours.
+USAGE_PROVIDER_NAMES = {
+    "api.openai.com": "openai",
+    "openai": "openai",
+    "deepgram": "deepgram",
+    "cartesia": "cartesia",
+    "livekit": "livekit",
+}

@@ -26,18 +26,43 @@ def is_origin(value: str) -> bool:
     )
 
 
-def normalize_origin(value: str) -> str:
-    """Lower-case scheme and host, as browsers send them in the ``Origin`` header."""
-    return value.strip().rstrip("/").lower()
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def canonical_origin(value: str) -> str:
+    """``scheme://host[:port]`` lower-cased, without a default port or trailing slash.
+
+    The one normal form of an origin: what browsers send in ``Origin``, compared with what
+    editors and settings list. A value that is no origin comes back only trimmed and lowered.
+    """
+    value = (value or "").strip().rstrip("/").lower()
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return value
+    if not parts.scheme or not parts.hostname:
+        return value
+    host = parts.hostname
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS.get(parts.scheme):
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _origin_items(text: str) -> list[str]:
+    return [item for item in re.split(r"[\s,]+", text or "") if item.strip()]
 
 
 def split_origins(text: str) -> list[str]:
-    """The origins in a text field, one per line or separated by commas or spaces."""
-    return [normalize_origin(item) for item in re.split(r"[\s,]+", text or "") if item.strip()]
+    """The origins in a text field (one per line, or separated by commas or spaces), canonical."""
+    return [canonical_origin(item) for item in _origin_items(text)]
 
 
 def validate_origins_text(text: str) -> None:
-    bad = [origin for origin in split_origins(text) if not is_origin(origin)]
+    # Validated as written: the canonical form would hide a path or a user name.
+    bad = [item for item in _origin_items(text) if not is_origin(item.rstrip("/"))]
     if bad:
         raise ValidationError(
             _(

@@ -337,6 +337,26 @@ def test_throttled_refusal_shows_the_api_detail(page, worker_alive, settings):
     page.screenshot("error-429-throttled")
 
 
+def test_spent_daily_budget_says_not_available_right_now_in_the_personas_language(
+    page, worker_alive
+):
+    paula = persona("paula")  # speaks German
+    paula.daily_budget = 0
+    paula.save()
+    page.goto("/bikes/linden-city/")
+    record_events(page.page)
+    text, response = click_start_and_read_error(page)
+    assert response.status == 429 and response.json()["error"] == "budget_exhausted"
+    assert text == (
+        "Die Assistenz ist gerade nicht verfügbar. Bitte schauen Sie später wieder vorbei."
+    )
+    events = page.page.evaluate("window.widgetEvents")
+    error = [e for e in events if e["name"] == "voice-widget:error"][0]
+    assert error["detail"]["code"] == "budget_exhausted"
+    assert "daily budget" in error["detail"]["detail"]  # the server's detail, for the site
+    page.screenshot("error-429-budget-exhausted")
+
+
 def test_page_on_a_site_not_allowed_sees_a_plain_refusal(page, worker_alive):
     """A page on another origin that the persona does not allow: the API answers 403 without
     CORS headers, so the browser hides the answer and the widget says what it can."""

@@ -82,6 +82,10 @@ def test_click_to_talk_greets_hears_the_question_answers_and_records_it(
         ("user", QUESTION),
         ("agent", "We are open from nine to six."),
     ]
+    # The answer keeps how long it took, from the worker's livekit-agents metrics.
+    answer = conversation.turns.order_by("sequence")[2]
+    assert answer.e2e_latency > 0 and answer.eou_delay is not None
+    assert answer.llm_ttft is not None and answer.tts_ttfb is not None
 
     visitor.click(".end")
     visitor.wait_for_state("ended")

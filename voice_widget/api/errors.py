@@ -130,6 +130,46 @@ class PersonaBusy(ApiError):
         self.wait = wait  # DRF's handler turns this into Retry-After
 
 
+class TooManyUnjoined(ApiError):
+    """One visitor already holds ``MAX_UNJOINED_PER_VISITOR`` conversations nobody joined."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_unjoined"
+    default_detail = _(
+        "You already have conversations with this assistant waiting to be joined. "
+        "Use or end one of them, or try again later."
+    )
+
+    def __init__(self, wait: int, detail: Any = None) -> None:
+        super().__init__(detail)
+        self.wait = wait  # DRF's handler turns this into Retry-After
+
+
+class AgentUnavailable(ApiError):
+    """No worker under ``AGENT_NAME`` has sent a heartbeat within ``HEARTBEAT_TIMEOUT``: a
+    conversation now would wait for an agent that does not come."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "agent_unavailable"
+    default_detail = _("The assistant is not available right now. Please try again later.")
+
+    def __init__(self, agent_name: str, wait: int) -> None:
+        super().__init__()
+        self.wait = wait  # DRF's handler turns this into Retry-After
+        # For the developer's console warning: which agent name no worker serves.
+        self.extra = {"agent_name": agent_name}
+
+
+class BudgetExhausted(ApiError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "budget_exhausted"
+    default_detail = _("This assistant has used its daily budget. Try again tomorrow.")
+
+    def __init__(self, detail: Any = None, wait: int | None = None) -> None:
+        super().__init__(detail)
+        self.wait = wait  # until the site's midnight; DRF's handler sends it as Retry-After
+
+
 class InvalidSignature(ApiError):
     status_code = status.HTTP_401_UNAUTHORIZED
     default_code = "invalid_signature"
@@ -190,6 +230,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     body: dict[str, Any] = {"error": error_code(exc), "detail": _first_message(exc.detail)}
     if isinstance(exc, exceptions.ValidationError):
         body["fields"] = exc.detail
+    body.update(getattr(exc, "extra", None) or {})
     response.data = body
     response["Cache-Control"] = "no-store"
     return response

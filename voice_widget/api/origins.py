@@ -10,48 +10,49 @@ CORS headers are written by django-cors-headers; ``allow_cors_for_persona_origin
 its ``check_request_enabled`` receiver, connected in ``VoiceWidgetConfig.ready()``.
 The views refuse a disallowed origin themselves too (403), because CORS only keeps a
 browser from *reading* a response, not the server from acting on the request.
+
+The CORS decision reads no database per request: it asks an index of the active personas'
+origins (slug → origins), kept per process. Saving or deleting a persona clears it in the
+process that saved; other processes reload it when it is ``ORIGIN_INDEX_MAX_AGE`` seconds
+old. Under ASGI the index is loaded on a worker thread, and a stale one is refreshed in the
+background while the old one still answers, so the event loop waits on the database only
+for the first cross-origin request after a start or a save.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
 
 from corsheaders.signals import check_request_enabled
 from django.core.exceptions import DisallowedHost
 from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django.urls import Resolver404, resolve
 
 from ..conf import vw_settings
-from ..models import Conversation, Persona
+from ..models import Persona
+from ..validators import canonical_origin
+
+__all__ = [
+    "allow_cors_for_persona_origins",
+    "canonical_origin",
+    "clear_origin_index",
+    "origin_allowed_for_persona",
+    "request_allowed_for_persona",
+]
 
 APP_NAME = "voice_widget"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _CACHE_ATTR = "_voice_widget_cors_allowed"
-#: Threads for the CORS lookup under ASGI; few, so they keep few database connections.
-_ORM_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voice-widget-cors")
-
-
-def canonical_origin(value: str) -> str:
-    """``scheme://host[:port]`` lower-cased, without a default port or trailing slash."""
-    value = (value or "").strip().rstrip("/").lower()
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        return value
-    if not parts.scheme or not parts.hostname:
-        return value
-    host = parts.hostname
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    if port is None or port == _DEFAULT_PORTS.get(parts.scheme):
-        return f"{parts.scheme}://{host}"
-    return f"{parts.scheme}://{host}:{port}"
+#: How old (seconds) another process's save may be before this process's CORS answers see it.
+ORIGIN_INDEX_MAX_AGE = 30.0
+#: One thread loads the index under ASGI, so it holds at most one database connection.
+_ORM_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice-widget-cors")
 
 
 def request_origin(request: HttpRequest) -> str | None:
@@ -72,14 +73,16 @@ def globally_allowed_origins() -> set[str]:
     return {canonical_origin(origin) for origin in vw_settings.ALLOWED_ORIGINS or ()}
 
 
-def origin_allowed_for_persona(persona: Persona, origin: str) -> bool:
-    """True if pages on ``origin`` (another site) may use ``persona``."""
+def _origin_allowed(origin: str, persona_origins: frozenset[str] | set[str]) -> bool:
     origin = canonical_origin(origin)
     if origin == "null":  # sandboxed iframes and file:// pages
         return False
-    if origin in globally_allowed_origins():
-        return True
-    return origin in {canonical_origin(item) for item in persona.allowed_origin_list}
+    return origin in globally_allowed_origins() or origin in persona_origins
+
+
+def origin_allowed_for_persona(persona: Persona, origin: str) -> bool:
+    """True if pages on ``origin`` (another site) may use ``persona``."""
+    return _origin_allowed(origin, set(persona.allowed_origin_list))
 
 
 def request_allowed_for_persona(request: HttpRequest, persona: Persona) -> bool:
@@ -90,13 +93,63 @@ def request_allowed_for_persona(request: HttpRequest, persona: Persona) -> bool:
     return origin_allowed_for_persona(persona, origin)
 
 
-def _origin_allowed_for_any_persona(origin: str) -> bool:
-    if canonical_origin(origin) in globally_allowed_origins():
-        return True
-    # Narrow in the database, then decide with the same function the views use.
-    host = urlsplit(origin).hostname or origin
-    candidates = Persona.objects.active().filter(allowed_origins__icontains=host)
-    return any(origin_allowed_for_persona(persona, origin) for persona in candidates)
+# --- the index of the active personas' origins, for CORS ---------------------------------------
+
+
+class _OriginIndex:
+    """slug → canonical origins of every active persona, loaded at most every few seconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_slug: dict[str, frozenset[str]] | None = None
+        self._loaded_at = 0.0
+        self._refreshing: Future[None] | None = None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_slug = None
+
+    def _load(self) -> None:
+        try:
+            rows = Persona.objects.active().values_list("slug", "allowed_origins")
+            by_slug = {
+                slug: frozenset(Persona(allowed_origins=text).allowed_origin_list)
+                for slug, text in rows
+            }
+        finally:
+            if threading.current_thread().name.startswith("voice-widget-cors"):
+                close_old_connections()  # honours CONN_MAX_AGE, like the end of a request
+        with self._lock:
+            self._by_slug, self._loaded_at = by_slug, time.monotonic()
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._loaded_at > ORIGIN_INDEX_MAX_AGE
+
+    def by_slug(self) -> dict[str, frozenset[str]]:
+        current = self._by_slug
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # WSGI, or a sync middleware chain: load in place
+            if current is None or self._stale():
+                self._load()
+            return self._by_slug or {}
+        # On the event loop, where the ORM may not run: a worker thread loads the index.
+        if current is None:
+            _ORM_EXECUTOR.submit(self._load).result()
+            return self._by_slug or {}
+        if self._stale() and (self._refreshing is None or self._refreshing.done()):
+            self._refreshing = _ORM_EXECUTOR.submit(self._load)  # the old index answers now
+        return current
+
+
+_index = _OriginIndex()
+
+
+@receiver(post_save, sender=Persona, dispatch_uid="voice_widget.cors_index_save")
+@receiver(post_delete, sender=Persona, dispatch_uid="voice_widget.cors_index_delete")
+def clear_origin_index(**kwargs: Any) -> None:
+    """Forget the origins index (a persona changed); the next CORS answer reloads it."""
+    _index.clear()
 
 
 def _cors_allowed(request: HttpRequest) -> bool:
@@ -111,38 +164,16 @@ def _cors_allowed(request: HttpRequest) -> bool:
         return False
     name = match.url_name
     if name == "persona":
-        persona = Persona.objects.active().filter(slug=match.kwargs.get("slug")).first()
-        return persona is not None and origin_allowed_for_persona(persona, origin)
-    if name in ("session-end", "session-status"):
-        conversation = (
-            Conversation.objects.select_related("persona")
-            .filter(pk=match.kwargs.get("conversation_id"))
-            .first()
-        )
-        return conversation is not None and origin_allowed_for_persona(conversation.persona, origin)
-    if name in ("sessions", "health", "schema"):
-        # A preflight carries no body, so it cannot name the persona: answer for any
-        # persona this origin may use; the view then checks the persona it asks for.
-        return _origin_allowed_for_any_persona(origin)
+        persona_origins = _index.by_slug().get(match.kwargs.get("slug"))
+        return persona_origins is not None and _origin_allowed(origin, persona_origins)
+    if name in ("sessions", "session-end", "session-status", "health", "schema"):
+        # A preflight carries no body, so it cannot name the persona; the end and status
+        # URLs name a conversation, which only the database knows. Answer for any persona
+        # this origin may use: each view then checks the persona it acts for (403).
+        if _origin_allowed(origin, set()):
+            return True
+        return any(_origin_allowed(origin, origins) for origins in _index.by_slug().values())
     return False  # the LiveKit webhook is server-to-server
-
-
-def _cors_allowed_in_thread(request: HttpRequest) -> bool:
-    try:
-        return _cors_allowed(request)
-    finally:
-        close_old_connections()  # honours CONN_MAX_AGE, like the end of a request
-
-
-def _decide(request: HttpRequest) -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return _cors_allowed(request)  # WSGI, or a sync middleware chain: a plain call
-    # Under ASGI, CorsMiddleware runs on the event loop, where the ORM may not run.
-    # A signal receiver cannot await, so the lookup (one indexed query, only for
-    # cross-origin requests to our API) runs on a worker thread while the loop waits.
-    return _ORM_EXECUTOR.submit(_cors_allowed_in_thread, request).result()
 
 
 @receiver(check_request_enabled, dispatch_uid="voice_widget.cors")
@@ -151,7 +182,7 @@ def allow_cors_for_persona_origins(sender: Any, request: HttpRequest, **kwargs: 
     cached = getattr(request, _CACHE_ATTR, None)
     if cached is None:
         try:
-            cached = _decide(request)
+            cached = _cors_allowed(request)
         except (OperationalError, InterfaceError):
             # The database is down, so the persona's origins are unknown. Share the answer
             # anyway: it is the view's 503 (which the widget must be able to read), or a

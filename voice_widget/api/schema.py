@@ -13,7 +13,6 @@ from typing import Any
 
 from drf_spectacular import utils as spectacular_utils
 from drf_spectacular.authentication import SessionScheme
-from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.views import SpectacularAPIView
@@ -51,19 +50,17 @@ class CsrfCheckedSessionScheme(SessionScheme):
     target_class = "voice_widget.api.authentication.CsrfCheckedSessionAuthentication"
 
 
-class VoiceWidgetSchemaGenerator(SchemaGenerator):
-    def _initialise_endpoints(self) -> None:
-        super()._initialise_endpoints()
-        self.endpoints = [
-            endpoint
-            for endpoint in self.endpoints
-            if getattr(endpoint[3], "cls", None) is not None
-            and endpoint[3].cls.__module__.startswith(API_MODULE)
-        ]
+def only_widget_endpoints(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """drf-spectacular preprocessing hook: keep our views, drop the host's."""
+    return [
+        endpoint
+        for endpoint in endpoints
+        if getattr(endpoint[3], "cls", None) is not None
+        and endpoint[3].cls.__module__.startswith(API_MODULE)
+    ]
 
 
 class SchemaView(SpectacularAPIView):
-    generator_class = VoiceWidgetSchemaGenerator
     serve_public = True
     renderer_classes = [JSONRenderer]
     authentication_classes: list[Any] = []
@@ -74,6 +71,8 @@ class SchemaView(SpectacularAPIView):
         "TITLE": "django-voice-widget API",
         "DESCRIPTION": "Token and dispatch API of the voice widget.",
         "VERSION": "1",
+        # The supported way to choose endpoints; the host's own hooks don't apply here.
+        "PREPROCESSING_HOOKS": [f"{__name__}.only_widget_endpoints"],
     }
 
     def get_exception_handler(self) -> Any:

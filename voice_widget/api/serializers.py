@@ -356,6 +356,10 @@ class HealthSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField(help_text="Stable machine-readable code.")
     detail = serializers.CharField(help_text="Human-readable message.")
+    agent_name = serializers.CharField(
+        required=False,
+        help_text="With agent_unavailable only: the agent name no running worker serves.",
+    )
 
 
 class WebhookResponseSerializer(serializers.Serializer):

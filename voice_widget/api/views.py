@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -31,8 +32,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..budget import daily_budget_refusal
 from ..conf import vw_settings
-from ..lifecycle import end_conversation
+from ..lifecycle import end_conversation, join_window, mark_visitor_joined
 from ..models import Conversation, EndReason, Persona, WorkerHeartbeat
 from ..rooms import delete_room_in_background
 from ..signing import SignedContextMismatch, unsign_context
@@ -71,7 +73,7 @@ from .serializers import (
     is_storable_text,
     widget_failure_detail,
 )
-from .throttling import UserSessionRateThrottle, VisitorRateThrottle
+from .throttling import UserSessionRateThrottle, VisitorRateThrottle, visitor_key
 
 logger = logging.getLogger(__name__)
 
@@ -147,10 +149,15 @@ class SessionCreateView(VoiceWidgetAPIView):
         )
         page_context = check_page_context(data.get("context"))
         consent = accepted_consent(persona, data.get("consent"))
+        if refusal := daily_budget_refusal(persona):
+            raise errors.BudgetExhausted(refusal.detail, wait=refusal.retry_after)
+
+        self._check_agent_available()
 
         end_key = secrets.token_urlsafe(32)
+        key = visitor_key(request)
         with transaction.atomic():
-            self._check_concurrency(persona)
+            self._check_places(persona, user=user, visitor_key=key)
             conversation = Conversation.objects.create(
                 persona=persona,
                 persona_snapshot=persona.snapshot(),
@@ -162,6 +169,7 @@ class SessionCreateView(VoiceWidgetAPIView):
                 signed_context=signed_context,
                 end_key_hash=hash_end_key(end_key),
                 **consent,
+                visitor_key=key,
             )
         token = mint_participant_token(
             room_name=conversation.room_name,
@@ -210,30 +218,71 @@ class SessionCreateView(VoiceWidgetAPIView):
             ) from exc
 
     @staticmethod
-    def _check_concurrency(persona: Persona) -> None:
-        """429 when the persona already has its maximum of open conversations.
+    def _check_agent_available() -> None:
+        """503 when no worker serves ``AGENT_NAME`` (no heartbeat within ``HEARTBEAT_TIMEOUT``):
+        the visitor learns it from this one request, and nobody (a script either) opens a
+        conversation that no agent would join."""
+        agent_name = vw_settings.AGENT_NAME
+        within = timedelta(seconds=vw_settings.HEARTBEAT_TIMEOUT)
+        if not WorkerHeartbeat.objects.alive(agent_name, within=within).exists():
+            logger.warning("session refused: no worker alive for agent %r", agent_name)
+            raise errors.AgentUnavailable(agent_name, wait=vw_settings.HEARTBEAT_INTERVAL)
+
+    @staticmethod
+    def _check_places(persona: Persona, *, user: Any, visitor_key: str) -> None:
+        """429 when this visitor already holds ``MAX_UNJOINED_PER_VISITOR`` conversations of
+        the persona that nobody joined, or when the persona has its maximum of open ones.
 
         Runs inside the creating transaction with the persona row locked (on databases
-        that lock rows), so two simultaneous requests cannot both take the last place.
-        A conversation nobody closed (a crashed worker, a lost webhook) stops counting
-        once it is older than any real one can be: the token's lifetime plus the
-        persona's preview and conversation limits.
+        that lock rows), so simultaneous requests cannot both take the last place.
+        A conversation nobody joined holds a place only while its token could still be
+        used; one nobody closed (a crashed worker, a lost webhook) stops counting once it
+        is older than any real one can be: the token's lifetime plus the persona's preview
+        and conversation limits.
         """
         limit = persona.max_concurrent_conversations
-        if limit is None:
+        per_visitor = vw_settings.MAX_UNJOINED_PER_VISITOR
+        if limit is None and per_visitor is None:
             return
         Persona.objects.select_for_update().filter(pk=persona.pk).values_list("pk").first()
-        oldest_possible = timezone.now() - timedelta(
+        now = timezone.now()
+        window = join_window()
+        if per_visitor is not None:
+            mine = Conversation.objects.unjoined().filter(
+                persona=persona, created_at__gte=now - window
+            )
+            if user is not None:
+                mine = mine.filter(user=user)
+            else:
+                mine = mine.filter(user__isnull=True, visitor_key=visitor_key)
+            waiting = list(
+                mine.order_by("created_at").values_list("created_at", flat=True)[:per_visitor]
+            )
+            if len(waiting) >= per_visitor:
+                wait = max(1, math.ceil((waiting[0] + window - now).total_seconds()))
+                raise errors.TooManyUnjoined(
+                    wait=wait,
+                    detail=(
+                        f"You already have {len(waiting)} conversations with this assistant "
+                        "that were never joined. Use or end one of them, or try again in "
+                        f"{wait} seconds."
+                    ),
+                )
+        if limit is None:
+            return
+        oldest_possible = now - timedelta(
             seconds=vw_settings.TOKEN_TTL
             + persona.preview_idle_seconds
             + persona.max_duration_seconds
         )
-        open_count = (
-            Conversation.objects.open()
-            .filter(persona=persona, created_at__gte=oldest_possible)
+        held = (
+            Conversation.objects.holding_places(
+                joined_since=oldest_possible, unjoined_since=now - window
+            )
+            .filter(persona=persona)
             .count()
         )
-        if open_count >= limit:
+        if held >= limit:
             raise errors.PersonaBusy(wait=BUSY_RETRY_AFTER)
 
 
@@ -405,7 +454,9 @@ class LiveKitWebhookView(VoiceWidgetAPIView):
     """LiveKit's webhooks, verified with livekit-api's ``WebhookReceiver``.
 
     ``room_finished`` ends the room's conversation (reason ``room_finished``); the
-    visitor's ``participant_left`` ends it with ``participant_left``. Ending is
+    visitor's ``participant_left`` ends it with ``participant_left``, and the visitor's
+    ``participant_joined`` records the join (the conversation then keeps its place under
+    the persona's concurrency limit until it ends). Ending is
     idempotent, so LiveKit's retries and repeated events change nothing. Events for
     rooms we did not create are acknowledged and ignored.
     """
@@ -452,11 +503,11 @@ class LiveKitWebhookView(VoiceWidgetAPIView):
         if conversation is not None:
             if event.event == "room_finished":
                 handled = end_conversation(conversation.pk, EndReason.ROOM_FINISHED)
-            elif (
-                event.event == "participant_left"
-                and event.participant.identity == conversation.identity
-            ):
-                handled = end_conversation(conversation.pk, EndReason.PARTICIPANT_LEFT)
+            elif event.participant.identity == conversation.identity:
+                if event.event == "participant_joined":
+                    handled = mark_visitor_joined(conversation.pk)
+                elif event.event == "participant_left":
+                    handled = end_conversation(conversation.pk, EndReason.PARTICIPANT_LEFT)
         return Response({"event": event.event, "handled": handled})
 
 

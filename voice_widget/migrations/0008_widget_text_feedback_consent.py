@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('voice_widget', '0003_turn_detection_model'),
+        ('voice_widget', '0007_persona_daily_budget'),
     ]
 
     operations = [

@@ -211,23 +211,21 @@ class Command(BaseCommand):
         )
 
     def run_worker(self, mode: str, agent_name: str, options: dict[str, Any]) -> None:
-        from livekit.agents.cli.cli import _run_worker
-
         from agent_runner.logs import route_app_logs_through_root
+        from agent_runner.serve import serve
 
         server = self.build_server(mode, agent_name, options)
         # Our lines go through LiveKit's handler, in the chosen format (every line JSON in
         # start); the server logs the "Starting" line itself, once logging is set up.
         route_app_logs_through_root()
-        _run_worker(server, self.cli_args(mode, options))
+        serve(server, self.cli_args(mode, options))
         if server.connection_failed:
             # Already logged, in the chosen format ("Giving up: …"): just the exit status.
             raise SystemExit(1)
 
     def console(self, agent_name: str, options: dict[str, Any]) -> None:
-        from livekit.agents.cli import _legacy
-
         from agent_runner.logs import route_app_logs_through_root
+        from agent_runner.serve import run_audio_console
         from agent_runner.worker import build_server, configure_jobs
         from voice_widget.models import Conversation, Persona
 
@@ -263,14 +261,7 @@ class Command(BaseCommand):
         configure_jobs(conversation_id=str(conversation.pk), start_immediately=True)
         server = build_server(agent_name=agent_name, heartbeat=False)
         route_app_logs_through_root()
-        _legacy._run_console(
-            server=server,
-            input_device=None,
-            output_device=None,
-            mode="audio",
-            record=False,
-            log_level=options.get("log_level") or "DEBUG",
-        )
+        run_audio_console(server, log_level=options.get("log_level") or "DEBUG")
 
     def text_console(self, persona: Any, options: dict[str, Any]) -> None:
         from agent_runner.console import ending_line, run_text_console
@@ -301,11 +292,11 @@ class Command(BaseCommand):
             raise SystemExit(1)
 
     def download_files(self) -> None:
-        from livekit.agents.__main__ import _download_files
+        from agent_runner.serve import download_plugin_files
 
         # The pipeline module imports the plugins personas use, so their files get fetched.
         with contextlib.suppress(ImportError):
             import agent_runner.pipeline  # noqa: F401
-        if _download_files() != 0:
+        if download_plugin_files() != 0:
             raise CommandError("Some model files could not be downloaded (see the log above).")
         self.stdout.write("Model files downloaded.")

@@ -39,7 +39,11 @@ export const ErrorCode = Object.freeze({
   DISCONNECTED: 'disconnected',
   START_FAILED: 'start_failed',
   AGENT_FAILED: 'agent_failed',
+  BUDGET_EXHAUSTED: 'budget_exhausted',
 });
+
+// API refusals the visitor reads in their own language instead of the server's detail.
+const API_REFUSALS = new Map([['budget_exhausted', ErrorCode.BUDGET_EXHAUSTED]]);
 
 // The failures the end endpoint records (reason `error`, the code as its detail).
 const REPORTED_FAILURES = new Set([
@@ -457,7 +461,8 @@ export class WidgetController {
         this.store.remove(this.consentKey(notice));
       }
       if (error && error.name === 'ApiError') {
-        throw new FlowError(ErrorCode.API, error.detail, { status: error.status, api: error.code });
+        const code = API_REFUSALS.get(error.code) || ErrorCode.API;
+        throw new FlowError(code, error.detail, { status: error.status, api: error.code });
       }
       throw error;
     }

@@ -584,6 +584,9 @@ export class VoiceWidgetElement extends HTMLElement {
         return [t.apiRefused, error.status ? '' : t.apiUnreachable];
       case 'agent_unavailable':
         return [t.agentUnavailable, ''];
+      case 'budget_exhausted':
+        // The persona's daily budget is spent: the server's detail is for the site's staff.
+        return [t.budgetExhausted, ''];
       case 'mic_denied':
         return [t.micDenied, t.micHowTo];
       case 'mic_unavailable':

@@ -231,6 +231,26 @@ describe('click to talk (poster or no preview)', () => {
     assert.ok(!room.callNames().includes('connect'));
   });
 
+  test('a spent daily budget is its own error, for a message in the visitor\'s language', async () => {
+    t.api.sessionError = new ApiError(
+      429,
+      'budget_exhausted',
+      'This assistant has used its daily budget (5.00 of 5.00 USD) and is not available until midnight (UTC).',
+    );
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.ERROR);
+    assert.equal(t.controller.error.code, ErrorCode.BUDGET_EXHAUSTED);
+    assert.equal(t.controller.error.status, 429);
+    const [event] = t.eventsNamed('voice-widget:error');
+    assert.equal(event.code, 'budget_exhausted');
+    assert.match(event.detail, /daily budget/);
+    assert.ok(!room.callNames().includes('connect'));
+    assert.deepEqual(t.api.ended, [], 'no session was created, so none is ended');
+  });
+
   test('microphone permission denied', async () => {
     const room = new RoomDouble({ agentPresent: true });
     room.microphoneResult = Promise.reject(

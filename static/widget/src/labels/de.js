@@ -30,6 +30,8 @@ export default {
   endedError: 'Das Gespräch wurde wegen eines Problems auf unserer Seite beendet.',
   agentUnavailable:
     'Die Assistenz ist gerade nicht erreichbar. Bitte versuchen Sie es später noch einmal.',
+  budgetExhausted:
+    'Die Assistenz ist gerade nicht verfügbar. Bitte schauen Sie später wieder vorbei.',
   micDenied: 'Das Mikrofon ist blockiert, daher kann die Assistenz Sie nicht hören.',
   micHowTo:
     'Mikrofon erlauben: Klicken Sie auf das Kamera- oder Schloss-Symbol in der Adressleiste, erlauben Sie das Mikrofon und versuchen Sie es erneut.',

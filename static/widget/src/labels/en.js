@@ -29,6 +29,7 @@ export default {
   endedIdle: 'The assistant left because nobody was talking.',
   endedError: 'The conversation ended because of a problem on our side.',
   agentUnavailable: 'The assistant is not available right now. Please try again later.',
+  budgetExhausted: 'The assistant is not available right now. Please come back later.',
   micDenied: 'The microphone is blocked, so the assistant cannot hear you.',
   micHowTo:
     'Allow microphone access: click the camera or lock icon in the address bar, allow the microphone, then try again.',

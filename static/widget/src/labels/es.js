@@ -29,6 +29,7 @@ export default {
   endedIdle: 'El asistente se fue porque nadie hablaba.',
   endedError: 'La conversación terminó por un problema de nuestra parte.',
   agentUnavailable: 'El asistente no está disponible ahora mismo. Inténtalo más tarde.',
+  budgetExhausted: 'El asistente no está disponible ahora mismo. Vuelve más tarde.',
   micDenied: 'El micrófono está bloqueado, así que el asistente no puede oírte.',
   micHowTo:
     'Permite el micrófono: haz clic en el icono de cámara o candado de la barra de direcciones, permite el micrófono y vuelve a intentarlo.',

@@ -29,6 +29,7 @@ export default {
   endedIdle: 'L’assistant est parti car personne ne parlait.',
   endedError: 'La conversation s’est terminée à cause d’un problème de notre côté.',
   agentUnavailable: 'L’assistant n’est pas disponible pour le moment. Réessayez plus tard.',
+  budgetExhausted: 'L’assistant n’est pas disponible pour le moment. Revenez plus tard.',
   micDenied: 'Le micro est bloqué, l’assistant ne peut donc pas vous entendre.',
   micHowTo:
     'Autorisez le micro : cliquez sur l’icône de caméra ou de cadenas dans la barre d’adresse, autorisez le micro, puis réessayez.',

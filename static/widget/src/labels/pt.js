@@ -29,6 +29,7 @@ export default {
   endedIdle: 'O assistente saiu porque ninguém estava a falar.',
   endedError: 'A conversa terminou devido a um problema do nosso lado.',
   agentUnavailable: 'O assistente não está disponível de momento. Tente mais tarde.',
+  budgetExhausted: 'O assistente não está disponível de momento. Volte mais tarde.',
   micDenied: 'O microfone está bloqueado, por isso o assistente não o consegue ouvir.',
   micHowTo:
     'Permita o microfone: clique no ícone da câmara ou do cadeado na barra de endereço, permita o microfone e tente novamente.',
