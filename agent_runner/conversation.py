@@ -195,6 +195,9 @@ class ConversationRunner:
         #: Ending because the providers stayed down: the visitor is still there to be told.
         self._giving_up = False
 
+        # Texts the visitor typed whose chat message is still to come (to mark it typed).
+        self._typed_pending: list[str] = []
+
     # -- setup -------------------------------------------------------------------------
 
     @property
@@ -218,11 +221,17 @@ class ConversationRunner:
     def room_options(
         self, *, audio_input: room_io.AudioInputOptions | None = None
     ) -> room_io.RoomOptions:
-        """Room IO bound to this conversation's visitor; text input waits for the start."""
+        """Room IO bound to this conversation's visitor; text input waits for the start.
+        The persona's ``interaction_mode`` says what goes through the room: no audio at all
+        when visitors only type, no typed text when they only talk."""
+        mode = self.persona.get("interaction_mode") or "voice_text"
         return room_io.RoomOptions(
             participant_identity=self.conversation.identity,
-            audio_input=audio_input or True,
-            text_input=room_io.TextInputOptions(text_input_cb=self.on_text_input),
+            audio_input=False if mode == "text" else (audio_input or True),
+            audio_output=mode != "text",
+            text_input=False
+            if mode == "voice"
+            else room_io.TextInputOptions(text_input_cb=self.on_text_input),
             close_on_disconnect=True,
         )
 
@@ -326,6 +335,7 @@ class ConversationRunner:
         # The current speech may not be interruptible; then the reply queues after it.
         with contextlib.suppress(RuntimeError):
             session.interrupt()
+        self._typed_pending.append(event.text.strip())
         session.generate_reply(user_input=event.text)
 
     def _set_audio_input(self, enabled: bool) -> None:
@@ -374,7 +384,17 @@ class ConversationRunner:
         if getattr(event.item, "role", None) == "assistant":
             self._failures.clear()
         if self.recorder is not None:
-            self.recorder.add_chat_message(event.item)
+            self.recorder.add_chat_message(event.item, typed=self._was_typed(event.item))
+
+    def _was_typed(self, item: Any) -> bool:
+        """Whether a visitor's chat message is one they typed (it carries the typed text)."""
+        if getattr(item, "role", None) != "user" or not self._typed_pending:
+            return False
+        text = (getattr(item, "text_content", None) or "").strip()
+        if text in self._typed_pending:
+            self._typed_pending.remove(text)
+            return True
+        return False
 
     def _on_session_error(self, event: ErrorEvent) -> None:
         # Recoverable errors are retried by livekit-agents (PROVIDER_MAX_RETRY); only a

@@ -59,6 +59,8 @@ def providers_in_use(
     only the language model: no speech recognition, speech synthesis or avatar.
     """
     get = persona.get
+    # A type-only persona's conversations are typed: its speech providers are never called.
+    text_only = text_only or get("interaction_mode") == "text"
     providers: list[str] = []
     if get("pipeline_kind") == "realtime":
         providers.append(get("realtime_provider") or "")

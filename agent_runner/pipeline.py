@@ -102,12 +102,15 @@ class SessionPlan:
     session_kwargs: dict[str, Any]
     noise_cancellation: Any | None
     avatar: AvatarPlan | None
+    #: A typed conversation: the room's audio input and output stay off.
+    text_only: bool = False
 
     @property
     def can_say(self) -> bool:
-        """Whether ``session.say(text)`` works: it needs a TTS. A realtime model speaking with
-        its own voice cannot read a text verbatim; ask it with ``generate_reply`` instead."""
-        return self.session_kwargs.get("tts") is not None
+        """Whether ``session.say(text)`` works: it needs a TTS, unless nothing is spoken (a
+        typed conversation writes the text). A realtime model speaking with its own voice
+        cannot read a text verbatim; ask it with ``generate_reply`` instead."""
+        return self.text_only or self.session_kwargs.get("tts") is not None
 
     def audio_input_options(self) -> AudioInputOptions:
         """The room's audio input with this plan's noise cancellation (per participant kind)."""
@@ -499,8 +502,11 @@ def build_session_plan(persona: Mapping[str, Any], *, vad: Any) -> SessionPlan:
     """Map a persona snapshot to ``AgentSession`` kwargs, noise cancellation and avatar.
 
     ``vad`` is the Silero VAD the worker loaded once per process. Raises ``MissingCredentials``
-    when a provider's key is absent (the avatar's is checked when it starts).
+    when a provider's key is absent (the avatar's is checked when it starts). A type-only
+    persona (``interaction_mode`` ``text``) gets the typed plan of ``build_text_session_plan``.
     """
+    if persona.get("interaction_mode") == "text":
+        return build_text_session_plan(persona)
     missing = missing_credentials(persona, include_avatar=False)
     if missing:
         raise MissingCredentials(missing)
@@ -545,4 +551,5 @@ def build_text_session_plan(persona: Mapping[str, Any]) -> SessionPlan:
         },
         noise_cancellation=None,
         avatar=None,
+        text_only=True,
     )

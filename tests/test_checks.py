@@ -240,6 +240,14 @@ def test_e010_not_raised_with_real_credentials(settings, livekit_env_clear):
     assert run_checks(tags=["voice_widget"]) == []
 
 
+@pytest.mark.parametrize("value", [0, -1, "30 days"])
+def test_e007_consent_max_age_must_be_a_positive_integer(settings, value):
+    settings.VOICE_WIDGET = {**GOOD, "CONSENT_MAX_AGE": value}
+    messages = check_voice_widget_values()
+    assert ids(messages) == ["voice_widget.E007"]
+    assert "CONSENT_MAX_AGE" in messages[0].msg
+
+
 # --- voice_widget.W002: the throttles' cache (a deployment check) ------------------------------
 
 REDIS_CACHE = {

@@ -110,6 +110,14 @@ def test_realtime_persona_is_valid():
         ),
         ({"llm_temperature": 3.0}, "llm_temperature", "less than or equal"),
         ({"vad_threshold": 1.0}, "vad_threshold", "less than or equal"),
+        (
+            {"interaction_mode": "text", "avatar_provider": "bey", "avatar_id": "av1"},
+            "interaction_mode",
+            "avatar speaks",
+        ),
+        ({"consent_url": "https://shop.example/privacy/"}, "consent_text", "Write the notice"),
+        ({"consent_text": "x" * 1001}, "consent_text", "at most 1000"),
+        ({"interaction_mode": "chat"}, "interaction_mode", "valid choice"),
     ],
 )
 def test_clean_rejects_combinations_that_cannot_work(overrides, field, fragment):

@@ -304,6 +304,22 @@ class PersonaAdmin(admin.ModelAdmin):
             },
         ),
         (
+            _("Visitors"),
+            {
+                "classes": ["collapse"],
+                "description": _(
+                    "How visitors may talk to the agent, whether they are asked for feedback "
+                    "at the end, and a notice they accept before the first start."
+                ),
+                "fields": [
+                    "interaction_mode",
+                    "feedback_enabled",
+                    "consent_text",
+                    "consent_url",
+                ],
+            },
+        ),
+        (
             _("Access & limits"),
             {
                 "classes": ["collapse"],
@@ -564,7 +580,7 @@ def _unique_slug(base: str) -> str:
 
 class TurnInline(admin.TabularInline):
     model = Turn
-    fields = ["sequence", "created_at", "role", "text", "interrupted", "latency"]
+    fields = ["sequence", "created_at", "role", "text", "typed", "interrupted", "latency"]
     readonly_fields = fields
     ordering = ["sequence"]
     extra = 0
@@ -684,6 +700,12 @@ CONVERSATION_EXPORT_COLUMNS: list[ExportColumn] = [
     ExportColumn("page_url", lambda c: c.page_url),
     ExportColumn("usage", lambda c: c.usage),
     ExportColumn("estimated_cost", lambda c: _estimated_cost(c)),
+    ExportColumn("feedback", lambda c: c.feedback_rating),
+    ExportColumn("feedback_comment", lambda c: c.feedback_comment),
+    ExportColumn("feedback_at", lambda c: c.feedback_at),
+    ExportColumn("consent_text", lambda c: c.consent_text),
+    ExportColumn("consent_version", lambda c: c.consent_version),
+    ExportColumn("consent_at", lambda c: c.consent_at),
     ExportColumn("currency", lambda c: vw_settings.CURRENCY),
 ]
 
@@ -694,6 +716,7 @@ TURN_EXPORT_COLUMNS: list[ExportColumn] = [
     ExportColumn("role", lambda t: t.role),
     ExportColumn("text", lambda t: t.text),
     ExportColumn("interrupted", lambda t: t.interrupted),
+    ExportColumn("typed", lambda t: t.typed),
     # The worker's figures for an agent line, in seconds (None where a stage did not run).
     ExportColumn("latency", lambda t: {name: getattr(t, name) for name in Turn.LATENCY_FIELDS}),
 ]
@@ -728,12 +751,22 @@ class ConversationAdmin(admin.ModelAdmin):
         "end_reason",
         "duration_display",
         "turn_count",
+        "feedback_rating",
         "cost_display",
         "user",
         "is_test",
     ]
-    list_filter = [AudienceFilter, "status", "end_reason", "persona", DurationFilter, "created_at"]
-    search_fields = ["=id", "room_name", "identity", "page_url", "turns__text"]
+    list_filter = [
+        AudienceFilter,
+        "status",
+        "end_reason",
+        "persona",
+        DurationFilter,
+        "feedback_rating",
+        ("consent_at", admin.EmptyFieldListFilter),
+        "created_at",
+    ]
+    search_fields = ["=id", "room_name", "identity", "page_url", "turns__text", "feedback_comment"]
     date_hierarchy = "created_at"
     inlines = [TurnInline]
     actions = ["export_csv", "export_json", "erase_visitors"]
@@ -768,6 +801,19 @@ class ConversationAdmin(admin.ModelAdmin):
         (
             _("Who and where"),
             {"fields": ["user", "identity", "room_name", "page_url"]},
+        ),
+        (
+            _("Feedback and consent"),
+            {
+                "fields": [
+                    "feedback_rating",
+                    "feedback_comment",
+                    "feedback_at",
+                    "consent_text",
+                    "consent_version",
+                    "consent_at",
+                ]
+            },
         ),
         (
             _("Context and usage"),

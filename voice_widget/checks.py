@@ -175,6 +175,7 @@ VALUE_RULES = (
             "HEARTBEAT_INTERVAL",
             "HEARTBEAT_TIMEOUT",
             "PROVIDER_FAILURES_TO_END",
+            "CONSENT_MAX_AGE",
         ),
         _is_positive_int,
         "must be a positive whole number.",

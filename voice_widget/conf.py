@@ -74,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
     "PROVIDER_RETRY_INTERVAL": 1.0,
     "PROVIDER_TIMEOUT": 10.0,
     "PROVIDER_FAILURES_TO_END": 2,
+    # How long a visitor's acceptance of a persona's consent notice is remembered in their
+    # browser (seconds), and accepted by the session endpoint.
+    "CONSENT_MAX_AGE": 60 * 60 * 24 * 30,
     # Prices for the cost estimates, over the list prices in voice_widget.providers
     # (DEFAULT_PRICES): {"provider/model": {"input_per_1m": "0.15", ...}}; None removes one.
     "PRICES": {},

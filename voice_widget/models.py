@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -9,7 +10,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
+from django.core.validators import (
+    FileExtensionValidator,
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+)
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -118,6 +124,19 @@ class Theme(models.TextChoices):
 class Position(models.TextChoices):
     FLOATING = "floating", _("Floating button in the corner")
     INLINE = "inline", _("Inline, where the tag is placed")
+
+
+class InteractionMode(models.TextChoices):
+    VOICE_AND_TEXT = "voice_text", _("Talk or type")
+    TEXT = "text", _("Type only (no microphone, no sound)")
+    VOICE = "voice", _("Talk only")
+
+
+def consent_version(text: str, url: str) -> str:
+    """A short fingerprint of a consent notice: an edited notice is asked for again."""
+    if not text.strip():
+        return ""
+    return hashlib.sha256(f"{text.strip()}\n{url.strip()}".encode()).hexdigest()[:12]
 
 
 #: Languages LiveKit's turn-detector model (``inference.TurnDetector``, turn-detector-v1-mini,
@@ -555,6 +574,37 @@ class Persona(models.Model):
         blank=True,
         help_text=_("A line shown above the button, e.g. “Questions? Ask Paula.”"),
     )
+    interaction_mode = models.CharField(
+        _("talk or type"),
+        max_length=20,
+        choices=InteractionMode,
+        default=InteractionMode.VOICE_AND_TEXT,
+        help_text=_(
+            "“Type only” asks for no microphone and plays no sound: the agent reads and "
+            "writes, with no speech recognition or speech synthesis (cheaper)."
+        ),
+    )
+    feedback_enabled = models.BooleanField(
+        _("ask for feedback"),
+        default=False,
+        help_text=_("At the end, the visitor may rate the conversation (thumbs up or down)."),
+    )
+    consent_text = models.TextField(
+        _("consent notice"),
+        blank=True,
+        max_length=1000,
+        validators=[MaxLengthValidator(1000)],
+        help_text=_(
+            "Shown before the first start, e.g. “This conversation is recorded and processed "
+            "by AI providers.” The visitor accepts it once for VOICE_WIDGET"
+            '["CONSENT_MAX_AGE"]; editing it asks again. Empty: no notice.'
+        ),
+    )
+    consent_url = models.URLField(
+        _("privacy page"),
+        blank=True,
+        help_text=_("Linked from the consent notice, e.g. https://example.com/privacy/."),
+    )
 
     # Access & limits
     allowed_origins = models.TextField(
@@ -658,6 +708,14 @@ class Persona(models.Model):
     def has_avatar(self) -> bool:
         return self.avatar_provider != AvatarProvider.NONE
 
+    @property
+    def consent_version(self) -> str:
+        return consent_version(self.consent_text, self.consent_url)
+
+    @property
+    def text_only(self) -> bool:
+        return self.interaction_mode == InteractionMode.TEXT
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
 
@@ -672,6 +730,13 @@ class Persona(models.Model):
             self._clean_pipeline(add)
         self._clean_turn_taking(add)
         self._clean_avatar_and_preview(add)
+        if self.text_only and self.has_avatar:
+            add(
+                "interaction_mode",
+                _("An avatar speaks; choose “Talk or type” or remove the avatar."),
+            )
+        if self.consent_url and not self.consent_text.strip():
+            add("consent_text", _("Write the notice the privacy page link belongs to."))
         self._clean_budget(add)
 
         unknown = [name for name in self.enabled_tools or [] if name not in registry]
@@ -956,6 +1021,11 @@ class EndReason(models.TextChoices):
     STAFF_END = "staff_end", _("Ended from the live page")
 
 
+class FeedbackRating(models.TextChoices):
+    UP = "up", _("Thumbs up")
+    DOWN = "down", _("Thumbs down")
+
+
 #: Nobody has joined the conversation's room yet: neither the visitor (LiveKit's
 #: ``participant_joined`` webhook) nor the agent, which LiveKit dispatches only once the
 #: visitor's token has created the room.
@@ -1064,6 +1134,15 @@ class Conversation(models.Model):
         help_text=_("Set by purge_voice_widget when the retention period removed them."),
     )
 
+    consent_text = models.TextField(_("consent notice accepted"), blank=True)
+    consent_version = models.CharField(_("consent version"), max_length=20, blank=True)
+    consent_at = models.DateTimeField(_("consent given"), null=True, blank=True)
+    feedback_rating = models.CharField(
+        _("feedback"), max_length=10, choices=FeedbackRating, blank=True, db_index=True
+    )
+    feedback_comment = models.TextField(_("feedback comment"), blank=True)
+    feedback_at = models.DateTimeField(_("feedback given"), null=True, blank=True)
+
     objects = ConversationQuerySet.as_manager()
 
     class Meta:
@@ -1102,6 +1181,9 @@ class Turn(models.Model):
     role = models.CharField(_("role"), max_length=10, choices=TurnRole)
     text = models.TextField(_("text"))
     interrupted = models.BooleanField(_("interrupted"), default=False)
+    typed = models.BooleanField(
+        _("typed"), default=False, help_text=_("The visitor typed this line instead of saying it.")
+    )
     created_at = models.DateTimeField(_("time"), db_index=True)
     # How long the agent took to answer, per agent line, in seconds, from livekit-agents'
     # metrics (empty where a stage did not run, e.g. no speech-to-text for typed input).

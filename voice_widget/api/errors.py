@@ -106,6 +106,20 @@ class InvalidEndKey(ApiError):
     default_detail = _("This end key does not belong to the conversation.")
 
 
+class ConsentRequired(ApiError):
+    default_code = "consent_required"
+    default_detail = _(
+        "This assistant asks for consent first: accept its notice, then start again "
+        "(reload the page if the notice changed)."
+    )
+
+
+class FeedbackDisabled(ApiError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "feedback_disabled"
+    default_detail = _("This assistant does not ask for feedback.")
+
+
 class PersonaBusy(ApiError):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "persona_busy"

@@ -61,6 +61,8 @@ from .parsers import (
 from .schema import extend_schema
 from .serializers import (
     ErrorSerializer,
+    FeedbackRequestSerializer,
+    FeedbackResponseSerializer,
     HealthSerializer,
     PublicPersonaSerializer,
     SessionEndRequestSerializer,
@@ -69,6 +71,7 @@ from .serializers import (
     SessionResponseSerializer,
     SessionStatusRequestSerializer,
     WebhookResponseSerializer,
+    accepted_consent,
     check_page_context,
     is_storable_text,
     widget_failure_detail,
@@ -152,6 +155,7 @@ class SessionCreateView(VoiceWidgetAPIView):
             data.get("signed_context") or "", persona=persona, user=user
         )
         page_context = check_page_context(data.get("context"))
+        consent = accepted_consent(persona, data.get("consent"))
         if refusal := daily_budget_refusal(persona):
             raise errors.BudgetExhausted(refusal.detail, wait=refusal.retry_after)
 
@@ -174,6 +178,7 @@ class SessionCreateView(VoiceWidgetAPIView):
                 page_context=page_context,
                 signed_context=signed_context,
                 end_key_hash=hash_end_key(end_key),
+                **consent,
                 visitor_key=key,
             )
         token = mint_participant_token(
@@ -197,6 +202,9 @@ class SessionCreateView(VoiceWidgetAPIView):
             ),
             "status_url": reverse(
                 "voice_widget:session-status", kwargs={"conversation_id": conversation.pk}
+            ),
+            "feedback_url": reverse(
+                "voice_widget:session-feedback", kwargs={"conversation_id": conversation.pk}
             ),
             "end_key": end_key,
         }
@@ -386,6 +394,36 @@ class SessionStatusView(EndKeyView):
     def post(self, request: Request, conversation_id: Any) -> Response:
         data = self.validated(request)
         return self.state(self.conversation_for_key(conversation_id, data["end_key"]))
+
+
+class SessionFeedbackView(EndKeyView):
+    """The visitor's rating of a conversation (thumbs up or down, an optional comment),
+    when the persona asks for feedback. A second rating replaces the first: the visitor
+    changed their mind."""
+
+    request_serializer_class = FeedbackRequestSerializer
+
+    @extend_schema(
+        operation_id="session_feedback",
+        request={kind: FeedbackRequestSerializer for kind in _END_KEY_REQUEST_TYPES},
+        responses={200: FeedbackResponseSerializer, **_errors(400, 403, 404, 413, 415)},
+    )
+    def post(self, request: Request, conversation_id: Any) -> Response:
+        data = self.validated(request)
+        conversation = self.conversation_for_key(conversation_id, data["end_key"])
+        # The setting the conversation ran with; older snapshots fall back to the persona.
+        enabled = conversation.persona_snapshot.get("feedback_enabled")
+        if enabled is None:
+            enabled = conversation.persona.feedback_enabled
+        if not enabled:
+            raise errors.FeedbackDisabled()
+        comment = (data.get("comment") or "").strip()
+        Conversation.objects.filter(pk=conversation.pk).update(
+            feedback_rating=data["rating"], feedback_comment=comment, feedback_at=timezone.now()
+        )
+        logger.info("conversation %s: feedback %s", conversation.pk, data["rating"])
+        body = {"conversation": str(conversation.pk), "rating": data["rating"], "comment": comment}
+        return Response(body, headers=NO_STORE)
 
 
 @method_decorator(never_cache, name="dispatch")

@@ -10,6 +10,7 @@
  *   disconnect(), startAudio(), canPlaybackAudio, playRemoteAudio(),
  *   enableMicrophone(), setMicrophoneMuted(muted), agentIdentity(), agentAttributes(),
  *   performRpc(identity, method, payload, timeoutMs), registerRpcMethod(method, handler),
+ *   sendText(text) (on the standard `lk.chat` topic),
  *   on(event, listener) for: agent-joined, agent-left, agent-attributes, transcription,
  *   video, audio-playback, reconnecting, reconnected, disconnected.
  */
@@ -19,6 +20,7 @@ import { CaptionLog } from './captions.js';
 export const State = Object.freeze({
   IDLE: 'idle',
   PREVIEW: 'preview',
+  CONSENT: 'consent',
   CONNECTING: 'connecting',
   ACTIVE: 'active',
   ENDED: 'ended',
@@ -81,6 +83,19 @@ const END_RPC_WAIT_MS = 1500;
 
 const HEALTH_PATH = '/voice-widget/api/health/';
 
+/** Interaction modes (the persona's `interaction_mode`). */
+export const Mode = Object.freeze({ VOICE_AND_TEXT: 'voice_text', TEXT: 'text', VOICE: 'voice' });
+
+/** A store that forgets with the page (the element passes localStorage). */
+function memoryStore() {
+  const values = new Map();
+  return {
+    get: (key) => values.get(key) || null,
+    set: (key, value) => values.set(key, value),
+    remove: (key) => values.delete(key),
+  };
+}
+
 const defaultClock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (id) => clearTimeout(id),
@@ -132,6 +147,9 @@ export class WidgetController {
    * @param {(message: string) => void} [deps.warn] where developers read what visitors are
    *   not told (default: console.warn), once per cause
    * @param {() => boolean} [deps.isOnline] whether the browser has a network (navigator.onLine)
+   * @param {{get: Function, set: Function, remove: Function}} [deps.store] where the
+   *   visitor's consent is remembered (default: in memory)
+   * @param {() => number} [deps.now] milliseconds since the epoch (default: Date.now)
    */
   constructor(deps) {
     this.deps = deps;
@@ -157,6 +175,12 @@ export class WidgetController {
     this.previewConnected = false;
     this.previewFailed = false;
     this.agentWaiters = new Set();
+    this.store = deps.store || memoryStore();
+    this.now = deps.now || Date.now;
+    this.feedback = null; // {rating, status} after a conversation the visitor may rate
+    this.feedbackSession = null;
+    this.chatError = false;
+    this.typedCount = 0;
   }
 
   // ---- the view ---------------------------------------------------------------------------
@@ -173,6 +197,9 @@ export class WidgetController {
       hasVideo: this.hasVideo && !this.avatarFailed,
       avatarFailed: this.avatarFailed,
       captions: this.captions.list(),
+      mode: this.mode(),
+      feedback: this.state === State.ENDED ? this.feedback : null,
+      chatError: this.chatError,
     };
   }
 
@@ -198,11 +225,60 @@ export class WidgetController {
     this.changed();
   }
 
+  mode() {
+    const mode = this.deps.config().mode;
+    return Object.values(Mode).includes(mode) ? mode : Mode.VOICE_AND_TEXT;
+  }
+
+  // ---- consent ----------------------------------------------------------------------------
+
+  /** The persona's notice (`{text, url, version, maxAgeMs}`), or null when it has none. */
+  consentNotice() {
+    const notice = this.deps.config().consent;
+    return notice && notice.version && notice.text ? notice : null;
+  }
+
+  consentKey(notice) {
+    return `voice-widget:consent:${this.deps.config().persona}:${notice.version}`;
+  }
+
+  /** When the visitor accepted this notice (ms), if that is recent enough; else null. */
+  consentAcceptedAt() {
+    const notice = this.consentNotice();
+    if (!notice) return null;
+    const at = Number(this.store.get(this.consentKey(notice)));
+    if (at > 0 && this.now() - at < notice.maxAgeMs) return at;
+    if (at) this.store.remove(this.consentKey(notice));
+    return null;
+  }
+
+  needsConsent() {
+    return Boolean(this.consentNotice()) && this.consentAcceptedAt() === null;
+  }
+
+  /** The visitor accepted the notice (a click): remembered, then the conversation starts. */
+  acceptConsent() {
+    const notice = this.consentNotice();
+    if (this.state !== State.CONSENT || !notice) return Promise.resolve();
+    const at = this.now();
+    this.store.set(this.consentKey(notice), String(at));
+    this.deps.emit('voice-widget:consent', { version: notice.version, acceptedAt: at });
+    return this.start();
+  }
+
+  declineConsent() {
+    if (this.state === State.CONSENT) this.setState(State.IDLE);
+  }
+
   // ---- preview ----------------------------------------------------------------------------
 
   /** The element became visible: a live preview connects now (no microphone, no sound). */
   preview() {
-    if (this.deps.config().previewMode !== 'live' || this.previewFailed) return Promise.resolve();
+    // A preview opens a conversation, which a notice not yet accepted must come before.
+    const config = this.deps.config();
+    if (config.previewMode !== 'live' || this.previewFailed || this.needsConsent()) {
+      return Promise.resolve();
+    }
     if (this.state !== State.IDLE || this.previewPromise) return this.previewPromise;
     const run = ++this.run;
     this.previewPromise = this.connectPreview(run)
@@ -241,6 +317,12 @@ export class WidgetController {
     if (this.state === State.CONNECTING || this.state === State.ACTIVE) {
       return Promise.resolve();
     }
+    if (this.needsConsent()) {
+      this.feedback = null;
+      this.setState(State.CONSENT);
+      return Promise.resolve();
+    }
+    const voice = this.mode() !== Mode.TEXT;
     // A live preview still connecting is adopted, not replaced: same run, same room.
     const adopting = Boolean(this.previewPromise);
     const run = adopting ? this.run : ++this.run;
@@ -252,7 +334,9 @@ export class WidgetController {
       else roomNow = created;
     }
     let audioUnlock = null;
-    if (roomNow) {
+    if (!voice) {
+      audioUnlock = Promise.resolve(); // typing only: no sound to unlock
+    } else if (roomNow) {
       audioUnlock = Promise.resolve(roomNow.startAudio()).catch(() => {});
     } else if (this.deps.unlockAudio) {
       this.deps.unlockAudio();
@@ -262,6 +346,9 @@ export class WidgetController {
     this.agentState = '';
     this.muted = false;
     this.avatarFailed = false;
+    this.feedback = null;
+    this.feedbackSession = null;
+    this.chatError = false;
     this.captions.clear();
     this.setState(State.CONNECTING);
     return this.startFlow(run, { roomNow, roomLater, audioUnlock, adopting }).catch((error) =>
@@ -270,6 +357,7 @@ export class WidgetController {
   }
 
   async startFlow(run, { roomNow, roomLater, audioUnlock, adopting }) {
+    const voice = this.mode() !== Mode.TEXT;
     if (adopting) {
       await this.previewPromise;
       this.check(run);
@@ -279,7 +367,7 @@ export class WidgetController {
       room = await (roomLater || this.deps.createRoom());
       this.check(run);
     }
-    if (!audioUnlock || room !== roomNow) {
+    if (voice && (!audioUnlock || room !== roomNow)) {
       audioUnlock = Promise.resolve(room.startAudio()).catch(() => {});
     }
     this.attachRoom(room);
@@ -290,7 +378,7 @@ export class WidgetController {
       this.check(run);
       // Microphone and connection together: the pre-connect buffer records the visitor's
       // first words while the room and the agent get ready.
-      const mic = this.enableMicrophone(room);
+      const mic = voice ? this.enableMicrophone(room) : Promise.resolve(null);
       const connectError = await Promise.resolve(
         room.connect(this.session.server_url, this.session.participant_token),
       ).then(
@@ -311,15 +399,17 @@ export class WidgetController {
       this.check(run);
       if (micError) throw micError;
       this.previewConnected = true;
-    } else {
+    } else if (voice) {
       const micError = await this.enableMicrophone(room);
       this.check(run);
       if (micError) throw micError;
     }
     await audioUnlock;
     this.check(run);
-    room.playRemoteAudio();
-    this.audioBlocked = !room.canPlaybackAudio;
+    if (voice) {
+      room.playRemoteAudio();
+      this.audioBlocked = !room.canPlaybackAudio;
+    }
     const agent = await this.waitForReadyAgent(run);
     await this.callStart(run, agent);
     this.agentState = this.agentState || agentStateOf(room.agentAttributes());
@@ -346,6 +436,11 @@ export class WidgetController {
       page_url: config.pageUrl,
     };
     if (config.signedContext) body.signed_context = config.signedContext;
+    const notice = this.consentNotice();
+    const acceptedAt = this.consentAcceptedAt();
+    if (notice && acceptedAt) {
+      body.consent = { version: notice.version, accepted_at: new Date(acceptedAt).toISOString() };
+    }
     let data;
     try {
       data = await this.deps.api.createSession(body);
@@ -353,6 +448,10 @@ export class WidgetController {
       if (error && error.name === 'ApiError' && error.code === ErrorCode.AGENT_UNAVAILABLE) {
         this.warnNoAgent(error.data || {});
         throw new FlowError(ErrorCode.AGENT_UNAVAILABLE, '', { status: error.status });
+      }
+      // The server wants the notice (again): the next click shows it.
+      if (notice && error && error.code === 'consent_required') {
+        this.store.remove(this.consentKey(notice));
       }
       if (error && error.name === 'ApiError') {
         const code = API_REFUSALS.get(error.code) || ErrorCode.API;
@@ -593,6 +692,38 @@ export class WidgetController {
 
   // ---- visitor actions --------------------------------------------------------------------
 
+  /**
+   * Send what the visitor typed (`lk.chat`); it shows in the captions at once, marked typed.
+   * Resolves true once sent, false when it could not be (then the caption is taken back).
+   */
+  async sendText(text) {
+    const message = String(text || '').trim();
+    if (this.state !== State.ACTIVE || !this.room || this.mode() === Mode.VOICE || !message) {
+      return false;
+    }
+    const room = this.room;
+    const caption = {
+      id: `typed-${++this.typedCount}`,
+      role: 'user',
+      text: message,
+      final: true,
+      typed: true,
+    };
+    this.captions.add(caption);
+    this.chatError = false;
+    this.changed();
+    try {
+      await room.sendText(message);
+    } catch {
+      this.captions.remove(caption.id);
+      this.chatError = room === this.room;
+      this.changed();
+      return false;
+    }
+    this.deps.emit('voice-widget:transcript', caption);
+    return true;
+  }
+
   /** Mute or unmute the microphone. */
   async toggleMute() {
     if (this.state !== State.ACTIVE || !this.room) return;
@@ -639,9 +770,9 @@ export class WidgetController {
     }
   }
 
-  /** Leave the error or ended screen for the idle one (then a click starts afresh). */
+  /** Leave the error, ended or consent screen for the idle one (a click starts afresh). */
   dismiss() {
-    if (this.state === State.ERROR || this.state === State.ENDED) this.resetToIdle();
+    if ([State.ERROR, State.ENDED, State.CONSENT].includes(this.state)) this.resetToIdle();
   }
 
   /** The page is being closed: end the session with a beacon, which survives the unload. */
@@ -658,6 +789,10 @@ export class WidgetController {
   async finish(reason, leaveAfter = null) {
     this.run++;
     const session = this.session;
+    // Only a conversation that took place is rated.
+    const rateable = this.state === State.ACTIVE && session && session.feedback_url;
+    this.feedback = rateable && this.deps.config().feedback ? { rating: '', status: '' } : null;
+    this.feedbackSession = this.feedback ? session : null;
     this.session = null;
     this.teardownRoom(leaveAfter);
     this.endReason = reason;
@@ -674,6 +809,31 @@ export class WidgetController {
       this.endReason = recorded;
       this.changed();
     }
+  }
+
+  /**
+   * The visitor's rating after a conversation (`up` or `down`, with an optional comment);
+   * a later call replaces it. Resolves true when the server has it.
+   */
+  async rate(rating, comment = '') {
+    const feedback = this.feedback;
+    const session = this.feedbackSession;
+    if (this.state !== State.ENDED || !feedback || !['up', 'down'].includes(rating)) return false;
+    this.feedback = { rating, status: 'sending', comment: Boolean(comment) };
+    this.changed();
+    const ok = await this.deps.api.sendFeedback(session, { rating, comment });
+    if (this.feedback && this.feedbackSession === session) {
+      this.feedback = { ...this.feedback, status: ok ? 'sent' : 'failed' };
+      this.changed();
+    }
+    if (ok) {
+      this.deps.emit('voice-widget:feedback', {
+        rating,
+        comment,
+        conversation: session.conversation,
+      });
+    }
+    return ok;
   }
 
   /** A failed room.connect: only the visitor's own network is theirs to fix. */
@@ -773,6 +933,8 @@ export class WidgetController {
     this.session = null;
     this.teardownRoom();
     this.error = null;
+    this.feedback = null;
+    this.feedbackSession = null;
     this.setState(State.IDLE);
     if (session) this.deps.api.endSession(session);
   }
