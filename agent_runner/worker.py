@@ -1,7 +1,9 @@
 """The LiveKit worker: server setup, per-process setup, and the job entrypoint.
 
-LiveKit runs every job in its own process (forked from a forkserver on Linux). Django is
-set up there by ``prewarm``, which also loads the Silero VAD once per process. The
+LiveKit runs every job in its own process (forked from a forkserver on Linux). Django, the
+plugins and the Silero VAD are loaded once, in the forkserver, by ``agent_runner.warmup``,
+and shared by every job process; ``prewarm`` takes them over (or loads them itself under
+``spawn``). The
 entrypoint reads the conversation named in the job's metadata, refuses what it must,
 builds the session from the persona with ``agent_runner.pipeline``, and hands over to
 ``ConversationRunner``. It returns once the conversation is running; the job ends when
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agent_runner")
 
 VAD_KEY = "vad"
+#: Imported once in the forkserver (LiveKit's ``preload_modules``).
+WARMUP_MODULE = "agent_runner.warmup"
 
 
 # -- process setup ---------------------------------------------------------------------
@@ -41,23 +45,34 @@ def ensure_django() -> None:
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Per-process setup LiveKit runs before any job: Django, and the VAD loaded once."""
+    """Per-process setup LiveKit runs before any job: Django and the VAD, shared from the
+    forkserver's warm-up where it ran, and noise cancellation where a persona uses it."""
+    # Already imported (a no-op) in a process forked from the forkserver; under spawn, or if
+    # the warm-up failed there, this process does it now, before any conversation's event
+    # loop runs (the plugins' import held up the agent joining by one to several seconds).
+    from . import warmup
+
     ensure_django()
-    logger.debug("job process %s: Django is set up", os.getpid())
-    # The plugins (and their native libraries) load here, not on the first conversation's
-    # event loop, where the import held up the agent joining by one to several seconds.
     from . import pipeline
 
     if personas_use_noise_cancellation():
+        # Not in the warm-up: the plugin starts LiveKit's native runtime (threads), which a
+        # forked child would not inherit, so each process that may need it loads its own.
         pipeline.load_noise_cancellation()
+    from django.db import connections
+
+    connections.close_all()  # jobs query from their own threads: this one would idle
 
     try:
-        from livekit.plugins import silero
-
-        proc.userdata[VAD_KEY] = silero.VAD.load()
+        proc.userdata[VAD_KEY] = warmup.shared_vad()
     except Exception:
         logger.exception("the Silero VAD could not be loaded; sessions will run without it")
         proc.userdata[VAD_KEY] = None
+    logger.debug(
+        "job process %s: Django is set up (warm-up shared from process %s)",
+        os.getpid(),
+        warmup.warmed_up_in,
+    )
 
 
 def personas_use_noise_cancellation() -> bool:
@@ -342,6 +357,8 @@ def server_options(
         "api_key": vw_settings.LIVEKIT_API_KEY,
         "api_secret": vw_settings.LIVEKIT_API_SECRET,
         "setup_fnc": prewarm,
+        # Imported once in the forkserver and shared by the job processes forked from it.
+        "preload_modules": [WARMUP_MODULE],
     }
     tuning = {
         "load_threshold": load_threshold,
@@ -357,10 +374,11 @@ def server_options(
 
 def build_server(*, agent_name: str, heartbeat: bool = True, **options: Any) -> Any:
     """The ``AgentServer`` running our entrypoint under ``agent_name`` (explicit dispatch)."""
-    # Imported here, on the main thread, before serving: importing the pipeline registers
-    # the plugins as LiveKit requires. The turn detector (``inference.TurnDetector``'s local
-    # model) registers no inference runner: it runs in each job from bundled weights.
-    from . import pipeline  # noqa: F401
+    # The plugins are not imported here: this process runs no job. The warm-up imports them
+    # on the forkserver's main thread (job processes under spawn: in ``prewarm``, on theirs),
+    # which is where LiveKit requires them to register. The turn detector
+    # (``inference.TurnDetector``'s local model) registers no inference runner that this
+    # process would have to start: it runs in each job from bundled weights.
     from .server import VoiceWidgetServer
 
     server = VoiceWidgetServer(heartbeat=heartbeat, **server_options(**options))
