@@ -12,6 +12,8 @@ the runner calls ``ctx.shutdown`` (or the worker shuts down).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -268,19 +270,44 @@ async def entrypoint(ctx: JobContext) -> None:
     await run_job(ctx, _job_settings)
 
 
+async def prepare_session(
+    conversation_id: str | None, settings: JobSettings, vad: Any
+) -> tuple[Any, Any, Any]:
+    """The conversation, its plan and its ``AgentSession``, or ``JobRefused`` saying why not."""
+    from livekit.agents import AgentSession
+
+    conversation = await load_conversation(
+        conversation_id, missing_credentials=settings.missing_credentials
+    )
+    snapshot = conversation.persona_snapshot or conversation.persona.snapshot()
+    try:
+        plan = settings.plan_factory(snapshot, vad=vad)
+        session = AgentSession(**plan.session_kwargs)
+    except Exception as exc:
+        detail = describe_setup_error(exc)
+        raise JobRefused(detail, conversation=conversation, unexpected=exc) from exc
+    return conversation, plan, session
+
+
 async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
     """Run the conversation of one job; returns its ``ConversationRunner`` (None if refused)."""
     ensure_django()
-    from livekit.agents import AgentSession
-
     from .conversation import ConversationRunner
     from .protocol import AgentEndpoint, RoomSignals
 
     conversation_id = conversation_id_from_metadata(ctx.job.metadata) or settings.conversation_id
     ctx.log_context_fields = {"conversation": conversation_id}
+    # Joining the room takes a while: read the conversation and build its session meanwhile
+    # (the plugins' clients alone take a few hundred ms), instead of after.
+    prepared = asyncio.ensure_future(
+        prepare_session(conversation_id, settings, ctx.proc.userdata.get(VAD_KEY))
+    )
     try:
         await ctx.connect()
     except Exception as exc:
+        prepared.cancel()
+        with contextlib.suppress(BaseException):
+            await prepared
         await fail_join(ctx, conversation_id, exc)
         return None
     signals = RoomSignals(ctx.room)
@@ -289,16 +316,7 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
     endpoint.open()
 
     try:
-        conversation = await load_conversation(
-            conversation_id, missing_credentials=settings.missing_credentials
-        )
-        snapshot = conversation.persona_snapshot or conversation.persona.snapshot()
-        try:
-            plan = settings.plan_factory(snapshot, vad=ctx.proc.userdata.get(VAD_KEY))
-            session = AgentSession(**plan.session_kwargs)
-        except Exception as exc:
-            detail = describe_setup_error(exc)
-            raise JobRefused(detail, conversation=conversation, unexpected=exc) from exc
+        conversation, plan, session = await prepared
     except JobRefused as refusal:
         endpoint.close("The agent cannot take this conversation.")  # the why is for operators
         await refuse(ctx, signals, refusal)

@@ -58,6 +58,9 @@ REPLY = "We are open from nine to six."
 #: Chromium loops it, so the visitor asks again about every 10 s: when the agent was not
 #: listening yet (its greeting came late), the next asking is the one answered and measured.
 LEAD, TAIL = 7.0, 1.0
+#: Both workers take every job however busy the (shared, 2-CPU) machine is: at LiveKit's
+#: load threshold a saturated machine would have them refuse the benchmark's conversations.
+NO_LOAD_LIMIT = float("inf")
 
 BARE_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>bare livekit-client page</title></head><body>
@@ -149,12 +152,13 @@ def speech_end(local: list[list[float]], before: float) -> float:
 
 
 def wait_for_idle_process(worker: Any, timeout: float = 60) -> None:
-    """Every job process the worker started has finished initializing (a warm one waits)."""
+    """A job process is warm and every one the worker started has finished initializing (on
+    a busy machine LiveKit may register the worker before its first one is ready)."""
     from tests.e2e.conversation import wait_until
 
     def idle() -> bool:
         log = worker.log_text()
-        return log.count("process initialized") >= log.count("initializing process")
+        return log.count("process initialized") >= max(1, log.count("initializing process"))
 
     wait_until(idle, timeout, "the worker's idle job process")
 
@@ -303,7 +307,9 @@ def main() -> None:
 
         worker = stack.enter_context(
             WorkerProcess(
-                worker_environment(livekit.url, openai.base_url), log_path=tmp / "worker.log"
+                worker_environment(livekit.url, openai.base_url),
+                log_path=tmp / "worker.log",
+                load_threshold=NO_LOAD_LIMIT,
             )
         )
         bare_agent = stack.enter_context(
