@@ -150,7 +150,10 @@ def measure(worker: Any) -> Sample:
     time.sleep(SETTLE_SECONDS)
     main_rss, main_uss = memory_mb(worker.pid)
     _, job_uss = memory_mb(int(record["pid"]))
-    return Sample(starting, registered, main_rss, main_uss, job_uss, float(record["elapsed_time"]))
+    ready = seconds_after_start(worker, record)
+    return Sample(
+        starting, registered, ready, main_rss, main_uss, job_uss, float(record["elapsed_time"])
+    )
 
 
 def run_ours(livekit_url: str, tmp: Path, n: str) -> Sample:
