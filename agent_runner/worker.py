@@ -3,17 +3,15 @@
 LiveKit runs every job in its own process (forked from a forkserver on Linux). Django, the
 plugins and the Silero VAD are loaded once, in the forkserver, by ``agent_runner.warmup``,
 and shared by every job process; ``prewarm`` takes them over (or loads them itself under
-``spawn``). The
-entrypoint reads the conversation named in the job's metadata, refuses what it must,
-builds the session from the persona with ``agent_runner.pipeline``, and hands over to
-``ConversationRunner``. It returns once the conversation is running; the job ends when
-the runner calls ``ctx.shutdown`` (or the worker shuts down).
+``spawn``). The entrypoint reads the conversation named in the job's metadata, refuses what
+it must, builds the session from the persona with ``agent_runner.pipeline`` (while joining
+the room), and hands over to ``ConversationRunner``. It returns once the conversation is
+running; the job ends when the runner calls ``ctx.shutdown`` (or the worker shuts down).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -306,8 +304,9 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
         await ctx.connect()
     except Exception as exc:
         prepared.cancel()
-        with contextlib.suppress(BaseException):
-            await prepared
+        await asyncio.wait({prepared})
+        if not prepared.cancelled():
+            prepared.exception()  # retrieved: the failed join is what gets reported
         await fail_join(ctx, conversation_id, exc)
         return None
     signals = RoomSignals(ctx.room)
