@@ -243,10 +243,8 @@ class ConversationRunner:
         system_notes: list[str] | None = None,
     ) -> None:
         """Start the session muted and announce readiness; greet now only if immediate."""
-        self.recorder = await TranscriptRecorder.for_conversation(self.conversation_id)
-        for note in system_notes or []:
-            self.recorder.add(TurnRole.SYSTEM, note)
-
+        # Read while the session starts (nobody speaks before the start): one wait, not two.
+        recording = asyncio.ensure_future(TranscriptRecorder.for_conversation(self.conversation_id))
         self.session.on("conversation_item_added", self._on_conversation_item)
         on_model_metrics(self.session, self.recorder.add_model_metrics)  # realtime latency
         self.session.on("close", self._on_session_close)
@@ -256,17 +254,22 @@ class ConversationRunner:
             listen_for_staff_end(self.room, self.conversation_id, self.request_end)
 
         agent = self.build_agent()
-        if io_room is not None:
-            await self.session.start(
-                agent,
-                room=io_room,
-                room_options=self.room_options(audio_input=audio_input),
-            )
-        else:
-            await self.session.start(agent)
-        self._session_running = True
-        # No await between start() returning and this: no visitor audio reaches the model.
-        self._set_audio_input(False)
+        try:
+            if io_room is not None:
+                await self.session.start(
+                    agent,
+                    room=io_room,
+                    room_options=self.room_options(audio_input=audio_input),
+                )
+            else:
+                await self.session.start(agent)
+            self._session_running = True
+            # No await between start() returning and this: no visitor audio reaches the model.
+            self._set_audio_input(False)
+        finally:
+            self.recorder = await recording  # also when the start failed: the ending closes it
+        for note in system_notes or []:
+            self.recorder.add(TurnRole.SYSTEM, note)
 
         await amark_agent_joined(self.conversation_id)
         if self.endpoint is not None:
@@ -303,9 +306,10 @@ class ConversationRunner:
                 timer.cancel()
             self._timers.clear()
             self._set_audio_input(True)
+            # The greeting first: the visitor hears it while the start is being recorded.
+            self._greet()
             await amark_started(self.conversation_id)
             logger.info("conversation %s: started", self.conversation_id)
-            self._greet()
             limit = float(self.persona.get("max_duration_seconds") or 0)
             if limit > 0:
                 self._timers.append(

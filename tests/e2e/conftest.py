@@ -192,8 +192,14 @@ def worker(
     log_path = ARTIFACTS / f"worker-{request.module.__name__.rsplit('.', 1)[-1]}.log"
     extra = getattr(request.module, "WORKER_ARGS", ())
     env.update(getattr(request.module, "WORKER_ENV", {}))
-    with WorkerProcess(env, log_path=log_path, extra_args=extra) as process:
+    # On a busy CI machine LiveKit's load threshold would mark the worker unavailable (every
+    # dispatch refused), and LiveKit registers the worker after 12 s even if its first job
+    # process is not warm yet: take every job, and start once a job process is warm.
+    with WorkerProcess(
+        env, log_path=log_path, extra_args=extra, load_threshold=float("inf")
+    ) as process:
         process.wait_for_line(REGISTERED, timeout=120)
+        process.wait_for_line("process initialized", timeout=120, from_start=True)
         yield process
 
 
