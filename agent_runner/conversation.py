@@ -200,6 +200,11 @@ class ConversationRunner:
 
     # -- setup -------------------------------------------------------------------------
 
+    def _on_model_metrics(self, metrics: Any) -> None:
+        # The recorder is read while the session starts; no model answers before that.
+        if self.recorder is not None:
+            self.recorder.add_model_metrics(metrics)
+
     @property
     def conversation_id(self) -> Any:
         return self.conversation.pk
@@ -246,7 +251,7 @@ class ConversationRunner:
         # Read while the session starts (nobody speaks before the start): one wait, not two.
         recording = asyncio.ensure_future(TranscriptRecorder.for_conversation(self.conversation_id))
         self.session.on("conversation_item_added", self._on_conversation_item)
-        on_model_metrics(self.session, self.recorder.add_model_metrics)  # realtime latency
+        on_model_metrics(self.session, self._on_model_metrics)  # realtime latency
         self.session.on("close", self._on_session_close)
         self.session.on("error", self._on_session_error)
         if self.room is not None:

@@ -3,7 +3,7 @@ modules and the provider plugins imported, the Silero VAD loaded.
 
 The worker names this module in LiveKit's ``preload_modules``, so on Linux (the
 ``forkserver`` start method) it is imported once in the forkserver, before LiveKit freezes
-the objects there (``ipc._preload_freeze``), and every job process forked from it shares the
+the objects there (its preload freeze), and every job process forked from it shares the
 result copy-on-write instead of paying a second or more and tens of MB for its own copy.
 Under ``spawn`` (macOS, Windows) each job process imports it in ``prewarm``.
 
