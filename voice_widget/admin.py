@@ -318,7 +318,7 @@ class PersonaAdmin(admin.ModelAdmin):
                 ],
             },
         ),
-        (_("Tools"), {"fields": ["enabled_tools"]}),
+        (_("Tools"), {"fields": ["enabled_tools", "page_tools"]}),
         (
             _("Created and last saved"),
             {"classes": ["collapse"], "fields": ["created_at", "updated_at"]},

@@ -17,7 +17,7 @@ from simple_history.models import HistoricalRecords
 
 from .costs import persona_unpriced_models
 from .providers import default_tts_voice
-from .tools import registry
+from .tools import page_tool_problems, registry
 from .validators import (
     split_origins,
     validate_hex_color,
@@ -606,6 +606,17 @@ class Persona(models.Model):
         blank=True,
         help_text=_("Functions the agent may call. Host projects register more in code."),
     )
+    page_tools = models.JSONField(
+        _("page tools"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Functions of the page the widget is on that the agent may call, which the page "
+            "registers with widget.registerTool(). A list like "
+            '[{"name": "show_product", "description": "Show a product to the visitor.", '
+            '"parameters": {"type": "object", "properties": {"product": {"type": "string"}}}}].'
+        ),
+    )
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -680,6 +691,8 @@ class Persona(models.Model):
                 _("These tools are not registered in this site's code: %(names)s.")
                 % {"names": ", ".join(map(str, unknown))},
             )
+        for problem in page_tool_problems(self.page_tools):
+            add("page_tools", problem)
         if errors:
             raise ValidationError(errors)
 
