@@ -125,6 +125,7 @@ class PersonaAdminForm(forms.ModelForm):
             "stt_keyterms": forms.Textarea(attrs={"rows": 2}),
             "tts_instructions": forms.Textarea(attrs={"rows": 2}),
             "allowed_origins": forms.Textarea(attrs={"rows": 3}),
+            "page_tools": forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
             "accent_color": forms.TextInput(attrs={"type": "color"}),
         }
 

@@ -611,10 +611,9 @@ class Persona(models.Model):
         default=list,
         blank=True,
         help_text=_(
-            "Functions of the page the widget is on that the agent may call, which the page "
-            "registers with widget.registerTool(). A list like "
-            '[{"name": "show_product", "description": "Show a product to the visitor.", '
-            '"parameters": {"type": "object", "properties": {"product": {"type": "string"}}}}].'
+            "Functions of the page the agent may call; the page registers them with "
+            'widget.registerTool(). A JSON list: [{"name": "...", "description": "...", '
+            '"parameters": {JSON schema}}].'
         ),
     )
 
