@@ -5,6 +5,8 @@
  */
 
 const DEFAULT_TIMEOUT_MS = 8000;
+// LiveKit refuses RPC answers over 15 KiB; a shorter, readable error is better for the model.
+const MAX_ANSWER_CHARS = 14000;
 
 const failure = (error, detail) => JSON.stringify({ ok: false, error, detail });
 
@@ -44,7 +46,9 @@ export async function answerPageTool(pageTools, payload) {
   const answer = pending.then(
     (result) => {
       try {
-        return JSON.stringify({ ok: true, result: result === undefined ? null : result });
+        const answer = JSON.stringify({ ok: true, result: result === undefined ? null : result });
+        if (answer.length <= MAX_ANSWER_CHARS) return answer;
+        return failure('too_large', `${name} answered more than the agent can read.`);
       } catch {
         return failure('failed', `${name} answered something that is not JSON.`);
       }

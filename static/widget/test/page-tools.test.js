@@ -36,6 +36,16 @@ describe('page tools', () => {
     });
   });
 
+  test('an answer too large for LiveKit RPC is an error the model can read', async () => {
+    const { pageTools } = tools();
+    pageTools.register('dump', () => 'x'.repeat(20000));
+    assert.deepEqual(JSON.parse(await pageTools.call(call('dump'))), {
+      ok: false,
+      error: 'too_large',
+      detail: 'dump answered more than the agent can read.',
+    });
+  });
+
   test('an unknown tool is an error the model can read', async () => {
     const { pageTools, events } = tools();
     const answer = JSON.parse(await pageTools.call(call('open_cart')));
