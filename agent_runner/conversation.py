@@ -31,7 +31,7 @@ from voice_widget.models import Conversation, EndReason, TurnRole
 
 from . import notices, protocol
 from .agent import VoiceWidgetAgent
-from .function_tools import build_function_tools
+from .function_tools import build_function_tools, build_page_tools
 from .instructions import build_instructions, greeting_instructions
 from .live import listen_for_staff_end
 from .livekit_private import on_model_metrics
@@ -221,6 +221,15 @@ class ConversationRunner:
             conversation=self.conversation,
             request_end=self.request_end,
         )
+        if self.signals is not None:
+            # Page tools run in the visitor's browser: without a room (console) there are none.
+            tools += build_page_tools(
+                self.persona.get("page_tools") or [],
+                local_participant=self.signals.local_participant,
+                visitor_identity=self.conversation.identity,
+                conversation=self.conversation,
+                taken=[tool.info.name for tool in tools],
+            )
         return VoiceWidgetAgent(instructions=instructions, tools=tools)
 
     def room_options(

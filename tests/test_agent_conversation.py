@@ -154,6 +154,7 @@ async def test_turns_are_saved_in_order_with_roles_and_the_end_is_announced():
             "destination": conversation.identity,
             "method": protocol.RPC_ENDED,
             "payload": {"reason": "client_end"},
+            "response_timeout": protocol.ENDED_RPC_TIMEOUT,
         }
     ]
 

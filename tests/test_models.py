@@ -93,6 +93,25 @@ def test_realtime_persona_is_valid():
         ({"preview_mode": "live"}, "preview_mode", "live preview shows the avatar"),
         ({"preview_mode": "poster"}, "preview_mode", "needs a poster image or an idle clip"),
         ({"enabled_tools": ["no_such_tool"]}, "enabled_tools", "no_such_tool"),
+        ({"page_tools": {"name": "x"}}, "page_tools", "must be a list"),
+        ({"page_tools": [{"name": "show product", "description": "d"}]}, "page_tools", "letters"),
+        ({"page_tools": [{"name": "show_product"}]}, "page_tools", "describe when"),
+        (
+            {"page_tools": [{"name": "end_conversation", "description": "d"}]},
+            "page_tools",
+            "registered in code",
+        ),
+        (
+            {"page_tools": [{"name": "a", "description": "d"}, {"name": "a", "description": "e"}]},
+            "page_tools",
+            "declared twice",
+        ),
+        (
+            {"page_tools": [{"name": "a", "description": "d", "parameters": {"type": "string"}}]},
+            "page_tools",
+            "JSON schema object",
+        ),
+        ({"page_tools": [{"name": "a", "description": "d", "args": {}}]}, "page_tools", "args"),
         ({"language": "english"}, "language", "BCP-47"),
         ({"accent_color": "blue"}, "accent_color", "hex"),
         (
@@ -291,6 +310,19 @@ def test_registered_tool_is_accepted():
         make_persona(enabled_tools=["end_conversation", "opening_hours_test"])
     finally:
         registry.unregister("opening_hours_test")
+
+
+def test_page_tools_declared_with_or_without_parameters_are_accepted():
+    make_persona(
+        page_tools=[
+            {
+                "name": "show_product",
+                "description": "Show a product.",
+                "parameters": {"type": "object", "properties": {"product": {"type": "string"}}},
+            },
+            {"name": "open_cart", "description": "Open the cart."},
+        ]
+    )
 
 
 def test_no_field_can_hold_an_api_key():

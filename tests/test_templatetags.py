@@ -333,7 +333,13 @@ def test_example_pages_use_the_tag(client):
         collector = _Collector()
         collector.feed(client.get(url).content.decode())
         assert [(w["persona"], w["position"]) for w in collector.widgets] == [(persona, position)]
-        assert len(collector.scripts) == 1
+        sources = [script["src"] for script in collector.scripts]
+        assert len([src for src in sources if src.endswith("/voice-widget.js")]) == 1
+        # The example site's own page tool (README "Page tools"), from a file: no inline script.
+        assert [src for src in sources if src.endswith("/page-tools.js")] == [
+            "/static/example_site/page-tools.js"
+        ]
+        assert not collector.script_bodies
 
 
 def test_product_page_signs_the_product_facts(client):

@@ -125,6 +125,7 @@ class PersonaAdminForm(forms.ModelForm):
             "stt_keyterms": forms.Textarea(attrs={"rows": 2}),
             "tts_instructions": forms.Textarea(attrs={"rows": 2}),
             "allowed_origins": forms.Textarea(attrs={"rows": 3}),
+            "page_tools": forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
             "accent_color": forms.TextInput(attrs={"type": "color"}),
         }
 
@@ -334,7 +335,7 @@ class PersonaAdmin(admin.ModelAdmin):
                 ],
             },
         ),
-        (_("Tools"), {"fields": ["enabled_tools"]}),
+        (_("Tools"), {"classes": ["collapse"], "fields": ["enabled_tools", "page_tools"]}),
         (
             _("Created and last saved"),
             {"classes": ["collapse"], "fields": ["created_at", "updated_at"]},

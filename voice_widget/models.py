@@ -23,7 +23,7 @@ from simple_history.models import HistoricalRecords
 
 from .costs import persona_unpriced_models
 from .providers import default_tts_voice
-from .tools import registry
+from .tools import page_tool_problems, registry
 from .validators import (
     split_origins,
     validate_hex_color,
@@ -659,6 +659,16 @@ class Persona(models.Model):
         blank=True,
         help_text=_("Functions the agent may call. Host projects register more in code."),
     )
+    page_tools = models.JSONField(
+        _("page tools"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Functions of the page the agent may call; the page registers them with "
+            'widget.registerTool(). A JSON list: [{"name": "...", "description": "...", '
+            '"parameters": {JSON schema}}].'
+        ),
+    )
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -748,6 +758,8 @@ class Persona(models.Model):
                 _("These tools are not registered in this site's code: %(names)s.")
                 % {"names": ", ".join(map(str, unknown))},
             )
+        for problem in page_tool_problems(self.page_tools):
+            add("page_tools", problem)
         if errors:
             raise ValidationError(errors)
 

@@ -16,6 +16,7 @@
  */
 
 import { CaptionLog } from './captions.js';
+import { PageTools, RPC_PAGE_TOOL } from './page-tools.js';
 
 export const State = Object.freeze({
   IDLE: 'idle',
@@ -181,6 +182,7 @@ export class WidgetController {
     this.feedbackSession = null;
     this.chatError = false;
     this.typedCount = 0;
+    this.pageTools = new PageTools({ emit: deps.emit, clock: this.clock });
   }
 
   // ---- the view ---------------------------------------------------------------------------
@@ -643,6 +645,12 @@ export class WidgetController {
       if (room === this.room) this.agentEnded(reason);
       return JSON.stringify({ ok: true });
     });
+    // Page tools answer the agent only, never another participant of the room.
+    room.registerRpcMethod(RPC_PAGE_TOOL, (payload, caller) =>
+      room === this.room && caller === room.agentIdentity()
+        ? this.pageTools.call(payload)
+        : JSON.stringify({ ok: false, error: 'not_allowed', detail: 'Only the agent may call.' }),
+    );
   }
 
   applyAgentAttributes(attributes) {

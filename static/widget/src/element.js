@@ -275,6 +275,20 @@ export class VoiceWidgetElement extends HTMLElement {
     this.contextOverride = context && typeof context === 'object' ? { ...context } : {};
   }
 
+  /**
+   * Lets the agent call `handler(arguments)` (its result, or a promise of it, is what the
+   * model reads) when the persona declares a page tool of this name. Returns an unregister
+   * function. `spec` ({description, parameters}) documents the tool; the persona's
+   * declaration is what the model sees.
+   */
+  registerTool(name, spec, handler) {
+    return this.controller.pageTools.register(name, spec, handler);
+  }
+
+  unregisterTool(name) {
+    this.controller.pageTools.unregister(name);
+  }
+
   get state() {
     return this.controller.state;
   }
