@@ -44,13 +44,19 @@ VIEWS = {
     "trivial": "/bench/trivial/",
 }
 SERVERS = {
-    "daphne": lambda port: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-    + ["example_site.asgi:application"],
-    "gunicorn sync": lambda port: [sys.executable, "-m", "gunicorn", "-w", "1", "-b"]
-    + [f"127.0.0.1:{port}", "example_site.wsgi:application"],
-    "gunicorn+uvicorn": lambda port: [sys.executable, "-m", "gunicorn", "-w", "1", "-b"]
-    + [f"127.0.0.1:{port}", "-k", "uvicorn.workers.UvicornWorker"]
-    + ["example_site.asgi:application"],
+    "daphne": lambda port: (
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+        + ["example_site.asgi:application"]
+    ),
+    "gunicorn sync": lambda port: (
+        [sys.executable, "-m", "gunicorn", "-w", "1", "-b"]
+        + [f"127.0.0.1:{port}", "example_site.wsgi:application"]
+    ),
+    "gunicorn+uvicorn": lambda port: (
+        [sys.executable, "-m", "gunicorn", "-w", "1", "-b"]
+        + [f"127.0.0.1:{port}", "-k", "uvicorn.workers.UvicornWorker"]
+        + ["example_site.asgi:application"]
+    ),
 }
 _addresses = itertools.count(1)
 _address_lock = threading.Lock()
