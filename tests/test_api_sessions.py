@@ -30,7 +30,7 @@ from tests.api_support import (
 from tests.factories import make_conversation, make_heartbeat, make_persona
 from voice_widget.conf import vw_settings
 from voice_widget.lifecycle import JOIN_GRACE_SECONDS
-from voice_widget.models import Conversation, ConversationStatus
+from voice_widget.models import Conversation, ConversationStatus, Persona, WorkerHeartbeat
 from voice_widget.signing import sign_context
 
 # The session endpoint opens conversations only while a worker serves them.
@@ -207,7 +207,7 @@ def test_a_persona_edit_reaches_the_next_snapshot(client, persona):
     assert start(client).status_code == 201
     persona.greeting = "Edited in admin"
     persona.save()
-    start(client, REMOTE_ADDR="10.0.0.9")
+    post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.0.0.9")
     assert Conversation.objects.latest("created_at").persona_snapshot["greeting"] == (
         "Edited in admin"
     )
@@ -224,12 +224,59 @@ def test_a_visitor_near_the_unjoined_cap_is_checked_in_the_database(
     assert any('"unjoined"' in sql or "agent_joined_at" in sql for sql in sqls)
 
 
+def test_a_queryset_update_reaches_the_snapshot_once_the_cached_one_is_old(
+    client, persona, monkeypatch
+):
+    from voice_widget.api import session_reads
+
+    assert start(client).status_code == 201
+    Persona.objects.filter(pk=persona.pk).update(greeting="Changed without save()")
+    assert post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.0.0.8").status_code == 201
+    # updated_at did not move: within SNAPSHOT_MAX_AGE the cached snapshot still serves...
+    assert Conversation.objects.latest("created_at").persona_snapshot["greeting"] != (
+        "Changed without save()"
+    )
+    # ...and an older one is read again.
+    monkeypatch.setattr(session_reads, "SNAPSHOT_MAX_AGE", 0.0)
+    body = post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.0.0.9").json()
+    assert Conversation.objects.get(pk=body["conversation"]).persona_snapshot["greeting"] == (
+        "Changed without save()"
+    )
+
+
+def test_a_stopped_worker_is_noticed_once_the_cached_liveness_is_old(
+    client, persona, worker_alive, monkeypatch
+):
+    from voice_widget.api import session_reads
+
+    monkeypatch.setattr(session_reads, "WORKER_ALIVE_CACHE_SECONDS", 0.2)
+    assert start(client).status_code == 201
+    # Stopped by another process (no signal here): this process still trusts its answer...
+    WorkerHeartbeat.objects.filter(pk=worker_alive.pk).update(stopped_at=timezone.now())
+    assert post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.0.0.2").status_code == 201
+    # ...for WORKER_ALIVE_CACHE_SECONDS at most.
+    time.sleep(0.3)
+    assert_refused(
+        post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.0.0.3"),
+        503,
+        "agent_unavailable",
+        conversations=2,
+    )
+
+
+def test_the_unjoined_cap_holds_with_a_cache_that_keeps_nothing(client, persona, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert start(client).status_code == 201
+    assert start(client).status_code == 201
+    assert_refused(start(client), 429, "too_many_unjoined", conversations=2)
+
+
 def test_the_limit_lock_carries_no_order_by(client, persona, django_assert_num_queries):
     persona.max_concurrent_conversations = 5
     persona.save()
     assert start(client).status_code == 201
     with django_assert_num_queries(7, exact=False) as captured:
-        assert start(client, REMOTE_ADDR="10.0.0.2").status_code == 201
+        assert post_json(client, URL, {"persona": "ben"}, REMOTE_ADDR="10.0.0.2").status_code == 201
     (lock,) = [
         q["sql"]
         for q in captured.captured_queries
