@@ -14,7 +14,7 @@ workers; gunicorn with uvicorn workers; one worker process each), in one run: re
 through the same middleware, measured in alternating rounds so load on the machine
 falls on all three alike. Prints the ratios session/floor and session/trivial.
 
-    .venv/bin/python benchmarks/bench_session_floor.py [--requests 300] [--rounds 2]
+    .venv/bin/python benchmarks/bench_session_floor.py [--requests 100] [--rounds 6]
         [--concurrency 4] [--postgres postgres://postgres@127.0.0.1:5432/postgres]
 """
 
@@ -193,8 +193,8 @@ def run_database(label: str, env: dict[str, str], args: argparse.Namespace) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=300, help="per view and round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=100, help="per view and round")
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--postgres", help="a PostgreSQL server URL (its database is unused)")
     args = parser.parse_args()
