@@ -160,6 +160,60 @@ def measure(env: dict[str, str], server: str, persona_pk: int, args: argparse.Na
     return {view: done / elapsed for view, (done, elapsed) in totals.items()}
 
 
+def cpu_per_request(persona_pk: int, rounds: int, requests: int) -> None:
+    """In this process (the child run by ``in_process``): CPU time per request of each view
+    through Django's test client (middleware, view, database; no server), alternating, and
+    the statements of one session request. CPU time, unlike rates, barely depends on what
+    else the machine runs."""
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    body = json.dumps({"persona": "bench", "persona_pk": persona_pk, "context": {"page": "b"}})
+
+    def send(path: str, count: int) -> None:
+        for _ in range(count):
+            response = client.post(
+                path, body, content_type="application/json", HTTP_X_FORWARDED_FOR=next_address()
+            )
+            if response.status_code != 201:
+                raise RuntimeError(f"{path}: {response.status_code} {response.content[:200]!r}")
+
+    cpu = dict.fromkeys(VIEWS, 0.0)
+    for path in VIEWS.values():
+        send(path, 20)
+    for _ in range(rounds):
+        for view, path in VIEWS.items():
+            started = time.process_time()
+            send(path, requests)
+            cpu[view] += time.process_time() - started
+    with CaptureQueriesContext(connection) as queries:
+        send(VIEWS["session"], 10)
+    per = {view: seconds / (rounds * requests) * 1000 for view, seconds in cpu.items()}
+    print(
+        f"{connection.vendor:10} in-process CPU per request: session {per['session']:.2f} ms, "
+        f"floor {per['floor']:.2f} ms, trivial {per['trivial']:.2f} ms; "
+        f"floor/session CPU {per['floor'] / per['session']:.0%}; "
+        # Averaged over 10 in a row: the liveness is asked again every few seconds.
+        f"statements per anonymous session: {len(queries.captured_queries) / 10:.1f}",
+        flush=True,
+    )
+
+
+def in_process(env: dict[str, str], persona_pk: int, args: argparse.Namespace) -> None:
+    subprocess.run(
+        [sys.executable, __file__, "--cpu-child", str(persona_pk)]
+        + ["--rounds", str(args.rounds), "--requests", str(args.requests)],
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
+
+
 def postgres_database(url: str) -> tuple[str, str]:
     """A fresh database on the server of ``url``: (its URL, its name)."""
     import psycopg
@@ -180,6 +234,7 @@ def drop_postgres_database(url: str, name: str) -> None:
 
 def run_database(label: str, env: dict[str, str], args: argparse.Namespace) -> None:
     persona_pk = setup_database(env)
+    in_process(env, persona_pk, args)
     for server in SERVERS:
         rates = measure(env, server, persona_pk, args)
         print(
@@ -197,7 +252,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--postgres", help="a PostgreSQL server URL (its database is unused)")
+    parser.add_argument("--cpu-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cpu_child is not None:
+        cpu_per_request(args.cpu_child, args.rounds, args.requests)
+        return
 
     print(
         f"machine: {platform.python_implementation()} {platform.python_version()}, "
