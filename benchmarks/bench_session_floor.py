@@ -155,6 +155,10 @@ def measure(env: dict[str, str], server: str, persona_pk: int, args: argparse.Na
                 done, elapsed = rate(port, path, body, args.requests, args.concurrency)
                 totals[view][0] += done
                 totals[view][1] += elapsed
+    except RuntimeError as exc:
+        stop_server(process)
+        log = process.stderr.read().decode(errors="replace")[-3000:]
+        raise RuntimeError(f"{server}: {exc}\nserver log:\n{log}") from exc
     finally:
         stop_server(process)
     return {view: done / elapsed for view, (done, elapsed) in totals.items()}
