@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.utils import timezone
 from livekit import api, rtc
 
 from tests.doubles.livekit_server import LiveKitServerDouble
@@ -242,7 +243,7 @@ def shop(
     demo_data.add_demo_data(apps, None)  # live_server's database is flushed between tests
     call_command("seed_demo", verbosity=0)
     # Noise cancellation is LiveKit Cloud's; the double would refuse its authorization.
-    Persona.objects.update(noise_cancellation=NoiseCancellation.OFF)
+    Persona.objects.update(noise_cancellation=NoiseCancellation.OFF, updated_at=timezone.now())
     cache.clear()
     openai_server.script()
     wait_for_worker_heartbeat()

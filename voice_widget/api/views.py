@@ -10,6 +10,8 @@ import hmac
 import logging
 import math
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -75,6 +77,12 @@ from .serializers import (
     check_page_context,
     is_storable_text,
     widget_failure_detail,
+)
+from .session_reads import (
+    could_exceed_unjoined,
+    persona_snapshot,
+    session_persona,
+    worker_alive,
 )
 from .throttling import UserSessionRateThrottle, VisitorRateThrottle, visitor_key
 
@@ -144,7 +152,7 @@ class SessionCreateView(VoiceWidgetAPIView):
             request.query_params.get(TRIAL_PARAMETER, ""), persona=data["persona"], user=user
         )
         try:
-            persona = Persona.objects.active().get(slug=data["persona"])
+            persona = session_persona(data["persona"])
         except Persona.DoesNotExist as exc:
             raise errors.PersonaNotFound() from exc
         if not request_allowed_for_persona(request, persona):
@@ -163,11 +171,10 @@ class SessionCreateView(VoiceWidgetAPIView):
 
         end_key = secrets.token_urlsafe(32)
         key = visitor_key(request)
-        with transaction.atomic():
-            self._check_places(persona, user=user, visitor_key=key)
+        with self._place_taken(persona, user=user, visitor_key=key):
             conversation = Conversation.objects.create(
                 persona=persona,
-                persona_snapshot=persona.snapshot(),
+                persona_snapshot=persona_snapshot(persona),
                 # The newest saved version, looked up inside the INSERT (no extra query).
                 persona_version_id=Subquery(persona.history.values("history_id")[:1]),
                 is_test=is_test,
@@ -234,12 +241,31 @@ class SessionCreateView(VoiceWidgetAPIView):
         conversation that no agent would join."""
         agent_name = vw_settings.AGENT_NAME
         within = timedelta(seconds=vw_settings.HEARTBEAT_TIMEOUT)
-        if not WorkerHeartbeat.objects.alive(agent_name, within=within).exists():
+        if not worker_alive(agent_name, within=within):
             logger.warning("session refused: no worker alive for agent %r", agent_name)
             raise errors.AgentUnavailable(agent_name, wait=vw_settings.HEARTBEAT_INTERVAL)
 
+    @classmethod
+    @contextmanager
+    def _place_taken(cls, persona: Persona, *, user: Any, visitor_key: str) -> Iterator[None]:
+        """Around the INSERT: the place checks and their transaction, only when a limit
+        could refuse this request (a single INSERT needs no transaction of its own)."""
+        per_visitor = vw_settings.MAX_UNJOINED_PER_VISITOR
+        if per_visitor is not None and not could_exceed_unjoined(
+            persona, user=user, visitor_key=visitor_key, window=join_window(), limit=per_visitor
+        ):
+            per_visitor = None
+        if per_visitor is None and persona.max_concurrent_conversations is None:
+            yield
+            return
+        with transaction.atomic():
+            cls._check_places(persona, user=user, visitor_key=visitor_key, per_visitor=per_visitor)
+            yield
+
     @staticmethod
-    def _check_places(persona: Persona, *, user: Any, visitor_key: str) -> None:
+    def _check_places(
+        persona: Persona, *, user: Any, visitor_key: str, per_visitor: int | None
+    ) -> None:
         """429 when this visitor already holds ``MAX_UNJOINED_PER_VISITOR`` conversations of
         the persona that nobody joined, or when the persona has its maximum of open ones.
 
@@ -251,10 +277,9 @@ class SessionCreateView(VoiceWidgetAPIView):
         and conversation limits.
         """
         limit = persona.max_concurrent_conversations
-        per_visitor = vw_settings.MAX_UNJOINED_PER_VISITOR
         if limit is None and per_visitor is None:
             return
-        Persona.objects.select_for_update().filter(pk=persona.pk).values_list("pk").first()
+        list(Persona.objects.select_for_update().filter(pk=persona.pk).order_by().values_list("pk"))
         now = timezone.now()
         window = join_window()
         if per_visitor is not None:
