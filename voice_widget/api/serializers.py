@@ -158,6 +158,12 @@ class SessionResponseSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(help_text="When the token stops admitting.")
     end_url = serializers.CharField(help_text="Path of this conversation's end endpoint.")
     status_url = serializers.CharField(help_text="Path of this conversation's status endpoint.")
+    resume_url = serializers.CharField(
+        help_text="Path of the endpoint that rejoins this conversation after a reload."
+    )
+    resume_window = serializers.IntegerField(
+        help_text="Seconds after the page goes during which it may be resumed (0: never)."
+    )
     end_key = serializers.CharField(
         max_length=END_KEY_MAX_LENGTH,
         help_text="Secret that authorises the end and status requests.",
@@ -228,6 +234,30 @@ class SessionEndRequestSerializer(serializers.Serializer):
 
 class SessionStatusRequestSerializer(serializers.Serializer):
     end_key = StrictCharField(max_length=END_KEY_MAX_LENGTH)
+
+
+class ResumeTurnSerializer(serializers.Serializer):
+    role = serializers.CharField(help_text="user, agent or system")
+    text = serializers.CharField()
+
+
+class SessionResumeResponseSerializer(serializers.Serializer):
+    conversation = serializers.UUIDField()
+    status = serializers.CharField()
+    server_url = serializers.CharField()
+    participant_token = serializers.CharField(
+        help_text="Rejoins the same room under the same identity; dispatches nothing."
+    )
+    room_name = serializers.CharField()
+    identity = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    transcript = ResumeTurnSerializer(many=True)
+    agent = serializers.ChoiceField(
+        choices=["present", "dispatched", "unknown"],
+        help_text="present: the agent is in the room; dispatched: it had left and was sent "
+        "back; unknown: LiveKit could not be asked.",
+    )
+    resume_window = serializers.IntegerField()
 
 
 class SessionEndResponseSerializer(serializers.Serializer):
