@@ -153,7 +153,7 @@ def test_resume_refuses_an_ended_conversation(client):
     response = resume(client, conversation)
     assert response.status_code == 409
     body = response.json()
-    assert body["code"] == "conversation_ended"
+    assert body["error"] == "conversation_ended"
     assert "Start a new one" in body["detail"]
 
 
