@@ -132,6 +132,9 @@ export class WidgetController {
    * @param {(message: string) => void} [deps.warn] where developers read what visitors are
    *   not told (default: console.warn), once per cause
    * @param {() => boolean} [deps.isOnline] whether the browser has a network (navigator.onLine)
+   * @param {{getItem: Function, setItem: Function, removeItem: Function}} [deps.storage] the
+   *   tab's sessionStorage: where a conversation waits for the page after a reload
+   * @param {() => number} [deps.now] milliseconds since the epoch (default: Date.now)
    */
   constructor(deps) {
     this.deps = deps;
@@ -157,6 +160,7 @@ export class WidgetController {
     this.previewConnected = false;
     this.previewFailed = false;
     this.agentWaiters = new Set();
+    this.now = deps.now || (() => Date.now());
   }
 
   // ---- the view ---------------------------------------------------------------------------
@@ -644,13 +648,140 @@ export class WidgetController {
     if (this.state === State.ERROR || this.state === State.ENDED) this.resetToIdle();
   }
 
-  /** The page is being closed: end the session with a beacon, which survives the unload. */
-  pageHidden() {
-    if (this.session) {
-      this.deps.api.endSession(this.session, { beacon: true, reason: 'participant_left' });
+  /**
+   * The page is going. A running conversation the server lets resume is kept for this tab
+   * (sessionStorage, with its end key and expiry) and only the room is left: a reload or the
+   * next page of the site rejoins it, and if none comes the worker ends it after the window.
+   * Otherwise (or with `resumable` false: the element was removed) a beacon ends it now.
+   */
+  pageHidden({ resumable = false } = {}) {
+    const session = this.session;
+    if (session) {
       this.session = null;
+      const windowSeconds = Number(session.resume_window) || 0;
+      if (resumable && this.state === State.ACTIVE && session.resume_url && windowSeconds > 0) {
+        this.storeResumable(session, windowSeconds);
+      } else {
+        this.deps.api.endSession(session, { beacon: true, reason: 'participant_left' });
+      }
     }
     this.teardownRoom();
+  }
+
+  // ---- resuming after a reload ------------------------------------------------------------
+
+  resumeKey() {
+    return `voice-widget:resume:${this.deps.config().persona || ''}`;
+  }
+
+  storeResumable(session, windowSeconds) {
+    const { storage } = this.deps;
+    if (!storage) return;
+    const saved = {
+      conversation: session.conversation,
+      end_key: session.end_key,
+      end_url: session.end_url,
+      status_url: session.status_url,
+      resume_url: session.resume_url,
+      resume_window: windowSeconds,
+      expires: this.now() + windowSeconds * 1000,
+    };
+    try {
+      storage.setItem(this.resumeKey(), JSON.stringify(saved));
+    } catch {
+      // no storage (private mode, full): the conversation ends by the worker's window
+    }
+  }
+
+  /** The stored conversation of this persona if still within its window (taken: one use). */
+  takeResumable() {
+    const { storage } = this.deps;
+    if (!storage) return null;
+    let saved = null;
+    try {
+      saved = JSON.parse(storage.getItem(this.resumeKey()) || 'null');
+      storage.removeItem(this.resumeKey());
+    } catch {
+      return null;
+    }
+    if (!saved || !saved.resume_url || !saved.end_key || !(saved.expires > this.now())) {
+      return null;
+    }
+    return saved;
+  }
+
+  /**
+   * On load: rejoin the conversation this tab left within the resume window (same room, the
+   * transcript so far, the agent) and go straight to the active state. Resolves true when a
+   * conversation was resumed; a refused resume (ended, too late) leaves the widget idle.
+   */
+  resume() {
+    if (this.state !== State.IDLE) return Promise.resolve(false);
+    const saved = this.takeResumable();
+    if (!saved) return Promise.resolve(false);
+    const run = ++this.run;
+    this.error = null;
+    this.endReason = '';
+    this.captions.clear();
+    this.setState(State.CONNECTING);
+    return this.resumeFlow(run, saved).then(
+      () => true,
+      (error) => {
+        if (error instanceof Superseded || run !== this.run) return false;
+        if (error && error.name === 'ApiError') {
+          // Ended meanwhile, or too late: nothing to rejoin, a click starts afresh.
+          this.session = null;
+          this.teardownRoom();
+          this.setState(State.IDLE);
+          return false;
+        }
+        this.failed(run, error);
+        return false;
+      },
+    );
+  }
+
+  async resumeFlow(run, saved) {
+    const data = await this.deps.api.resumeSession(saved);
+    this.check(run);
+    this.session = { ...saved, ...data };
+    for (const [index, turn] of (data.transcript || []).entries()) {
+      this.captions.apply({
+        streamId: `resumed-${index}`,
+        role: turn.role === 'user' ? 'user' : 'agent',
+        delta: turn.text,
+        done: true,
+        final: true,
+      });
+    }
+    const room = await this.deps.createRoom();
+    this.check(run);
+    this.attachRoom(room);
+    const connectError = await Promise.resolve(
+      room.connect(this.session.server_url, this.session.participant_token),
+    ).then(
+      () => null,
+      (error) => error || new Error('connect failed'),
+    );
+    this.check(run);
+    if (connectError) throw this.connectFailure(connectError);
+    this.previewConnected = true;
+    const micError = await this.enableMicrophone(room);
+    this.check(run);
+    if (micError) throw micError;
+    // No click on a reload: the browser may hold the sound back ("tap to turn on sound").
+    await Promise.resolve(room.startAudio()).catch(() => {});
+    this.check(run);
+    room.playRemoteAudio();
+    this.audioBlocked = !room.canPlaybackAudio;
+    const agent = await this.waitForReadyAgent(run);
+    // Idempotent for an agent that is talking already; starts one sent back to the room.
+    await this.callStart(run, agent);
+    this.agentState = this.agentState || agentStateOf(room.agentAttributes());
+    this.setState(State.ACTIVE);
+    this.deps.emit('voice-widget:resumed', { conversation: this.session.conversation });
+    if (this.audioBlocked) this.reportAudioBlocked();
+    this.applyAgentAttributes(room.agentAttributes());
   }
 
   // ---- endings ----------------------------------------------------------------------------

@@ -99,6 +99,15 @@ function loadRoomModule() {
   return roomModulePromise;
 }
 
+/** The tab's sessionStorage, or null where the page may not use it (sandboxed, disabled). */
+function tabStorage() {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return null;
+  }
+}
+
 function parseJsonObject(text) {
   if (!text) return {};
   try {
@@ -201,6 +210,7 @@ export class VoiceWidgetElement extends HTMLElement {
         this.dispatchEvent(new CustomEvent(name, { detail, bubbles: true, composed: true })),
       onChange: (view) => this.render(view),
       unlockAudio: () => this.unlockAudio(),
+      storage: tabStorage(),
     });
 
     const ui = this.ui;
@@ -229,7 +239,8 @@ export class VoiceWidgetElement extends HTMLElement {
         once: true,
       });
     }
-    this.onPageHide = () => this.controller.pageHidden();
+    // pagehide may be a reload or the next page of the site: the conversation may resume.
+    this.onPageHide = () => this.controller.pageHidden({ resumable: true });
   }
 
   // ---- host-page API ----------------------------------------------------------------------
@@ -260,6 +271,10 @@ export class VoiceWidgetElement extends HTMLElement {
     this.open = !this.isFloating || this.previewMode === 'live';
     window.addEventListener('pagehide', this.onPageHide);
     this.render(this.controller.view());
+    // A conversation this tab left moments ago (a reload, another page) is rejoined.
+    this.controller.resume().then((resumed) => {
+      if (resumed && this.isFloating) this.setOpen(true);
+    });
     if (this.previewMode === 'live' && 'IntersectionObserver' in window) {
       this.observer = new IntersectionObserver(
         (entries) => {
