@@ -47,7 +47,12 @@ def test_a_reload_rejoins_the_same_conversation_with_its_transcript_and_the_agen
     visitor = visit(speech(tmp_path, QUESTION))
     visitor.open("/")
     visitor.click(".launcher")
-    visitor.wait_for_state("active")
+    try:
+        visitor.wait_for_state("active", timeout=60)
+    except Exception:  # say why (the record's ending, the page's events), not just "timeout"
+        started = latest_conversation()
+        ending = started and (started.end_reason, started.end_detail)
+        raise AssertionError(f"not active: {ending} {visitor.dump()}") from None
     assert visitor.wait_for_caption("agent", 1)[0] == GREETING
     assert visitor.wait_for_caption("user", 1, timeout=40) == [QUESTION]
     assert visitor.wait_for_caption("agent", 2)[1] == ANSWER
