@@ -365,8 +365,9 @@ class ConversationRunner:
 
     async def _departure_timer(self, seconds: float) -> None:
         """The visitor's page left: end unless it comes back (a reload) within ``seconds``."""
-        await amark_visitor_left(self.conversation_id)
-        await asyncio.sleep(seconds)
+        if await amark_visitor_left(self.conversation_id):
+            await asyncio.sleep(seconds)
+        # else: already ended on the web side (the visitor's End): nothing to wait for.
         self.request_end(EndReason.PARTICIPANT_LEFT)
 
     def _on_session_close(self, event: CloseEvent) -> None:

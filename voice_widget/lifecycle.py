@@ -18,6 +18,8 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .conf import vw_settings
@@ -108,11 +110,12 @@ def resume_window() -> timedelta:
 
 def mark_visitor_left(conversation_id: uuid.UUID | str) -> bool:
     """Record when the visitor's page left the room of an open conversation (the first
-    departure since it was last there counts), so a resume knows whether it is in time."""
+    departure since it was last there counts), so a resume knows whether it is in time.
+    False when the conversation is no longer open (nothing to come back to)."""
     return bool(
-        Conversation.objects.filter(
-            pk=conversation_id, status__in=OPEN_STATUSES, visitor_left_at__isnull=True
-        ).update(visitor_left_at=timezone.now())
+        Conversation.objects.filter(pk=conversation_id, status__in=OPEN_STATUSES).update(
+            visitor_left_at=Coalesce("visitor_left_at", Value(timezone.now()))
+        )
     )
 
 
