@@ -26,7 +26,13 @@ from livekit.agents.voice.events import (
 )
 
 from voice_widget.conf import vw_settings
-from voice_widget.lifecycle import aend_conversation, amark_agent_joined, amark_started
+from voice_widget.lifecycle import (
+    aend_conversation,
+    amark_agent_joined,
+    amark_started,
+    amark_visitor_left,
+    amark_visitor_returned,
+)
 from voice_widget.models import Conversation, EndReason, TurnRole
 
 from . import notices, protocol
@@ -188,6 +194,7 @@ class ConversationRunner:
         self.end_reason: str | None = None
         self._session_running = False
         self._timers: list[asyncio.Task[None]] = []
+        self._departure: asyncio.Task[None] | None = None
         self._end_task: asyncio.Task[None] | None = None
         self._end_begun = asyncio.Event()
         self._start_lock = asyncio.Lock()
@@ -246,7 +253,9 @@ class ConversationRunner:
             text_input=False
             if mode == "voice"
             else room_io.TextInputOptions(text_input_cb=self.on_text_input),
-            close_on_disconnect=True,
+            # With a resume window the visitor's page may come back (a reload): RoomIO keeps
+            # the session and relinks the same identity; we end it if nobody returns.
+            close_on_disconnect=not vw_settings.RESUME_WINDOW,
         )
 
     async def start(
@@ -266,6 +275,7 @@ class ConversationRunner:
         if self.room is not None:
             self.room.on("participant_disconnected", self._on_participant_disconnected)
             listen_for_staff_end(self.room, self.conversation_id, self.request_end)
+            self.room.on("participant_connected", self._on_participant_connected)
 
         agent = self.build_agent()
         try:
@@ -459,8 +469,39 @@ class ConversationRunner:
         )
 
     def _on_participant_disconnected(self, participant: Any) -> None:
-        if getattr(participant, "identity", None) == self.conversation.identity:
+        if getattr(participant, "identity", None) != self.conversation.identity:
+            return
+        window = float(vw_settings.RESUME_WINDOW or 0)
+        if window <= 0 or self._end_task is not None:
             self.request_end(EndReason.PARTICIPANT_LEFT)
+        elif self._departure is None:
+            logger.info(
+                "conversation %s: the visitor left; waiting %gs", self.conversation_id, window
+            )
+            self._departure = asyncio.create_task(
+                self._departure_timer(window), name="vw_resume_window"
+            )
+            self._timers.append(self._departure)
+
+    def _on_participant_connected(self, participant: Any) -> None:
+        if getattr(participant, "identity", None) != self.conversation.identity:
+            return
+        if self._departure is not None:
+            self._departure.cancel()
+            self._departure = None
+            logger.info("conversation %s: the visitor is back", self.conversation_id)
+            self._timers.append(
+                asyncio.create_task(
+                    amark_visitor_returned(self.conversation_id), name="vw_visitor_returned"
+                )
+            )
+
+    async def _departure_timer(self, seconds: float) -> None:
+        """The visitor's page left: end unless it comes back (a reload) within ``seconds``."""
+        if await amark_visitor_left(self.conversation_id):
+            await asyncio.sleep(seconds)
+        # else: already ended on the web side (the visitor's End): nothing to wait for.
+        self.request_end(EndReason.PARTICIPANT_LEFT)
 
     def _on_session_close(self, event: CloseEvent) -> None:
         self._session_running = False

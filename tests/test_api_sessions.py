@@ -70,6 +70,8 @@ def test_session_returns_201_with_the_documented_fields_and_no_store(client, per
         "end_url",
         "status_url",
         "feedback_url",
+        "resume_url",
+        "resume_window",
         "end_key",
     }
     assert response["Cache-Control"] == "no-store"

@@ -85,6 +85,9 @@ DEFAULTS: dict[str, Any] = {
     # Days a conversation's transcript and page context are kept; ``manage.py
     # purge_voice_widget`` deletes older ones. None keeps them forever.
     "RETENTION_DAYS": None,
+    # Seconds after the visitor's page goes away (a reload, another page of the site) during
+    # which the same browser tab may rejoin the conversation; 0 ends it when the page goes.
+    "RESUME_WINDOW": 120,
 }
 
 

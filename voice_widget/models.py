@@ -1131,6 +1131,9 @@ class Conversation(models.Model):
     # unjoined conversations one anonymous visitor holds is counted by it.
     visitor_key = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
     visitor_joined_at = models.DateTimeField(_("visitor joined"), null=True, blank=True)
+    # When the visitor's page last left the room (cleared when it rejoins): a reload may
+    # resume the conversation within RESUME_WINDOW of this.
+    visitor_left_at = models.DateTimeField(_("visitor left"), null=True, blank=True)
     agent_joined_at = models.DateTimeField(_("agent joined"), null=True, blank=True)
     started_at = models.DateTimeField(_("started talking"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)

@@ -26,6 +26,11 @@ urlpatterns = [
         views.SessionFeedbackView.as_view(),
         name="session-feedback",
     ),
+    path(
+        "api/sessions/<uuid:conversation_id>/resume/",
+        views.SessionResumeView.as_view(),
+        name="session-resume",
+    ),
     path("api/personas/<slug:slug>/", views.PersonaPublicView.as_view(), name="persona"),
     path("api/health/", views.HealthView.as_view(), name="health"),
     path("api/livekit/webhook/", views.LiveKitWebhookView.as_view(), name="livekit-webhook"),

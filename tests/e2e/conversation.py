@@ -101,7 +101,7 @@ AUDIO_PROBE = """
   document.addEventListener('click', () => probe.clicks.push(performance.now()), true);
   window.widgetEvents = [];
   for (const name of ['voice-widget:state', 'voice-widget:transcript',
-                      'voice-widget:ended', 'voice-widget:error']) {
+                      'voice-widget:ended', 'voice-widget:error', 'voice-widget:resumed']) {
     document.addEventListener(name, (event) =>
       window.widgetEvents.push({ name, detail: event.detail, at: performance.now() }));
   }

@@ -120,6 +120,20 @@ class FeedbackDisabled(ApiError):
     default_detail = _("This assistant does not ask for feedback.")
 
 
+class ConversationOver(ApiError):
+    """A resume of a conversation that has ended (or failed): a new one must be started."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conversation_ended"
+    default_detail = _("This conversation has ended. Start a new one.")
+
+
+class ResumeWindowPassed(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "resume_window_passed"
+    default_detail = _("It is too late to rejoin this conversation. Start a new one.")
+
+
 class PersonaBusy(ApiError):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "persona_busy"

@@ -197,6 +197,13 @@ class SessionResponseSerializer(serializers.Serializer):
     end_url = serializers.CharField(help_text="Path of this conversation's end endpoint.")
     status_url = serializers.CharField(help_text="Path of this conversation's status endpoint.")
     feedback_url = serializers.CharField(help_text="Path of this conversation's feedback endpoint.")
+
+    resume_url = serializers.CharField(
+        help_text="Path of the endpoint that rejoins this conversation after a reload."
+    )
+    resume_window = serializers.IntegerField(
+        help_text="Seconds after the page goes during which it may be resumed (0: never)."
+    )
     end_key = serializers.CharField(
         max_length=END_KEY_MAX_LENGTH,
         help_text="Secret that authorises the end, status and feedback requests.",
@@ -295,6 +302,30 @@ class FeedbackResponseSerializer(serializers.Serializer):
     conversation = serializers.UUIDField()
     rating = serializers.CharField()
     comment = serializers.CharField(allow_blank=True)
+
+
+class ResumeTurnSerializer(serializers.Serializer):
+    role = serializers.CharField(help_text="user, agent or system")
+    text = serializers.CharField()
+
+
+class SessionResumeResponseSerializer(serializers.Serializer):
+    conversation = serializers.UUIDField()
+    status = serializers.CharField()
+    server_url = serializers.CharField()
+    participant_token = serializers.CharField(
+        help_text="Rejoins the same room under the same identity; dispatches nothing."
+    )
+    room_name = serializers.CharField()
+    identity = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    transcript = ResumeTurnSerializer(many=True)
+    agent = serializers.ChoiceField(
+        choices=["present", "dispatched", "unknown"],
+        help_text="present: the agent is in the room; dispatched: it had left and was sent "
+        "back; unknown: LiveKit could not be asked.",
+    )
+    resume_window = serializers.IntegerField()
 
 
 class SessionEndResponseSerializer(serializers.Serializer):

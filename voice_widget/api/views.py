@@ -37,9 +37,16 @@ from rest_framework.views import APIView
 
 from ..budget import daily_budget_refusal
 from ..conf import vw_settings
-from ..lifecycle import end_conversation, join_window, mark_visitor_joined
-from ..models import Conversation, EndReason, Persona, WorkerHeartbeat
-from ..rooms import delete_room_in_background
+from ..lifecycle import (
+    end_conversation,
+    join_window,
+    mark_visitor_joined,
+    mark_visitor_left,
+    mark_visitor_returned,
+    resume_window,
+)
+from ..models import OPEN_STATUSES, Conversation, EndReason, Persona, TurnRole, WorkerHeartbeat
+from ..rooms import agent_in_room, delete_room_in_background, dispatch_agent
 from ..signing import SignedContextMismatch, unsign_context
 from ..tokens import (
     dev_secret_warning_silenced,
@@ -71,6 +78,7 @@ from .serializers import (
     SessionEndResponseSerializer,
     SessionRequestSerializer,
     SessionResponseSerializer,
+    SessionResumeResponseSerializer,
     SessionStatusRequestSerializer,
     WebhookResponseSerializer,
     accepted_consent,
@@ -213,6 +221,10 @@ class SessionCreateView(VoiceWidgetAPIView):
             "feedback_url": reverse(
                 "voice_widget:session-feedback", kwargs={"conversation_id": conversation.pk}
             ),
+            "resume_url": reverse(
+                "voice_widget:session-resume", kwargs={"conversation_id": conversation.pk}
+            ),
+            "resume_window": vw_settings.RESUME_WINDOW,
             "end_key": end_key,
         }
         return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
@@ -451,6 +463,92 @@ class SessionFeedbackView(EndKeyView):
         return Response(body, headers=NO_STORE)
 
 
+class SessionResumeView(EndKeyView):
+    """Rejoin an open conversation after a reload or a move to another page of the site.
+
+    The end key (kept by the widget in the tab's sessionStorage) is the credential. The
+    answer is a fresh token for the same room and identity, without any agent dispatch
+    (LiveKit ignores a token's dispatch for a room that exists), the transcript so far, and
+    whether the agent is there; an agent that left an open conversation is sent back with
+    AgentDispatchService.
+    """
+
+    @extend_schema(
+        operation_id="resume_session",
+        request={kind: SessionStatusRequestSerializer for kind in _END_KEY_REQUEST_TYPES},
+        responses={
+            200: SessionResumeResponseSerializer,
+            **_errors(400, 403, 404, 409, 413, 415, 503),
+        },
+    )
+    def post(self, request: Request, conversation_id: Any) -> Response:
+        if not vw_settings.livekit_configured:
+            raise errors.LiveKitNotConfigured()
+        data = self.validated(request)
+        conversation = self.conversation_for_key(conversation_id, data["end_key"])
+        if conversation.status not in OPEN_STATUSES:
+            raise errors.ConversationOver()
+        window = resume_window()
+        if not window:
+            raise errors.ResumeWindowPassed("This site does not let conversations resume.")
+        left = conversation.visitor_left_at
+        if left is not None and timezone.now() - left > window:
+            raise errors.ResumeWindowPassed()
+
+        agent = self._agent(conversation)
+        token = mint_participant_token(
+            room_name=conversation.room_name,
+            identity=conversation.identity,
+            conversation_id=conversation.pk,
+            display_name=VISITOR_DISPLAY_NAME,
+            dispatch=False,
+        )
+        transcript = [
+            {"role": role, "text": text}
+            for role, text in conversation.turns.filter(
+                role__in=[TurnRole.USER, TurnRole.AGENT]
+            ).values_list("role", "text")
+        ]
+        logger.info("conversation %s resumed (agent %s)", conversation.pk, agent)
+        body = {
+            "conversation": str(conversation.pk),
+            "status": conversation.status,
+            "server_url": vw_settings.LIVEKIT_URL,
+            "participant_token": token.jwt,
+            "room_name": conversation.room_name,
+            "identity": conversation.identity,
+            "expires_at": token.expires_at.isoformat().replace("+00:00", "Z"),
+            "transcript": transcript,
+            "agent": agent,
+            "resume_window": vw_settings.RESUME_WINDOW,
+        }
+        return Response(body, headers=NO_STORE)
+
+    @staticmethod
+    def _agent(conversation: Conversation) -> str:
+        """``present``, ``dispatched`` (it had left; sent back) or ``unknown``."""
+        if conversation.agent_joined_at is None:
+            # Its first dispatch (from the creating token) may still be on its way.
+            return "unknown"
+        present = agent_in_room(conversation.room_name)
+        if present is None:
+            return "unknown"
+        if present:
+            return "present"
+        try:
+            dispatch_agent(conversation.room_name, conversation.pk)
+        except Exception as exc:
+            logger.warning(
+                "conversation %s: could not send the agent back (%s)",
+                conversation.pk,
+                type(exc).__name__,
+            )
+            raise errors.AgentUnavailable(
+                vw_settings.AGENT_NAME, wait=vw_settings.HEARTBEAT_INTERVAL
+            ) from exc
+        return "dispatched"
+
+
 @method_decorator(never_cache, name="dispatch")
 class PersonaPublicView(VoiceWidgetAPIView):
     """The widget's public configuration for one active persona."""
@@ -489,7 +587,8 @@ class LiveKitWebhookView(VoiceWidgetAPIView):
     """LiveKit's webhooks, verified with livekit-api's ``WebhookReceiver``.
 
     ``room_finished`` ends the room's conversation (reason ``room_finished``); the
-    visitor's ``participant_left`` ends it with ``participant_left``, and the visitor's
+    visitor's ``participant_left`` ends it with ``participant_left`` (with a ``RESUME_WINDOW``
+    it only records the departure: a reload may come back), and the visitor's
     ``participant_joined`` records the join (the conversation then keeps its place under
     the persona's concurrency limit until it ends). Ending is
     idempotent, so LiveKit's retries and repeated events change nothing. Events for
@@ -541,6 +640,11 @@ class LiveKitWebhookView(VoiceWidgetAPIView):
             elif event.participant.identity == conversation.identity:
                 if event.event == "participant_joined":
                     handled = mark_visitor_joined(conversation.pk)
+                    handled = mark_visitor_returned(conversation.pk) or handled
+                elif event.event == "participant_left" and resume_window():
+                    # A reload may bring the visitor back: the worker ends the conversation
+                    # if nobody returns within RESUME_WINDOW (or LiveKit closes the room).
+                    handled = mark_visitor_left(conversation.pk)
                 elif event.event == "participant_left":
                     handled = end_conversation(conversation.pk, EndReason.PARTICIPANT_LEFT)
         return Response({"event": event.event, "handled": handled})

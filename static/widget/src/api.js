@@ -102,7 +102,7 @@ export function createApi({
     async createSession(body) {
       if (!sessionsUrl) throw new ApiError(0, 'not_configured', '');
       const data = await postJson(sessionsUrl, body);
-      for (const key of ['end_url', 'status_url', 'feedback_url']) {
+      for (const key of ['end_url', 'status_url', 'feedback_url', 'resume_url']) {
         if (data[key]) data[key] = absoluteUrl(data[key], absoluteUrl(sessionsUrl));
       }
       return data;
@@ -142,6 +142,16 @@ export function createApi({
       } catch {
         return false;
       }
+    },
+
+    /**
+     * Rejoin a conversation after a reload: `{participant_token, server_url, transcript,
+     * agent, ...}` for the same room and identity. Rejects with ApiError when refused
+     * (`conversation_ended`, `resume_window_passed`, `invalid_end_key`).
+     */
+    async resumeSession(saved) {
+      if (!saved || !saved.resume_url) throw new ApiError(0, 'not_configured', '');
+      return postJson(saved.resume_url, { end_key: saved.end_key });
     },
 
     /** Where the conversation stands (`{status, end_reason}`), or null when unknown. */

@@ -70,15 +70,6 @@ export const ATTR_AVATAR = 'voice_widget.avatar';
 
 const RPC_TIMEOUT_MS = 10000;
 const MIC_GRACE_MS = 1500;
-const RPC_UNSUPPORTED_METHOD = 1400;
-// A start answered "method not supported" or "not_ready" is tried again, with a backoff
-// from the first to the longest delay, for at most the retry window; then it has failed.
-const START_RETRY_FIRST_MS = 250;
-const START_RETRY_LONGEST_MS = 2000;
-const START_RETRY_WINDOW_MS = 15000;
-// While waiting for the agent, the session's status is asked this often: an agent that could
-// not join has marked the conversation failed, and the visitor hears of it within seconds.
-const STATUS_POLL_MS = 2000;
 // How long the End button waits for the agent's answer to voice_widget.end before leaving.
 const END_RPC_WAIT_MS = 1500;
 
@@ -150,6 +141,8 @@ export class WidgetController {
    * @param {() => boolean} [deps.isOnline] whether the browser has a network (navigator.onLine)
    * @param {{get: Function, set: Function, remove: Function}} [deps.store] where the
    *   visitor's consent is remembered (default: in memory)
+   * @param {{getItem: Function, setItem: Function, removeItem: Function}} [deps.storage] the
+   *   tab's sessionStorage: where a conversation waits for the page after a reload
    * @param {() => number} [deps.now] milliseconds since the epoch (default: Date.now)
    */
   constructor(deps) {
@@ -177,7 +170,7 @@ export class WidgetController {
     this.previewFailed = false;
     this.agentWaiters = new Set();
     this.store = deps.store || memoryStore();
-    this.now = deps.now || Date.now;
+    this.now = deps.now || (() => Date.now());
     this.feedback = null; // {rating, status} after a conversation the visitor may rate
     this.feedbackSession = null;
     this.chatError = false;
@@ -469,106 +462,18 @@ export class WidgetController {
 
   /**
    * The agent's identity once it has joined and set `voice_widget.protocol` (ready for
-   * `voice_widget.start`). Meanwhile the session's status is polled, so an agent that could
-   * not join is reported within seconds; after `agent-timeout` the wait fails.
+   * `voice_widget.start`), polling the session's status meanwhile; see handshake.js, a chunk
+   * fetched with the LiveKit one (the handshake follows the room's connection).
    */
-  waitForReadyAgent(run) {
-    const readyAgent = () => {
-      const agent = this.room && this.room.agentIdentity();
-      return agent && this.room.agentAttributes()[ATTR_PROTOCOL] ? agent : null;
-    };
-    const present = readyAgent();
-    if (present) return Promise.resolve(present);
-    const timeoutMs = this.deps.config().agentTimeoutMs;
-    const session = this.session;
-    return new Promise((resolve, reject) => {
-      let poll = null;
-      const settle = () => {
-        this.clock.clearTimeout(timer);
-        this.clock.clearTimeout(poll);
-        this.agentWaiters.delete(waiter);
-      };
-      const waiter = {
-        check: () => {
-          const agent = readyAgent();
-          if (agent) waiter.resolve(agent);
-        },
-        resolve: (identity) => {
-          settle();
-          resolve(identity);
-        },
-        reject: (error) => {
-          settle();
-          reject(error);
-        },
-      };
-      const timer = this.clock.setTimeout(() => {
-        if (run !== this.run) return waiter.reject(new Superseded());
-        // An agent that joined but never got ready could not start; none at all is away.
-        const joined = this.room && this.room.agentIdentity();
-        waiter.reject(new FlowError(joined ? ErrorCode.START_FAILED : ErrorCode.AGENT_UNAVAILABLE));
-      }, timeoutMs);
-      const askStatus = async () => {
-        const answer = await this.deps.api.sessionStatus(session);
-        if (!this.agentWaiters.has(waiter)) return;
-        if (answer && answer.status === 'failed') {
-          waiter.reject(new FlowError(ErrorCode.AGENT_FAILED));
-        } else if (answer && answer.status === 'ended') {
-          waiter.reject(new FlowError(ErrorCode.AGENT_FAILED, '', { endReason: answer.end_reason }));
-        } else {
-          poll = this.clock.setTimeout(askStatus, STATUS_POLL_MS);
-        }
-      };
-      poll = this.clock.setTimeout(askStatus, STATUS_POLL_MS);
-      this.agentWaiters.add(waiter);
-    });
+  async waitForReadyAgent(run) {
+    const handshake = await import('./handshake.js');
+    return handshake.waitForReadyAgent(this, run, SHARED);
   }
 
-  /**
-   * Call `voice_widget.start` until the agent says `{"ok": true}`. "Method not supported"
-   * (1400) and `not_ready` mean "not yet": tried again with a backoff, within a bounded
-   * window. Any other error, or no `ok`, is a failed start, never a silent success.
-   */
+  /** Call `voice_widget.start` until the agent says `{"ok": true}` (see handshake.js). */
   async callStart(run, agent) {
-    let waited = 0;
-    let delay = START_RETRY_FIRST_MS;
-    for (;;) {
-      if (await this.tryStart(run, agent)) return;
-      if (waited >= START_RETRY_WINDOW_MS) throw new FlowError(ErrorCode.START_FAILED);
-      await this.delay(delay);
-      this.check(run);
-      waited += delay;
-      delay = Math.min(delay * 2, START_RETRY_LONGEST_MS);
-    }
-  }
-
-  /** One start call: true when started, false when the agent is not ready yet. */
-  async tryStart(run, agent) {
-    let answer;
-    try {
-      answer = await this.room.performRpc(
-        agent,
-        RPC_START,
-        JSON.stringify({ protocol: PROTOCOL_VERSION }),
-        RPC_TIMEOUT_MS,
-      );
-    } catch (error) {
-      this.check(run);
-      if (error && error.code === RPC_UNSUPPORTED_METHOD) return false;
-      // Transport errors (timeouts, a lost connection) are not the visitor's to read.
-      throw new FlowError(ErrorCode.START_FAILED);
-    }
-    this.check(run);
-    let parsed = null;
-    try {
-      parsed = JSON.parse(answer || 'null');
-    } catch {
-      parsed = null;
-    }
-    if (parsed && parsed.ok === true) return true;
-    if (parsed && parsed.error === 'not_ready') return false;
-    const detail = (parsed && typeof parsed.detail === 'string' && parsed.detail) || '';
-    throw new FlowError(ErrorCode.START_FAILED, detail, { agentError: parsed && parsed.error });
+    const handshake = await import('./handshake.js');
+    return handshake.callStart(this, run, agent, SHARED);
   }
 
   delay(ms) {
@@ -783,13 +688,68 @@ export class WidgetController {
     if ([State.ERROR, State.ENDED, State.CONSENT].includes(this.state)) this.resetToIdle();
   }
 
-  /** The page is being closed: end the session with a beacon, which survives the unload. */
-  pageHidden() {
-    if (this.session) {
-      this.deps.api.endSession(this.session, { beacon: true, reason: 'participant_left' });
+  /**
+   * The page is going. A running conversation the server lets resume is kept for this tab
+   * (sessionStorage, with its end key and expiry) and only the room is left: a reload or the
+   * next page of the site rejoins it, and if none comes the worker ends it after the window.
+   * Otherwise (or with `resumable` false: the element was removed) a beacon ends it now.
+   */
+  pageHidden({ resumable = false } = {}) {
+    const session = this.session;
+    if (session) {
       this.session = null;
+      const windowSeconds = Number(session.resume_window) || 0;
+      if (resumable && this.state === State.ACTIVE && session.resume_url && windowSeconds > 0) {
+        this.storeResumable(session, windowSeconds);
+      } else {
+        this.deps.api.endSession(session, { beacon: true, reason: 'participant_left' });
+      }
     }
     this.teardownRoom();
+  }
+
+  // ---- resuming after a reload ------------------------------------------------------------
+
+  resumeKey() {
+    return `voice-widget:resume:${this.deps.config().persona || ''}`;
+  }
+
+  storeResumable(session, windowSeconds) {
+    const { storage } = this.deps;
+    if (!storage) return;
+    const saved = {
+      conversation: session.conversation,
+      end_key: session.end_key,
+      end_url: session.end_url,
+      status_url: session.status_url,
+      resume_url: session.resume_url,
+      resume_window: windowSeconds,
+      expires: this.now() + windowSeconds * 1000,
+    };
+    try {
+      storage.setItem(this.resumeKey(), JSON.stringify(saved));
+    } catch {
+      // no storage (private mode, full): the conversation ends by the worker's window
+    }
+  }
+
+  /**
+   * On load: rejoin the conversation this tab left within the resume window (same room, the
+   * transcript so far, the agent) and go straight to the active state. Resolves true when a
+   * conversation was resumed; a refused resume (ended, too late) leaves the widget idle. The
+   * code lives in a chunk fetched only when this tab holds such a conversation.
+   */
+  resume() {
+    let stored = null;
+    try {
+      stored = this.deps.storage && this.deps.storage.getItem(this.resumeKey());
+    } catch {
+      stored = null;
+    }
+    if (this.state !== State.IDLE || !stored) return Promise.resolve(false);
+    return import('./resume-flow.js').then(({ resume }) =>
+      resume(this, SHARED),
+    );
   }
 
   // ---- endings ----------------------------------------------------------------------------
@@ -966,3 +926,16 @@ function agentStateOf(attributes) {
   const value = attributes && attributes[ATTR_AGENT_STATE];
   return ['initializing', 'listening', 'thinking', 'speaking'].includes(value) ? value : '';
 }
+
+/** What handshake.js and resume-flow.js need from this module (passed, not imported). */
+const SHARED = {
+  State,
+  ErrorCode,
+  FlowError,
+  Superseded,
+  agentStateOf,
+  ATTR_PROTOCOL,
+  RPC_START,
+  PROTOCOL_VERSION,
+  RPC_TIMEOUT_MS,
+};

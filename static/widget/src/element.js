@@ -101,6 +101,7 @@ let roomModulePromise = null;
 /** Loads livekit-client (a separate chunk) once per page. */
 function loadRoomModule() {
   if (!roomModulePromise) {
+    import('./handshake.js').catch(() => {}); // the start handshake follows the connection
     roomModulePromise = import('./livekit-room.js').then((module) => {
       roomModule = module;
       return module;
@@ -110,6 +111,15 @@ function loadRoomModule() {
     });
   }
   return roomModulePromise;
+}
+
+/** The tab's sessionStorage, or null where the page may not use it (sandboxed, disabled). */
+function tabStorage() {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return null;
+  }
 }
 
 function parseJsonObject(text) {
@@ -219,6 +229,7 @@ export class VoiceWidgetElement extends HTMLElement {
       onChange: (view) => this.render(view),
       unlockAudio: () => this.unlockAudio(),
       store: localStore,
+      storage: tabStorage(),
     });
 
     const ui = this.ui;
@@ -249,7 +260,8 @@ export class VoiceWidgetElement extends HTMLElement {
         once: true,
       });
     }
-    this.onPageHide = () => this.controller.pageHidden();
+    // pagehide may be a reload or the next page of the site: the conversation may resume.
+    this.onPageHide = () => this.controller.pageHidden({ resumable: true });
   }
 
   // ---- host-page API ----------------------------------------------------------------------
@@ -299,6 +311,10 @@ export class VoiceWidgetElement extends HTMLElement {
     this.open = !this.isFloating || this.previewMode === 'live';
     window.addEventListener('pagehide', this.onPageHide);
     this.render(this.controller.view());
+    // A conversation this tab left moments ago (a reload, another page) is rejoined.
+    this.controller.resume().then((resumed) => {
+      if (resumed && this.isFloating) this.setOpen(true);
+    });
     if (this.previewMode === 'live' && 'IntersectionObserver' in window) {
       this.observer = new IntersectionObserver(
         (entries) => {

@@ -158,6 +158,31 @@ export class ApiDouble {
     this.statusAsked.push(session && session.conversation);
     return this.statusAnswer;
   }
+
+  async resumeSession(saved) {
+    (this.resumed ||= []).push(saved);
+    if (this.resumeError) throw this.resumeError;
+    return this.resumeAnswer;
+  }
+}
+
+/** sessionStorage's interface over a Map. */
+export class StorageDouble {
+  constructor() {
+    this.items = new Map();
+  }
+
+  getItem(key) {
+    return this.items.has(key) ? this.items.get(key) : null;
+  }
+
+  setItem(key, value) {
+    this.items.set(key, String(value));
+  }
+
+  removeItem(key) {
+    this.items.delete(key);
+  }
 }
 
 /** A key-value store like the element's localStorage one. */
