@@ -1,5 +1,5 @@
 /* Persona admin: show only the fields that apply to the chosen pipeline, providers, avatar
- * and preview, and point each voice field at its provider's voice list. Without this script
+ * and preview, and point each voice and model field at its provider's suggestions. Without this script
  * every field stays visible and the voice fields suggest the saved provider's voices. */
 (function () {
   "use strict";
@@ -96,7 +96,8 @@
         fieldset.hidden = rows.length > 0 && rows.every((row) => row.hidden);
       }
       for (const input of form.querySelectorAll("input[data-provider-field]")) {
-        const list = input.id + "_voices_" + value(input.dataset.providerField);
+        const kind = input.dataset.listKind || "_voices_";
+        const list = input.id + kind + value(input.dataset.providerField);
         if (document.getElementById(list)) input.setAttribute("list", list);
         else input.removeAttribute("list");
       }
