@@ -60,20 +60,20 @@ def _https_urls(field: models.Field, **kwargs: Any) -> forms.Field | None:
 
 
 def provider_keys_help() -> str:
-    """Where each provider's key comes from, from the catalogue (the voice pipeline's help)."""
-    keys = "; ".join(
-        f"{provider.name}: {' + '.join(provider.env_vars)}"
-        if provider.env_vars
-        else f"{provider.name}: {' + '.join(provider.optional_env_vars)} ({_('if it needs one')})"
+    """The voice pipeline's help: where its providers' keys come from, from the catalogue."""
+    voice_stages = {providers.STT, providers.LLM, providers.TTS, providers.REALTIME}
+    names = dict.fromkeys(
+        name
         for provider in providers.PROVIDERS.values()
-        if provider.env_vars or provider.optional_env_vars
+        if voice_stages & set(provider.stages)
+        for name in provider.env_vars + provider.optional_env_vars
     )
     return str(
         _(
-            "API keys never go here: the worker reads them from its environment (%(keys)s). "
-            "“manage.py check” lists the personas whose keys are missing."
+            "API keys never go here: the worker reads %(names)s from its environment; "
+            "“manage.py check” names those missing."
         )
-        % {"keys": keys}
+        % {"names": ", ".join(names)}
     )
 
 
@@ -144,7 +144,7 @@ class ModelInput(ProviderSuggestionInput):
     list_kind = "_models_"
 
     def __init__(self, stage: str, provider_field: str) -> None:
-        super().__init__(provider_field)
+        super().__init__(provider_field, css_class="vTextField")  # admin's text field look
         self.stage = stage
 
     def suggestions(self) -> dict[str, Iterable[tuple[str, str]]]:
