@@ -1,5 +1,6 @@
 """The provider catalogue: the persona's choices, its rules and the admin read one entry."""
 
+import json
 import re
 
 import pytest
@@ -135,3 +136,16 @@ def test_model_fields_suggest_the_chosen_providers_models(admin_client):
             )
             assert datalist, (name, provider)
             assert re.findall(r'<option value="([^"]+)">', datalist.group(0)) == list(models)
+
+
+def test_persona_form_gets_each_providers_own_fields_from_the_catalogue(admin_client):
+    html = admin_client.get(reverse("admin:voice_widget_persona_add")).content.decode()
+    data = re.search(
+        r'<script id="vw-provider-fields" type="application/json">(.*?)</script>', html, re.S
+    )
+    fields = json.loads(data.group(1))
+    assert fields == providers.provider_fields()
+    assert fields["stt"] == {"deepgram": ["stt_keyterms"]}
+    assert fields["tts"] == {"openai": ["tts_instructions"]}
+    assert fields["llm"]["openai_compatible"] == ["llm_base_url"]
+    assert fields["realtime"]["azure_openai"] == ["azure_endpoint", "azure_deployment"]

@@ -438,6 +438,13 @@ class PersonaAdmin(admin.ModelAdmin):
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        # persona_form.js shows a provider's own fields (key terms, Azure…) as the catalogue says.
+        context["provider_fields"] = providers.provider_fields()
+        return super().render_change_form(request, context, *args, **kwargs)
+
     @staticmethod
     def _trial_context(request: HttpRequest, persona: Persona) -> dict[str, Any]:
         """What "Try it here" shows: the widget for the saved persona (its sessions marked

@@ -231,11 +231,20 @@ class Provider:
     routes_models: bool = False
     #: Persona fields this provider cannot work without (e.g. ``llm_base_url``).
     required_fields: tuple[str, ...] = ()
+    #: Persona fields only this provider uses, per stage (admin shows them when it is chosen).
+    fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: Where its API lives when no ``*_URL`` variable says otherwise (for error messages).
     api_url: str = ""
 
     def name_in(self, stage: str) -> Promise | str:
         return self.stage_names.get(stage, self.name)
+
+    def fields_in(self, stage: str) -> tuple[str, ...]:
+        """The persona fields that apply when this provider serves ``stage``."""
+        capabilities = (("stt_keyterms",) if stage == STT and self.keyterms else ()) + (
+            ("tts_instructions",) if stage == TTS and self.voice_instructions else ()
+        )
+        return self.fields.get(stage, ()) + capabilities
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -284,6 +293,7 @@ PROVIDERS: dict[str, Provider] = {
             stage_names={LLM: _("OpenAI-compatible server (Ollama, vLLM, Groq…)")},
             models={LLM: ("llama3.1", "qwen2.5", "mistral")},
             required_fields=("llm_base_url",),
+            fields={LLM: ("llm_base_url",)},
         ),
         Provider(
             AZURE_OPENAI,
@@ -294,6 +304,11 @@ PROVIDERS: dict[str, Provider] = {
             models={LLM: ("gpt-4o-mini", "gpt-4o", "gpt-4.1"), REALTIME: ("gpt-realtime",)},
             voices={REALTIME: REALTIME_VOICE_CATALOGUE},
             required_fields=("azure_endpoint",),
+            fields={
+                LLM: ("azure_endpoint", "azure_deployment", "azure_api_version"),
+                # Azure Realtime uses the current API: no version to choose.
+                REALTIME: ("azure_endpoint", "azure_deployment"),
+            },
         ),
         Provider(
             LIVEKIT,
@@ -364,6 +379,14 @@ def choices(stage: str, name: str, *, none: tuple[str, Promise | str] | None = N
     members = [(NO_AVATAR.upper(), none)] if none else []
     members += [(p.id.upper(), (p.id, p.name_in(stage))) for p in serving(stage)]
     return models.TextChoices(name, members, module="voice_widget.models")
+
+
+def provider_fields() -> dict[str, dict[str, list[str]]]:
+    """Stage → provider id → the persona fields that apply with it (the admin form's rules)."""
+    return {
+        stage: {p.id: list(p.fields_in(stage)) for p in serving(stage) if p.fields_in(stage)}
+        for stage in STAGES
+    }
 
 
 def voice_catalogues(stage: str) -> dict[str, VoiceCatalogue]:
