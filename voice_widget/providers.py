@@ -376,7 +376,7 @@ def choices(stage: str, name: str, *, none: tuple[str, Promise | str] | None = N
 
     ``none``: a first choice that names no provider (the avatar's "voice only").
     """
-    members = [(NO_AVATAR.upper(), none)] if none else []
+    members = [(str(none[0]).upper(), none)] if none else []
     members += [(p.id.upper(), (p.id, p.name_in(stage))) for p in serving(stage)]
     return models.TextChoices(name, members, module="voice_widget.models")
 
