@@ -13,20 +13,19 @@ from typing import Any
 
 from django.conf import settings
 
+from voice_widget import providers as catalogue
 from voice_widget.conf import DEV_LIVEKIT_API_KEY, DEV_LIVEKIT_API_SECRET, vw_settings
+from voice_widget.models import PipelineKind
 
-#: The environment variable(s) each provider reads its key from. An OpenAI-compatible
-#: server (Ollama, vLLM…) often needs no key; ``OPENAI_COMPATIBLE_API_KEY`` is used when set.
+#: The environment variable(s) each provider reads its key from, as the catalogue
+#: (``voice_widget.providers``) says; the checks below read the catalogue itself.
 PROVIDER_ENV_VARS: dict[str, tuple[str, ...]] = {
-    "deepgram": ("DEEPGRAM_API_KEY",),
-    "openai": ("OPENAI_API_KEY",),
-    "openai_compatible": (),
-    "azure_openai": ("AZURE_OPENAI_API_KEY",),
-    "cartesia": ("CARTESIA_API_KEY",),
-    "livekit": ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"),
-    "bey": ("BEY_API_KEY",),
+    provider.id: provider.env_vars for provider in catalogue.PROVIDERS.values()
 }
-OPENAI_COMPATIBLE_KEY_VAR = "OPENAI_COMPATIBLE_API_KEY"
+#: The key of an OpenAI-compatible server, used when set (Ollama, vLLM… often need none).
+OPENAI_COMPATIBLE_KEY_VAR = catalogue.optional_env_var(catalogue.OPENAI_COMPATIBLE)
+#: The pair LiveKit Inference (a LiveKit Cloud service) authenticates with.
+LIVEKIT_KEY_VARS = catalogue.env_vars(catalogue.LIVEKIT)
 
 
 def credential(name: str) -> str | None:
@@ -45,7 +44,7 @@ def _livekit_credential(name: str) -> str | None:
 
 
 def has_credential(name: str) -> bool:
-    if name in ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
+    if name in LIVEKIT_KEY_VARS:
         return _livekit_credential(name) is not None
     return credential(name) is not None
 
@@ -62,15 +61,16 @@ def providers_in_use(
     # A type-only persona's conversations are typed: its speech providers are never called.
     text_only = text_only or get("interaction_mode") == "text"
     providers: list[str] = []
-    if get("pipeline_kind") == "realtime":
+    if get("pipeline_kind") == PipelineKind.REALTIME:
         providers.append(get("realtime_provider") or "")
         if get("realtime_use_tts") and not text_only:
             providers += [get("tts_provider") or "", get("tts_fallback_provider") or ""]
     else:
         for stage in ("llm",) if text_only else ("stt", "llm", "tts"):
             providers += [get(f"{stage}_provider") or "", get(f"{stage}_fallback_provider") or ""]
-    if include_avatar and not text_only and get("avatar_provider") not in (None, "", "none"):
-        providers.append(get("avatar_provider"))
+    avatar = get("avatar_provider")
+    if include_avatar and not text_only and avatar not in (None, "", catalogue.NO_AVATAR):
+        providers.append(avatar)
     return list(dict.fromkeys(p for p in providers if p))
 
 
@@ -83,7 +83,7 @@ def required_credentials(
         for provider in providers_in_use(
             persona, include_avatar=include_avatar, text_only=text_only
         )
-        for name in PROVIDER_ENV_VARS.get(provider, ())
+        for name in catalogue.env_vars(provider)
     )
     return list(dict.fromkeys(names))
 
@@ -107,4 +107,5 @@ def missing_credentials(
 
 def livekit_inference_credentials() -> tuple[str | None, str | None]:
     """Key and secret for LiveKit Inference (None when only the dev pair is configured)."""
-    return _livekit_credential("LIVEKIT_API_KEY"), _livekit_credential("LIVEKIT_API_SECRET")
+    api_key, api_secret = LIVEKIT_KEY_VARS
+    return _livekit_credential(api_key), _livekit_credential(api_secret)

@@ -48,6 +48,15 @@ from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVa
 
 from voice_widget.conf import vw_settings
 from voice_widget.models import Persona, turn_detector_knows
+from voice_widget.providers import (
+    AZURE_OPENAI,
+    CARTESIA,
+    DEEPGRAM,
+    LIVEKIT,
+    NO_AVATAR,
+    OPENAI,
+    OPENAI_COMPATIBLE,
+)
 
 from .credentials import (
     OPENAI_COMPATIBLE_KEY_VAR,
@@ -175,9 +184,9 @@ def _livekit_stt(p: _Persona, model: str) -> lk_stt.STT:
 
 
 STT_BUILDERS: dict[str, Callable[[_Persona, str], lk_stt.STT]] = {
-    "deepgram": _deepgram_stt,
-    "openai": _openai_stt,
-    "livekit": _livekit_stt,
+    DEEPGRAM: _deepgram_stt,
+    OPENAI: _openai_stt,
+    LIVEKIT: _livekit_stt,
 }
 
 
@@ -217,10 +226,10 @@ def _livekit_llm(p: _Persona, model: str) -> lk_llm.LLM:
 
 
 LLM_BUILDERS: dict[str, Callable[[_Persona, str], lk_llm.LLM]] = {
-    "openai": _openai_llm,
-    "openai_compatible": _openai_compatible_llm,
-    "azure_openai": _azure_llm,
-    "livekit": _livekit_llm,
+    OPENAI: _openai_llm,
+    OPENAI_COMPATIBLE: _openai_compatible_llm,
+    AZURE_OPENAI: _azure_llm,
+    LIVEKIT: _livekit_llm,
 }
 
 
@@ -259,9 +268,9 @@ def _livekit_tts(p: _Persona, model: str, voice: str) -> lk_tts.TTS:
 
 
 TTS_BUILDERS: dict[str, Callable[[_Persona, str, str], lk_tts.TTS]] = {
-    "cartesia": _cartesia_tts,
-    "openai": _openai_tts,
-    "livekit": _livekit_tts,
+    CARTESIA: _cartesia_tts,
+    OPENAI: _openai_tts,
+    LIVEKIT: _livekit_tts,
 }
 
 
@@ -348,8 +357,8 @@ def _azure_realtime(p: _Persona) -> lk_llm.RealtimeModel:
 
 
 REALTIME_BUILDERS: dict[str, Callable[[_Persona], lk_llm.RealtimeModel]] = {
-    "openai": _openai_realtime,
-    "azure_openai": _azure_realtime,
+    OPENAI: _openai_realtime,
+    AZURE_OPENAI: _azure_realtime,
 }
 
 
@@ -460,7 +469,7 @@ def _noise_cancellation(p: _Persona) -> NoiseCancellationSelector | None:
 
 
 def _avatar(p: _Persona) -> AvatarPlan | None:
-    if (p.avatar_provider or "none") == "none":
+    if (p.avatar_provider or NO_AVATAR) == NO_AVATAR:
         return None
     return AvatarPlan(
         provider=p.avatar_provider,

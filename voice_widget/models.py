@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from . import providers
 from .costs import persona_unpriced_models
 from .providers import default_tts_voice
 from .tools import page_tool_problems, registry
@@ -50,28 +51,12 @@ class StartMode(models.TextChoices):
     IMMEDIATE = "immediate", _("Start as soon as the visitor joins")
 
 
-class STTProvider(models.TextChoices):
-    DEEPGRAM = "deepgram", _("Deepgram")
-    OPENAI = "openai", _("OpenAI")
-    LIVEKIT = "livekit", _("LiveKit Inference")
-
-
-class LLMProvider(models.TextChoices):
-    OPENAI = "openai", _("OpenAI")
-    OPENAI_COMPATIBLE = "openai_compatible", _("OpenAI-compatible server (Ollama, vLLM, Groq…)")
-    AZURE_OPENAI = "azure_openai", _("Azure OpenAI")
-    LIVEKIT = "livekit", _("LiveKit Inference")
-
-
-class TTSProvider(models.TextChoices):
-    CARTESIA = "cartesia", _("Cartesia")
-    OPENAI = "openai", _("OpenAI")
-    LIVEKIT = "livekit", _("LiveKit Inference")
-
-
-class RealtimeProvider(models.TextChoices):
-    OPENAI = "openai", _("OpenAI Realtime")
-    AZURE_OPENAI = "azure_openai", _("Azure OpenAI Realtime")
+# The provider choices come from the catalogue (voice_widget.providers): a provider added there
+# is a choice here, with the same value and label.
+STTProvider = providers.choices(providers.STT, "STTProvider")
+LLMProvider = providers.choices(providers.LLM, "LLMProvider")
+TTSProvider = providers.choices(providers.TTS, "TTSProvider")
+RealtimeProvider = providers.choices(providers.REALTIME, "RealtimeProvider")
 
 
 class RealtimeTurnDetection(models.TextChoices):
@@ -99,9 +84,9 @@ class NoiseCancellation(models.TextChoices):
     BVC_TELEPHONY = "bvc_telephony", _("BVC, with the telephony model for phone callers")
 
 
-class AvatarProvider(models.TextChoices):
-    NONE = "none", _("No avatar (voice only)")
-    BEY = "bey", _("Beyond Presence")
+AvatarProvider = providers.choices(
+    providers.AVATAR, "AvatarProvider", none=(providers.NO_AVATAR, _("No avatar (voice only)"))
+)
 
 
 class PreviewMode(models.TextChoices):
@@ -151,11 +136,31 @@ def turn_detector_knows(language: str) -> bool:
     return (language or "en").split("-")[0].lower() in AUDIO_TURN_DETECTOR_LANGUAGES
 
 
-LIVEKIT_INFERENCE = "livekit"
 LIVEKIT_MODEL_FORMAT = _(
     "LiveKit Inference models are written provider/model, e.g. deepgram/nova-3, "
     "openai/gpt-4.1-mini or cartesia/sonic-2."
 )
+
+
+#: What an editor reads when a provider lacks a field the catalogue says it requires.
+REQUIRED_FIELD_MESSAGES = {
+    "llm_base_url": _("%(provider)s needs its base URL, e.g. http://127.0.0.1:11434/v1."),
+    "azure_endpoint": _("%(provider)s needs the endpoint of your resource."),
+}
+
+
+def _routes_models(provider: str) -> bool:
+    entry = providers.get(provider)
+    return bool(entry and entry.routes_models)
+
+
+def _needs_voice(provider: str) -> bool:
+    entry = providers.get(provider)
+    return bool(entry and entry.needs_voice)
+
+
+def _names_with(stage: str, capability: str) -> str:
+    return providers.names(providers.with_capability(stage, capability), stage)
 
 
 def default_instructions() -> str:
@@ -799,20 +804,26 @@ class Persona(models.Model):
                 add(f"{prefix}_model", _("Name the %(stage)s model.") % {"stage": label})
         self._clean_llm_provider(add, self.llm_provider)
         self._clean_tts_voice(add)
-        if self.stt_keyterms.strip() and self.stt_provider != STTProvider.DEEPGRAM:
-            add("stt_keyterms", _("Key terms work with Deepgram only."))
+        stt = providers.get(self.stt_provider)
+        if self.stt_keyterms.strip() and not (stt and stt.keyterms):
+            add(
+                "stt_keyterms",
+                _("Key terms work with %(providers)s only.")
+                % {"providers": _names_with(providers.STT, "keyterms")},
+            )
         if self.turn_detection == TurnDetection.REALTIME:
             add(
                 "turn_detection",
                 _("“Realtime model decides” needs the realtime pipeline; pick another mode."),
             )
-        if self.turn_detection == TurnDetection.STT and self.stt_provider == STTProvider.OPENAI:
+        if self.turn_detection == TurnDetection.STT and stt and not stt.detects_end_of_turn:
             add(
                 "turn_detection",
                 _(
-                    "OpenAI speech-to-text does not detect the end of a turn; use the "
+                    "%(provider)s speech-to-text does not detect the end of a turn; use the "
                     "turn-detector model or voice activity instead."
-                ),
+                )
+                % {"provider": stt.name_in(providers.STT)},
             )
         self._clean_fallbacks(add, ("stt", "llm", "tts"))
         if self.llm_fallback_provider:
@@ -824,13 +835,13 @@ class Persona(models.Model):
             model = getattr(self, f"{stage}_model").strip()
             fallback = getattr(self, f"{stage}_fallback_provider")
             fallback_model = getattr(self, f"{stage}_fallback_model").strip()
-            if provider == LIVEKIT_INFERENCE and model and "/" not in model:
+            if _routes_models(provider) and model and "/" not in model:
                 add(f"{stage}_model", LIVEKIT_MODEL_FORMAT)
             if fallback and not fallback_model:
                 add(f"{stage}_fallback_model", _("Name the fallback model."))
             if fallback_model and not fallback:
                 add(f"{stage}_fallback_provider", _("Choose the fallback provider."))
-            if fallback == LIVEKIT_INFERENCE and fallback_model and "/" not in fallback_model:
+            if _routes_models(fallback) and fallback_model and "/" not in fallback_model:
                 add(f"{stage}_fallback_model", LIVEKIT_MODEL_FORMAT)
             if fallback and fallback == provider and fallback_model == model:
                 add(
@@ -839,51 +850,61 @@ class Persona(models.Model):
                 )
         if (
             "tts" in stages
-            and self.tts_fallback_provider in (TTSProvider.CARTESIA, TTSProvider.OPENAI)
+            and _needs_voice(self.tts_fallback_provider)
             and not self.tts_fallback_voice.strip()
         ):
             add("tts_fallback_voice", _("Choose the voice the fallback speaks with."))
 
     def _clean_llm_provider(self, add: Any, provider: str, fallback: bool = False) -> None:
-        field = "llm_fallback_provider" if fallback else "llm_provider"
-        if provider == LLMProvider.OPENAI_COMPATIBLE and not self.llm_base_url:
-            add(
-                "llm_base_url" if not fallback else field,
-                _(
-                    "An OpenAI-compatible server needs its base URL, e.g. "
-                    "http://127.0.0.1:11434/v1."
-                ),
-            )
-        if provider == LLMProvider.AZURE_OPENAI and not self.azure_endpoint:
-            add("azure_endpoint", _("Azure OpenAI needs the endpoint of your resource."))
-        if (
-            not fallback
-            and self.llm_base_url
-            and LLMProvider.OPENAI_COMPATIBLE not in (self.llm_provider, self.llm_fallback_provider)
-        ):
+        self._clean_required_fields(
+            add, providers.LLM, provider, "llm_fallback_provider" if fallback else ""
+        )
+        uses_base_url = [
+            entry
+            for entry in providers.serving(providers.LLM)
+            if "llm_base_url" in entry.required_fields
+        ]
+        chosen = {self.llm_provider, self.llm_fallback_provider}
+        if not fallback and self.llm_base_url and not chosen & {p.id for p in uses_base_url}:
             add(
                 "llm_base_url",
-                _(
-                    "A base URL is only used with “OpenAI-compatible server”; clear it or "
-                    "switch the provider."
-                ),
+                _("A base URL is only used with “%(providers)s”; clear it or switch the provider.")
+                % {"providers": providers.names(uses_base_url, providers.LLM)},
             )
 
+    def _clean_required_fields(
+        self, add: Any, stage: str, provider: str, fallback_field: str = ""
+    ) -> None:
+        """The persona fields the catalogue says ``provider`` cannot work without.
+
+        For a fallback the message also stands beside the fallback's choice.
+        """
+        entry = providers.get(provider)
+        for name in entry.required_fields if entry else ():
+            if str(getattr(self, name) or "").strip():
+                continue
+            message = REQUIRED_FIELD_MESSAGES[name] % {"provider": entry.name_in(stage)}
+            add(name, message)
+            if fallback_field:
+                add(fallback_field, message)
+
     def _clean_tts_voice(self, add: Any) -> None:
-        if self.tts_provider in (TTSProvider.CARTESIA, TTSProvider.OPENAI) and not (
-            self.tts_voice.strip()
-        ):
+        if _needs_voice(self.tts_provider) and not self.tts_voice.strip():
             add("tts_voice", _("Choose the voice the agent speaks with."))
-        if self.tts_instructions.strip() and self.tts_provider != TTSProvider.OPENAI:
-            add("tts_instructions", _("Voice instructions work with OpenAI text-to-speech only."))
+        tts = providers.get(self.tts_provider)
+        if self.tts_instructions.strip() and not (tts and tts.voice_instructions):
+            add(
+                "tts_instructions",
+                _("Voice instructions work with %(providers)s text-to-speech only.")
+                % {"providers": _names_with(providers.TTS, "voice_instructions")},
+            )
 
     def _clean_realtime(self, add: Any) -> None:
         if not self.realtime_provider:
             add("realtime_provider", _("Choose the realtime provider."))
         if not self.realtime_model.strip():
             add("realtime_model", _("Name the realtime model (or Azure deployment)."))
-        if self.realtime_provider == RealtimeProvider.AZURE_OPENAI and not self.azure_endpoint:
-            add("azure_endpoint", _("Azure OpenAI Realtime needs the endpoint of your resource."))
+        self._clean_required_fields(add, providers.REALTIME, self.realtime_provider)
         if self.realtime_use_tts:
             if not self.tts_provider:
                 add("tts_provider", _("Choose a text-to-speech provider for the voice."))
