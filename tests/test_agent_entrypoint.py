@@ -229,6 +229,7 @@ async def test_session_end_finishes_the_ending_before_livekit_disconnects_the_ro
             "destination": conversation.identity,
             "method": protocol.RPC_ENDED,
             "payload": {"reason": "worker_shutdown"},
+            "response_timeout": protocol.ENDED_RPC_TIMEOUT,
         }
     ]
     assert (await reload(conversation)).end_reason == "worker_shutdown"
