@@ -196,7 +196,9 @@ def test_declining_the_notice_opens_nothing_and_asks_again_next_time(sized_page,
     wait_for_state(page, "consent")
 
 
-def test_an_acceptance_is_remembered_across_pages_until_it_expires(sized_page, site):
+def test_an_acceptance_is_remembered_across_pages_until_it_expires(sized_page, site, settings):
+    # Each page starts a conversation of its own (none is resumed from the page before).
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "RESUME_WINDOW": 0}
     Persona.objects.filter(slug="ben").update(consent_text=NOTICE)
     page = sized_page("laptop")
     open_with_room_double(page, site)
