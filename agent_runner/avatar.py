@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -18,6 +19,7 @@ from livekit.agents import NOT_GIVEN, APIConnectionError, APIConnectOptions, API
 from livekit.agents.voice.avatar import DataStreamAudioOutput
 from livekit.plugins import bey
 
+from voice_widget import providers as catalogue
 from voice_widget.conf import vw_settings
 
 from .credentials import credential
@@ -31,23 +33,24 @@ logger = logging.getLogger(__name__)
 
 AVATAR_ATTRIBUTE = "voice_widget.avatar"
 STARTING, READY, FAILED = "starting", "ready", "failed"
-PROVIDER_NAMES = {"bey": "Beyond Presence"}
-DEFAULT_API_URLS = {"bey": "https://api.bey.dev"}
 
 
 class AvatarUnavailable(Exception):
     """The avatar cannot start; the message is the reason recorded on the conversation."""
 
 
-def _make_avatar(avatar: AvatarPlan) -> Any:
-    if avatar.provider != "bey":
-        raise AvatarUnavailable(f"Unknown avatar provider {avatar.provider!r}.")
-    api_key = credential("BEY_API_KEY")
+def _api_key(provider: str) -> str:
+    (name,) = catalogue.env_vars(provider)
+    api_key = credential(name)
     if not api_key:
-        raise AvatarUnavailable("BEY_API_KEY is not set on the worker.")
+        raise AvatarUnavailable(f"{name} is not set on the worker.")
+    return api_key
+
+
+def _bey_avatar(avatar: AvatarPlan) -> Any:
     return bey.AvatarSession(
         avatar_id=avatar.avatar_id,
-        api_key=api_key,
+        api_key=_api_key(avatar.provider),
         api_url=avatar.api_url or NOT_GIVEN,
         conn_options=APIConnectOptions(
             max_retry=avatar.max_retry,
@@ -57,8 +60,26 @@ def _make_avatar(avatar: AvatarPlan) -> Any:
     )
 
 
+#: Avatar provider → the function that makes its avatar session (the catalogue has the rest).
+AVATAR_BUILDERS: dict[str, Callable[[AvatarPlan], Any]] = {
+    catalogue.BEY: _bey_avatar,
+}
+
+
+def _make_avatar(avatar: AvatarPlan) -> Any:
+    builder = AVATAR_BUILDERS.get(avatar.provider)
+    if builder is None:
+        raise AvatarUnavailable(f"Unknown avatar provider {avatar.provider!r}.")
+    return builder(avatar)
+
+
+def _provider_name(provider: str) -> str:
+    entry = catalogue.get(provider)
+    return str(entry.name) if entry else provider
+
+
 def _reason(avatar: AvatarPlan, exc: BaseException) -> str:
-    name = PROVIDER_NAMES.get(avatar.provider, avatar.provider)
+    name = _provider_name(avatar.provider)
     if isinstance(exc, AvatarUnavailable):
         return str(exc)
     if isinstance(exc, APIStatusError):
@@ -68,7 +89,8 @@ def _reason(avatar: AvatarPlan, exc: BaseException) -> str:
             f"{name} refused to start avatar {avatar.avatar_id!r} (HTTP {exc.status_code}){detail}"
         )
     if isinstance(exc, APIConnectionError | aiohttp.ClientError):
-        url = avatar.api_url or DEFAULT_API_URLS.get(avatar.provider)
+        entry = catalogue.get(avatar.provider)
+        url = avatar.api_url or (entry.api_url if entry else "")
         return f"{name} could not be reached at {url}."
     return f"The {name} avatar could not start: {exc.__class__.__name__}: {exc}"
 
@@ -91,7 +113,7 @@ async def start_avatar(plan: SessionPlan, session: AgentSession, room: rtc.Room)
     if avatar_plan is None:
         return None
     await _set_state(room, STARTING)
-    name = PROVIDER_NAMES.get(avatar_plan.provider, avatar_plan.provider)
+    name = _provider_name(avatar_plan.provider)
     avatar = None
     try:
         avatar = _make_avatar(avatar_plan)

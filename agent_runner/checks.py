@@ -17,7 +17,7 @@ from voice_widget.conf import settings_problem
 from voice_widget.models import Persona
 from voice_widget.persona_settings import PersonaSettings
 
-from .credentials import missing_credentials
+from .credentials import LIVEKIT_KEY_VARS, missing_credentials
 
 #: The tag of the worker's checks, which ``run_voice_agent`` runs with the deployment checks.
 WORKER_CHECKS_TAG = "agent_runner"
@@ -27,7 +27,7 @@ PROVIDER_KEYS_HINT = (
     "never stored in the database."
 )
 LIVEKIT_INFERENCE_HINT = (
-    " LiveKit Inference needs the LIVEKIT_API_KEY / LIVEKIT_API_SECRET of a LiveKit Cloud "
+    f" LiveKit Inference needs the {' / '.join(LIVEKIT_KEY_VARS)} of a LiveKit Cloud "
     "project (not the livekit-server --dev pair)."
 )
 
@@ -38,7 +38,7 @@ def _persona_label(persona: Persona) -> str:
 
 
 def _hint(names: list[str]) -> str:
-    if "LIVEKIT_API_KEY" in names or "LIVEKIT_API_SECRET" in names:
+    if set(LIVEKIT_KEY_VARS) & set(names):
         return PROVIDER_KEYS_HINT + LIVEKIT_INFERENCE_HINT
     return PROVIDER_KEYS_HINT
 

@@ -26,13 +26,19 @@ from livekit.agents.voice.events import (
 )
 
 from voice_widget.conf import vw_settings
-from voice_widget.lifecycle import aend_conversation, amark_agent_joined, amark_started
+from voice_widget.lifecycle import (
+    aend_conversation,
+    amark_agent_joined,
+    amark_started,
+    amark_visitor_left,
+    amark_visitor_returned,
+)
 from voice_widget.models import Conversation, EndReason, TurnRole
 from voice_widget.persona_settings import PersonaSettings
 
 from . import notices, protocol
 from .agent import VoiceWidgetAgent
-from .function_tools import build_function_tools
+from .function_tools import build_function_tools, build_page_tools
 from .instructions import build_instructions, greeting_instructions
 from .live import listen_for_staff_end
 from .livekit_private import on_model_metrics
@@ -184,6 +190,7 @@ class ConversationRunner:
         self.end_reason: str | None = None
         self._session_running = False
         self._timers: list[asyncio.Task[None]] = []
+        self._departure: asyncio.Task[None] | None = None
         self._end_task: asyncio.Task[None] | None = None
         self._end_begun = asyncio.Event()
         self._start_lock = asyncio.Lock()
@@ -191,7 +198,15 @@ class ConversationRunner:
         #: Ending because the providers stayed down: the visitor is still there to be told.
         self._giving_up = False
 
+        # Texts the visitor typed whose chat message is still to come (to mark it typed).
+        self._typed_pending: list[str] = []
+
     # -- setup -------------------------------------------------------------------------
+
+    def _on_model_metrics(self, metrics: Any) -> None:
+        # The recorder is read while the session starts; no model answers before that.
+        if self.recorder is not None:
+            self.recorder.add_model_metrics(metrics)
 
     @property
     def conversation_id(self) -> Any:
@@ -209,17 +224,34 @@ class ConversationRunner:
             conversation=self.conversation,
             request_end=self.request_end,
         )
+        if self.signals is not None:
+            # Page tools run in the visitor's browser: without a room (console) there are none.
+            tools += build_page_tools(
+                list(self.persona.page_tools),
+                local_participant=self.signals.local_participant,
+                visitor_identity=self.conversation.identity,
+                conversation=self.conversation,
+                taken=[tool.info.name for tool in tools],
+            )
         return VoiceWidgetAgent(instructions=instructions, tools=tools)
 
     def room_options(
         self, *, audio_input: room_io.AudioInputOptions | None = None
     ) -> room_io.RoomOptions:
-        """Room IO bound to this conversation's visitor; text input waits for the start."""
+        """Room IO bound to this conversation's visitor; text input waits for the start.
+        The persona's ``interaction_mode`` says what goes through the room: no audio at all
+        when visitors only type, no typed text when they only talk."""
+        mode = self.persona.interaction_mode or "voice_text"
         return room_io.RoomOptions(
             participant_identity=self.conversation.identity,
-            audio_input=audio_input or True,
-            text_input=room_io.TextInputOptions(text_input_cb=self.on_text_input),
-            close_on_disconnect=True,
+            audio_input=False if mode == "text" else (audio_input or True),
+            audio_output=mode != "text",
+            text_input=False
+            if mode == "voice"
+            else room_io.TextInputOptions(text_input_cb=self.on_text_input),
+            # With a resume window the visitor's page may come back (a reload): RoomIO keeps
+            # the session and relinks the same identity; we end it if nobody returns.
+            close_on_disconnect=not vw_settings.RESUME_WINDOW,
         )
 
     async def start(
@@ -230,30 +262,34 @@ class ConversationRunner:
         system_notes: list[str] | None = None,
     ) -> None:
         """Start the session muted and announce readiness; greet now only if immediate."""
-        self.recorder = await TranscriptRecorder.for_conversation(self.conversation_id)
-        for note in system_notes or []:
-            self.recorder.add(TurnRole.SYSTEM, note)
-
+        # Read while the session starts (nobody speaks before the start): one wait, not two.
+        recording = asyncio.ensure_future(TranscriptRecorder.for_conversation(self.conversation_id))
         self.session.on("conversation_item_added", self._on_conversation_item)
-        on_model_metrics(self.session, self.recorder.add_model_metrics)  # realtime latency
+        on_model_metrics(self.session, self._on_model_metrics)  # realtime latency
         self.session.on("close", self._on_session_close)
         self.session.on("error", self._on_session_error)
         if self.room is not None:
             self.room.on("participant_disconnected", self._on_participant_disconnected)
             listen_for_staff_end(self.room, self.conversation_id, self.request_end)
+            self.room.on("participant_connected", self._on_participant_connected)
 
         agent = self.build_agent()
-        if io_room is not None:
-            await self.session.start(
-                agent,
-                room=io_room,
-                room_options=self.room_options(audio_input=audio_input),
-            )
-        else:
-            await self.session.start(agent)
-        self._session_running = True
-        # No await between start() returning and this: no visitor audio reaches the model.
-        self._set_audio_input(False)
+        try:
+            if io_room is not None:
+                await self.session.start(
+                    agent,
+                    room=io_room,
+                    room_options=self.room_options(audio_input=audio_input),
+                )
+            else:
+                await self.session.start(agent)
+            self._session_running = True
+            # No await between start() returning and this: no visitor audio reaches the model.
+            self._set_audio_input(False)
+        finally:
+            self.recorder = await recording  # also when the start failed: the ending closes it
+        for note in system_notes or []:
+            self.recorder.add(TurnRole.SYSTEM, note)
 
         await amark_agent_joined(self.conversation_id)
         if self.endpoint is not None:
@@ -290,9 +326,10 @@ class ConversationRunner:
                 timer.cancel()
             self._timers.clear()
             self._set_audio_input(True)
+            # The greeting first: the visitor hears it while the start is being recorded.
+            self._greet()
             await amark_started(self.conversation_id)
             logger.info("conversation %s: started", self.conversation_id)
-            self._greet()
             limit = float(self.persona.max_duration_seconds)
             if limit > 0:
                 self._timers.append(
@@ -322,6 +359,7 @@ class ConversationRunner:
         # The current speech may not be interruptible; then the reply queues after it.
         with contextlib.suppress(RuntimeError):
             session.interrupt()
+        self._typed_pending.append(event.text.strip())
         session.generate_reply(user_input=event.text)
 
     def _set_audio_input(self, enabled: bool) -> None:
@@ -370,7 +408,17 @@ class ConversationRunner:
         if getattr(event.item, "role", None) == "assistant":
             self._failures.clear()
         if self.recorder is not None:
-            self.recorder.add_chat_message(event.item)
+            self.recorder.add_chat_message(event.item, typed=self._was_typed(event.item))
+
+    def _was_typed(self, item: Any) -> bool:
+        """Whether a visitor's chat message is one they typed (it carries the typed text)."""
+        if getattr(item, "role", None) != "user" or not self._typed_pending:
+            return False
+        text = (getattr(item, "text_content", None) or "").strip()
+        if text in self._typed_pending:
+            self._typed_pending.remove(text)
+            return True
+        return False
 
     def _on_session_error(self, event: ErrorEvent) -> None:
         # Recoverable errors are retried by livekit-agents (PROVIDER_MAX_RETRY); only a
@@ -417,8 +465,39 @@ class ConversationRunner:
         )
 
     def _on_participant_disconnected(self, participant: Any) -> None:
-        if getattr(participant, "identity", None) == self.conversation.identity:
+        if getattr(participant, "identity", None) != self.conversation.identity:
+            return
+        window = float(vw_settings.RESUME_WINDOW or 0)
+        if window <= 0 or self._end_task is not None:
             self.request_end(EndReason.PARTICIPANT_LEFT)
+        elif self._departure is None:
+            logger.info(
+                "conversation %s: the visitor left; waiting %gs", self.conversation_id, window
+            )
+            self._departure = asyncio.create_task(
+                self._departure_timer(window), name="vw_resume_window"
+            )
+            self._timers.append(self._departure)
+
+    def _on_participant_connected(self, participant: Any) -> None:
+        if getattr(participant, "identity", None) != self.conversation.identity:
+            return
+        if self._departure is not None:
+            self._departure.cancel()
+            self._departure = None
+            logger.info("conversation %s: the visitor is back", self.conversation_id)
+            self._timers.append(
+                asyncio.create_task(
+                    amark_visitor_returned(self.conversation_id), name="vw_visitor_returned"
+                )
+            )
+
+    async def _departure_timer(self, seconds: float) -> None:
+        """The visitor's page left: end unless it comes back (a reload) within ``seconds``."""
+        if await amark_visitor_left(self.conversation_id):
+            await asyncio.sleep(seconds)
+        # else: already ended on the web side (the visitor's End): nothing to wait for.
+        self.request_end(EndReason.PARTICIPANT_LEFT)
 
     def _on_session_close(self, event: CloseEvent) -> None:
         self._session_running = False

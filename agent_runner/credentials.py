@@ -12,21 +12,19 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
+from voice_widget import providers as catalogue
 from voice_widget.conf import DEV_LIVEKIT_API_KEY, DEV_LIVEKIT_API_SECRET, vw_settings
 from voice_widget.persona_settings import PersonaSettings
 
-#: The environment variable(s) each provider reads its key from. An OpenAI-compatible
-#: server (Ollama, vLLM…) often needs no key; ``OPENAI_COMPATIBLE_API_KEY`` is used when set.
+#: The environment variable(s) each provider reads its key from, as the catalogue
+#: (``voice_widget.providers``) says; the checks below read the catalogue itself.
 PROVIDER_ENV_VARS: dict[str, tuple[str, ...]] = {
-    "deepgram": ("DEEPGRAM_API_KEY",),
-    "openai": ("OPENAI_API_KEY",),
-    "openai_compatible": (),
-    "azure_openai": ("AZURE_OPENAI_API_KEY",),
-    "cartesia": ("CARTESIA_API_KEY",),
-    "livekit": ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"),
-    "bey": ("BEY_API_KEY",),
+    provider.id: provider.env_vars for provider in catalogue.PROVIDERS.values()
 }
-OPENAI_COMPATIBLE_KEY_VAR = "OPENAI_COMPATIBLE_API_KEY"
+#: The key of an OpenAI-compatible server, used when set (Ollama, vLLM… often need none).
+OPENAI_COMPATIBLE_KEY_VAR = catalogue.optional_env_var(catalogue.OPENAI_COMPATIBLE)
+#: The pair LiveKit Inference (a LiveKit Cloud service) authenticates with.
+LIVEKIT_KEY_VARS = catalogue.env_vars(catalogue.LIVEKIT)
 
 
 def credential(name: str) -> str | None:
@@ -45,7 +43,7 @@ def _livekit_credential(name: str) -> str | None:
 
 
 def has_credential(name: str) -> bool:
-    if name in ("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
+    if name in LIVEKIT_KEY_VARS:
         return _livekit_credential(name) is not None
     return credential(name) is not None
 
@@ -58,6 +56,8 @@ def providers_in_use(
     ``text_only``: those of a typed conversation (the console's ``--text``), which uses
     only the language model: no speech recognition, speech synthesis or avatar.
     """
+    # A type-only persona's conversations are typed: its speech providers are never called.
+    text_only = text_only or persona.interaction_mode == "text"
     providers: list[str] = []
     if persona.is_realtime:
         providers.append(persona.realtime_provider)
@@ -88,7 +88,7 @@ def required_credentials(
         for provider in providers_in_use(
             persona, include_avatar=include_avatar, text_only=text_only
         )
-        for name in PROVIDER_ENV_VARS.get(provider, ())
+        for name in catalogue.env_vars(provider)
     )
     return list(dict.fromkeys(names))
 
@@ -112,4 +112,5 @@ def missing_credentials(
 
 def livekit_inference_credentials() -> tuple[str | None, str | None]:
     """Key and secret for LiveKit Inference (None when only the dev pair is configured)."""
-    return _livekit_credential("LIVEKIT_API_KEY"), _livekit_credential("LIVEKIT_API_SECRET")
+    api_key, api_secret = LIVEKIT_KEY_VARS
+    return _livekit_credential(api_key), _livekit_credential(api_secret)

@@ -17,9 +17,24 @@ from asgiref.sync import sync_to_async
 from livekit.agents import RunContext
 from livekit.agents.llm import RawFunctionTool, StopResponse, ToolError, function_tool
 
-from voice_widget.tools import END_CONVERSATION, Tool, registry
+from voice_widget.tools import (
+    END_CONVERSATION,
+    Tool,
+    page_tool_problems,
+    page_tool_schema,
+    registry,
+)
 
 logger = logging.getLogger(__name__)
+
+#: The one RPC method the widget answers for every page tool: ``{"name", "arguments"}`` in,
+#: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error", "detail"}`` out.
+RPC_PAGE_TOOL = "voice_widget.page_tool"
+#: How long the agent waits for the page's answer (seconds). The widget stops waiting for
+#: the page's handler a little earlier, so the model hears why rather than a bare timeout.
+PAGE_TOOL_TIMEOUT = 10.0
+#: How long the widget gives the page's handler, sent along with each call.
+PAGE_TOOL_HANDLER_TIMEOUT = PAGE_TOOL_TIMEOUT - 1.5
 
 END_CONVERSATION_HINT = " Say a short goodbye first; the call ends right after this tool."
 
@@ -115,3 +130,93 @@ def _host_tool(tool: Tool, conversation: Any) -> RawFunctionTool:
 
     host_tool.__name__ = tool.name
     return function_tool(host_tool, raw_schema=_raw_schema(tool))
+
+
+def build_page_tools(
+    declarations: Any,
+    *,
+    local_participant: Any,
+    visitor_identity: str,
+    conversation: Any,
+    taken: Iterable[str] = (),
+) -> list[RawFunctionTool]:
+    """LiveKit tools that call the page's tools through RPC to the visitor's widget.
+
+    ``declarations`` is the persona's ``page_tools``; an invalid list (possible only in an
+    old snapshot) gives no page tools rather than a broken conversation.
+    """
+    if not declarations:
+        return []
+    problems = page_tool_problems(declarations)
+    if problems:
+        logger.warning(
+            "conversation %s: page tools skipped, the persona's declarations are invalid",
+            getattr(conversation, "pk", None),
+        )
+        return []
+    taken = set(taken)
+    tools = []
+    for entry in declarations:
+        if entry["name"] in taken:
+            continue
+        tools.append(
+            _page_tool(page_tool_schema(entry), local_participant, visitor_identity, conversation)
+        )
+    return tools
+
+
+def _page_tool(
+    schema: dict[str, Any], local_participant: Any, visitor_identity: str, conversation: Any
+) -> RawFunctionTool:
+    name = schema["name"]
+    unavailable = f"The page did not answer {name}; tell the visitor you cannot do that now."
+
+    async def page_tool(raw_arguments: dict[str, Any]) -> str:
+        payload = json.dumps(
+            {
+                "name": name,
+                "arguments": raw_arguments or {},
+                "timeout_ms": int(PAGE_TOOL_HANDLER_TIMEOUT * 1000),
+            },
+            ensure_ascii=False,
+        )
+        try:
+            answer = await local_participant.perform_rpc(
+                destination_identity=visitor_identity,
+                method=RPC_PAGE_TOOL,
+                payload=payload,
+                response_timeout=PAGE_TOOL_TIMEOUT,
+            )
+        except Exception as exc:  # RpcError: timeout, visitor gone, an older widget
+            logger.warning(
+                "conversation %s: page tool %s not answered (%s)",
+                getattr(conversation, "pk", None),
+                name,
+                getattr(exc, "code", type(exc).__name__),
+            )
+            raise ToolError(unavailable) from exc
+        try:
+            data = json.loads(answer)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ToolError(unavailable)
+        if data.get("ok"):
+            result = data.get("result")
+            if result is None:
+                return "Done."
+            if isinstance(result, str):
+                return result
+            return json.dumps(result, ensure_ascii=False)
+        logger.info(
+            "conversation %s: page tool %s answered %s",
+            getattr(conversation, "pk", None),
+            name,
+            str(data.get("error"))[:40],
+        )
+        # The widget's detail is written for the model ("this page has no tool X", ...).
+        detail = str(data.get("detail") or "")[:500] or unavailable
+        raise ToolError(detail)
+
+    page_tool.__name__ = name
+    return function_tool(page_tool, raw_schema=schema)

@@ -49,6 +49,14 @@ from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVa
 from voice_widget.conf import vw_settings
 from voice_widget.models import turn_detector_knows
 from voice_widget.persona_settings import PersonaSettings
+from voice_widget.providers import (
+    AZURE_OPENAI,
+    CARTESIA,
+    DEEPGRAM,
+    LIVEKIT,
+    OPENAI,
+    OPENAI_COMPATIBLE,
+)
 
 from .credentials import (
     OPENAI_COMPATIBLE_KEY_VAR,
@@ -103,12 +111,15 @@ class SessionPlan:
     session_kwargs: dict[str, Any]
     noise_cancellation: Any | None
     avatar: AvatarPlan | None
+    #: A typed conversation: the room's audio input and output stay off.
+    text_only: bool = False
 
     @property
     def can_say(self) -> bool:
-        """Whether ``session.say(text)`` works: it needs a TTS. A realtime model speaking with
-        its own voice cannot read a text verbatim; ask it with ``generate_reply`` instead."""
-        return self.session_kwargs.get("tts") is not None
+        """Whether ``session.say(text)`` works: it needs a TTS, unless nothing is spoken (a
+        typed conversation writes the text). A realtime model speaking with its own voice
+        cannot read a text verbatim; ask it with ``generate_reply`` instead."""
+        return self.text_only or self.session_kwargs.get("tts") is not None
 
     def audio_input_options(self) -> AudioInputOptions:
         """The room's audio input with this plan's noise cancellation (per participant kind)."""
@@ -153,9 +164,9 @@ def _livekit_stt(p: PersonaSettings, model: str) -> lk_stt.STT:
 
 
 STT_BUILDERS: dict[str, Callable[[PersonaSettings, str], lk_stt.STT]] = {
-    "deepgram": _deepgram_stt,
-    "openai": _openai_stt,
-    "livekit": _livekit_stt,
+    DEEPGRAM: _deepgram_stt,
+    OPENAI: _openai_stt,
+    LIVEKIT: _livekit_stt,
 }
 
 
@@ -195,10 +206,10 @@ def _livekit_llm(p: PersonaSettings, model: str) -> lk_llm.LLM:
 
 
 LLM_BUILDERS: dict[str, Callable[[PersonaSettings, str], lk_llm.LLM]] = {
-    "openai": _openai_llm,
-    "openai_compatible": _openai_compatible_llm,
-    "azure_openai": _azure_llm,
-    "livekit": _livekit_llm,
+    OPENAI: _openai_llm,
+    OPENAI_COMPATIBLE: _openai_compatible_llm,
+    AZURE_OPENAI: _azure_llm,
+    LIVEKIT: _livekit_llm,
 }
 
 
@@ -237,9 +248,9 @@ def _livekit_tts(p: PersonaSettings, model: str, voice: str) -> lk_tts.TTS:
 
 
 TTS_BUILDERS: dict[str, Callable[[PersonaSettings, str, str], lk_tts.TTS]] = {
-    "cartesia": _cartesia_tts,
-    "openai": _openai_tts,
-    "livekit": _livekit_tts,
+    CARTESIA: _cartesia_tts,
+    OPENAI: _openai_tts,
+    LIVEKIT: _livekit_tts,
 }
 
 
@@ -326,8 +337,8 @@ def _azure_realtime(p: PersonaSettings) -> lk_llm.RealtimeModel:
 
 
 REALTIME_BUILDERS: dict[str, Callable[[PersonaSettings], lk_llm.RealtimeModel]] = {
-    "openai": _openai_realtime,
-    "azure_openai": _azure_realtime,
+    OPENAI: _openai_realtime,
+    AZURE_OPENAI: _azure_realtime,
 }
 
 
@@ -485,9 +496,12 @@ def build_session_plan(
     ``vad`` is the Silero VAD the worker loaded once per process. Raises ``MissingCredentials``
     when a provider's key is absent (the avatar's is checked when it starts);
     ``check_credentials=False`` when the caller has checked them already (the worker does, once
-    per job, before anything is built).
+    per job, before anything is built). A type-only persona (``interaction_mode`` ``text``)
+    gets the typed plan of ``build_text_session_plan``.
     """
     p = persona
+    if p.interaction_mode == "text":
+        return build_text_session_plan(p)
     if check_credentials and (missing := missing_credentials(p, include_avatar=False)):
         raise MissingCredentials(missing)
     kwargs: dict[str, Any] = {}
@@ -530,4 +544,5 @@ def build_text_session_plan(persona: PersonaSettings) -> SessionPlan:
         },
         noise_cancellation=None,
         avatar=None,
+        text_only=True,
     )

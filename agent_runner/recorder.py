@@ -149,6 +149,7 @@ class TranscriptLine:
     interrupted: bool
     created_at: dt.datetime
     latency: TurnLatency = field(default_factory=TurnLatency)
+    typed: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,9 +204,11 @@ class TranscriptRecorder:
         interrupted: bool = False,
         created_at: dt.datetime | float | None = None,
         latency: TurnLatency | None = None,
+        typed: bool = False,
     ) -> int | None:
         """Queue one line; never blocks. Empty text is not recorded. Returns the line's
-        sequence number (None when not recorded)."""
+        sequence number (None when not recorded). ``typed``: the visitor typed it
+        (``lk.chat``) rather than said it."""
         text = (text or "").strip()
         if not text:
             return None
@@ -223,12 +226,13 @@ class TranscriptRecorder:
             interrupted=interrupted,
             created_at=created_at or timezone.now(),
             latency=latency or TurnLatency(),
+            typed=typed,
         )
         self._next_sequence += 1
         self._queue.put_nowait(line)
         return line.sequence
 
-    def add_chat_message(self, message: object) -> None:
+    def add_chat_message(self, message: object, *, typed: bool = False) -> None:
         """Queue a livekit-agents ``ChatMessage`` from ``conversation_item_added``, with the
         latency its metrics give (agent lines)."""
         role = CHAT_ROLES.get(getattr(message, "role", ""))
@@ -250,6 +254,7 @@ class TranscriptRecorder:
             interrupted=bool(getattr(message, "interrupted", False)),
             created_at=getattr(message, "created_at", None),
             latency=latency,
+            typed=typed,
         )
         if sequence is None:
             return
@@ -302,6 +307,7 @@ class TranscriptRecorder:
                 role=line.role,
                 text=line.text,
                 interrupted=line.interrupted,
+                typed=line.typed,
                 created_at=line.created_at,
                 **asdict(line.latency),
             )

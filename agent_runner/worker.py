@@ -1,11 +1,12 @@
 """The LiveKit worker: server setup, per-process setup, and the job entrypoint.
 
-LiveKit runs every job in its own process (forked from a forkserver on Linux). Django is
-set up there by ``prewarm``, which also loads the Silero VAD once per process. The
-entrypoint reads the conversation named in the job's metadata, refuses what it must,
-builds the session from the persona with ``agent_runner.pipeline``, and hands over to
-``ConversationRunner``. It returns once the conversation is running; the job ends when
-the runner calls ``ctx.shutdown`` (or the worker shuts down).
+LiveKit runs every job in its own process (forked from a forkserver on Linux). Django, the
+plugins and the Silero VAD are loaded once, in the forkserver, by ``agent_runner.warmup``,
+and shared by every job process; ``prewarm`` takes them over (or loads them itself under
+``spawn``). The entrypoint reads the conversation named in the job's metadata, refuses what
+it must, builds the session from the persona with ``agent_runner.pipeline`` (while joining
+the room), and hands over to ``ConversationRunner``. It returns once the conversation is
+running; the job ends when the runner calls ``ctx.shutdown`` (or the worker shuts down).
 
 When the worker shuts a job down (SIGTERM after the drain timeout), livekit-agents closes
 the session, awaits ``on_session_end``, and only then disconnects the room and runs the
@@ -15,6 +16,7 @@ visitor told, the record completed) finishes while the visitor is still in the r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agent_runner")
 
 VAD_KEY = "vad"
+#: Imported once in the forkserver (LiveKit's ``preload_modules``).
+WARMUP_MODULE = "agent_runner.warmup"
 
 
 # -- process setup ---------------------------------------------------------------------
@@ -48,23 +52,34 @@ def ensure_django() -> None:
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Per-process setup LiveKit runs before any job: Django, and the VAD loaded once."""
+    """Per-process setup LiveKit runs before any job: Django and the VAD, shared from the
+    forkserver's warm-up where it ran, and noise cancellation where a persona uses it."""
+    # Already imported (a no-op) in a process forked from the forkserver; under spawn, or if
+    # the warm-up failed there, this process does it now, before any conversation's event
+    # loop runs (the plugins' import held up the agent joining by one to several seconds).
+    from . import warmup
+
     ensure_django()
-    logger.debug("job process %s: Django is set up", os.getpid())
-    # The plugins (and their native libraries) load here, not on the first conversation's
-    # event loop, where the import held up the agent joining by one to several seconds.
     from . import pipeline
 
     if personas_use_noise_cancellation():
+        # Not in the warm-up: the plugin starts LiveKit's native runtime (threads), which a
+        # forked child would not inherit, so each process that may need it loads its own.
         pipeline.load_noise_cancellation()
+    from django.db import connections
+
+    connections.close_all()  # jobs query from their own threads: this one would idle
 
     try:
-        from livekit.plugins import silero
-
-        proc.userdata[VAD_KEY] = silero.VAD.load()
+        proc.userdata[VAD_KEY] = warmup.shared_vad()
     except Exception:
         logger.exception("the Silero VAD could not be loaded; sessions will run without it")
         proc.userdata[VAD_KEY] = None
+    logger.debug(
+        "job process %s: Django is set up (warm-up shared from process %s)",
+        os.getpid(),
+        warmup.warmed_up_in,
+    )
 
 
 def personas_use_noise_cancellation() -> bool:
@@ -271,19 +286,44 @@ async def session_end(ctx: JobContext) -> None:
         await runner.on_job_shutdown("the worker ended the job")
 
 
+async def prepare_session(
+    conversation_id: str | None, settings: JobSettings, vad: Any
+) -> tuple[Any, Any, Any]:
+    """The conversation, its plan and its ``AgentSession``, or ``JobRefused`` saying why not."""
+    from livekit.agents import AgentSession
+
+    conversation = await load_conversation(
+        conversation_id, missing_credentials=settings.missing_credentials
+    )
+    try:
+        plan = settings.plan_factory(conversation.persona_settings, vad=vad)
+        session = AgentSession(**plan.session_kwargs)
+    except Exception as exc:
+        detail = describe_setup_error(exc)
+        raise JobRefused(detail, conversation=conversation, unexpected=exc) from exc
+    return conversation, plan, session
+
+
 async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
     """Run the conversation of one job; returns its ``ConversationRunner`` (None if refused)."""
     ensure_django()
-    from livekit.agents import AgentSession
-
     from .conversation import ConversationRunner
     from .protocol import AgentEndpoint, RoomSignals
 
     conversation_id = conversation_id_from_metadata(ctx.job.metadata) or settings.conversation_id
     ctx.log_context_fields = {"conversation": conversation_id}
+    # Joining the room takes a while: read the conversation and build its session meanwhile
+    # (the plugins' clients alone take a few hundred ms), instead of after.
+    prepared = asyncio.ensure_future(
+        prepare_session(conversation_id, settings, ctx.proc.userdata.get(VAD_KEY))
+    )
     try:
         await ctx.connect()
     except Exception as exc:
+        prepared.cancel()
+        await asyncio.wait({prepared})
+        if not prepared.cancelled():
+            prepared.exception()  # retrieved: the failed join is what gets reported
         await fail_join(ctx, conversation_id, exc)
         return None
     signals = RoomSignals(ctx.room)
@@ -292,17 +332,7 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
     endpoint.open()
 
     try:
-        conversation = await load_conversation(
-            conversation_id, missing_credentials=settings.missing_credentials
-        )
-        try:
-            plan = settings.plan_factory(
-                conversation.persona_settings, vad=ctx.proc.userdata.get(VAD_KEY)
-            )
-            session = AgentSession(**plan.session_kwargs)
-        except Exception as exc:
-            detail = describe_setup_error(exc)
-            raise JobRefused(detail, conversation=conversation, unexpected=exc) from exc
+        conversation, plan, session = await prepared
     except JobRefused as refusal:
         endpoint.close("The agent cannot take this conversation.")  # the why is for operators
         await refuse(ctx, signals, refusal)
@@ -364,6 +394,8 @@ def server_options(
         "api_key": vw_settings.LIVEKIT_API_KEY,
         "api_secret": vw_settings.LIVEKIT_API_SECRET,
         "setup_fnc": prewarm,
+        # Imported once in the forkserver and shared by the job processes forked from it.
+        "preload_modules": [WARMUP_MODULE],
     }
     tuning = {
         "load_threshold": load_threshold,
@@ -379,10 +411,11 @@ def server_options(
 
 def build_server(*, agent_name: str, heartbeat: bool = True, **options: Any) -> Any:
     """The ``AgentServer`` running our entrypoint under ``agent_name`` (explicit dispatch)."""
-    # Imported here, on the main thread, before serving: importing the pipeline registers
-    # the plugins as LiveKit requires. The turn detector (``inference.TurnDetector``'s local
-    # model) registers no inference runner: it runs in each job from bundled weights.
-    from . import pipeline  # noqa: F401
+    # The plugins are not imported here: this process runs no job. The warm-up imports them
+    # on the forkserver's main thread (job processes under spawn: in ``prewarm``, on theirs),
+    # which is where LiveKit requires them to register. The turn detector
+    # (``inference.TurnDetector``'s local model) registers no inference runner that this
+    # process would have to start: it runs in each job from bundled weights.
     from .server import VoiceWidgetServer
 
     server = VoiceWidgetServer(

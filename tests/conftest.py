@@ -34,6 +34,17 @@ def fresh_origin_index():
     yield
 
 
+@pytest.fixture(autouse=True)
+def fresh_session_caches():
+    """A test's personas and heartbeats are rolled back without signals: forget the session
+    endpoint's per-process snapshots and "a worker is alive"."""
+    from voice_widget.api.session_reads import clear_session_caches
+
+    clear_session_caches()
+    yield
+    clear_session_caches()
+
+
 @pytest.fixture
 def worker_alive(db):
     """A fresh heartbeat of a worker under the configured agent name: the session endpoint

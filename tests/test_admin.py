@@ -91,6 +91,7 @@ def test_persona_add_through_admin_validates_with_clean(admin_client):
         "theme": "auto",
         "accent_color": "#2563eb",
         "position": "floating",
+        "interaction_mode": "voice_text",
         "max_duration_seconds": "600",
         "preview_idle_seconds": "120",
         "daily_budget_unit": "money",
@@ -406,3 +407,58 @@ def test_an_export_column_is_one_line_to_add(admin_client, monkeypatch):
     assert row["answer"] == "42"
     [item] = json.loads(_export(admin_client, "export_json", [conversation]).content)
     assert item["answer"] == 42
+
+
+def test_export_carries_typed_lines_feedback_and_consent(admin_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    consent_at = timezone.now() - timedelta(days=1)
+    conversation = make_conversation(
+        feedback_rating="down",
+        feedback_comment="=cmd|' /C calc'!A0",
+        feedback_at=timezone.now(),
+        consent_text="Recorded.",
+        consent_version="abc123",
+        consent_at=consent_at,
+    )
+    make_turn(conversation, 1, "user", "Do you have cargo bikes?", typed=True)
+    make_turn(conversation, 2, "agent", "Yes, three.")
+
+    rows = list(
+        csv.DictReader(
+            io.StringIO(_export(admin_client, "export_csv", [conversation]).content.decode())
+        )
+    )
+    assert [row["typed"] for row in rows] == ["yes", "no"]
+    assert rows[0]["feedback"] == "down"
+    assert rows[0]["feedback_comment"] == "'=cmd|' /C calc'!A0"  # never a formula
+    assert rows[0]["consent_at"] == consent_at.isoformat()
+
+    (item,) = json.loads(_export(admin_client, "export_json", [conversation]).content)
+    assert item["feedback"] == "down"
+    assert item["consent_version"] == "abc123"
+    assert item["consent_text"] == "Recorded."
+    assert [t["typed"] for t in item["turns"]] == [True, False]
+
+
+def test_conversations_filter_by_feedback_and_consent(admin_client):
+    from django.utils import timezone
+
+    make_conversation(room_name="vw-liked", feedback_rating="up")
+    make_conversation(room_name="vw-disliked", feedback_rating="down", consent_at=timezone.now())
+    make_conversation(room_name="vw-unrated")
+    url = reverse("admin:voice_widget_conversation_changelist")
+    html = admin_client.get(url, {"feedback_rating__exact": "down"}).content.decode()
+    assert "vw-disliked" in html and "vw-liked" not in html and "vw-unrated" not in html
+    html = admin_client.get(url, {"consent_at__isempty": "0"}).content.decode()
+    assert "vw-disliked" in html and "vw-liked" not in html
+    html = admin_client.get(url).content.decode()
+    assert "Thumbs down" in html  # the filter's choices and the column
+
+
+def test_persona_admin_shows_the_visitor_options(admin_client):
+    html = admin_client.get(reverse("admin:voice_widget_persona_add")).content.decode()
+    for name in ("interaction_mode", "feedback_enabled", "consent_text", "consent_url"):
+        assert f'name="{name}"' in html

@@ -154,6 +154,7 @@ async def test_turns_are_saved_in_order_with_roles_and_the_end_is_announced():
             "destination": conversation.identity,
             "method": protocol.RPC_ENDED,
             "payload": {"reason": "client_end"},
+            "response_timeout": protocol.ENDED_RPC_TIMEOUT,
         }
     ]
 
@@ -210,7 +211,8 @@ async def test_max_duration_says_the_closing_line_then_ends():
     assert (await reload(conversation)).end_reason == "max_duration"
 
 
-async def test_visitor_leaving_ends_with_participant_left():
+async def test_visitor_leaving_ends_with_participant_left_without_resume_window(settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "RESUME_WINDOW": 0}
     conversation = await new_conversation()
     runner, room = build_runner(conversation, DoubleLLM(), start_immediately=True)
     await runner.start()
@@ -221,6 +223,28 @@ async def test_visitor_leaving_ends_with_participant_left():
     assert not runner.finished
 
     room.leave(conversation.identity)
+    assert await asyncio.wait_for(runner.wait_finished(), 5) == "participant_left"
+    assert (await reload(conversation)).end_reason == "participant_left"
+
+
+async def test_visitor_leaving_waits_the_resume_window_and_a_return_keeps_it_going(settings):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "RESUME_WINDOW": 1}
+    conversation = await new_conversation()
+    runner, room = build_runner(conversation, DoubleLLM(), start_immediately=True)
+    await runner.start()
+    assert runner.room_options().close_on_disconnect is False
+    room.join(conversation.identity)
+
+    room.leave(conversation.identity)  # a reload: the page goes...
+    await asyncio.sleep(0.3)
+    assert not runner.finished
+    assert (await reload(conversation)).visitor_left_at is not None
+    room.join(conversation.identity)  # ...and comes back with the same identity
+    await asyncio.sleep(1.2)  # past the window: the departure was forgotten
+    assert not runner.finished
+    assert (await reload(conversation)).visitor_left_at is None
+
+    room.leave(conversation.identity)  # now for good
     assert await asyncio.wait_for(runner.wait_finished(), 5) == "participant_left"
     assert (await reload(conversation)).end_reason == "participant_left"
 

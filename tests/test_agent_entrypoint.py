@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -140,6 +141,32 @@ async def test_the_plan_factory_gets_the_persona_snapshot_and_the_process_vad():
     assert seen["vad"] == "the-process-vad"
 
 
+async def test_the_session_is_built_while_the_agent_joins_the_room():
+    # The join below completes only once the plan is built: run one after the other, the
+    # job would wait for the join forever.
+    conversation = await new_conversation()
+    built = asyncio.Event()
+
+    def plan_factory(persona, *, vad):
+        built.set()
+        raise RuntimeError("stop here")
+
+    settings = JobSettings(plan_factory=plan_factory, missing_credentials=no_missing_credentials)
+    with fake_job_context(room=DoubleRoom(), job_metadata=metadata_for(conversation)) as ctx:
+        ctx.shutdown = lambda reason="": None
+        join = ctx.connect
+
+        async def connect_once_built():
+            await asyncio.wait_for(built.wait(), 10)
+            await join()
+
+        ctx.connect = connect_once_built
+        assert await run_job(ctx, settings) is None
+
+    failed = await reload(conversation)
+    assert failed.end_detail == "The voice session could not be built: RuntimeError: stop here"
+
+
 def test_setup_errors_name_no_download_command():
     detail = describe_setup_error(RuntimeError("turn-detector model could not find a file"))
     assert "download-files" not in detail
@@ -202,6 +229,7 @@ async def test_session_end_finishes_the_ending_before_livekit_disconnects_the_ro
             "destination": conversation.identity,
             "method": protocol.RPC_ENDED,
             "payload": {"reason": "worker_shutdown"},
+            "response_timeout": protocol.ENDED_RPC_TIMEOUT,
         }
     ]
     assert (await reload(conversation)).end_reason == "worker_shutdown"

@@ -45,6 +45,7 @@ async def test_an_end_from_the_live_page_says_the_closing_line_and_tells_the_wid
         "destination": conversation.identity,
         "method": protocol.RPC_ENDED,
         "payload": {"reason": "staff_end"},
+        "response_timeout": protocol.ENDED_RPC_TIMEOUT,
     }
 
 

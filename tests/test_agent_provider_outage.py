@@ -176,7 +176,11 @@ async def test_a_provider_that_recovers_resets_the_count(openai_env, monkeypatch
     assert (await reload(runner.conversation)).end_reason == "error"
 
 
-async def test_a_visitor_who_leaves_after_a_failed_turn_is_not_talked_to(openai_env, monkeypatch):
+async def test_a_visitor_who_leaves_after_a_failed_turn_is_not_talked_to(
+    openai_env, monkeypatch, settings
+):
+    # No resume window: the visitor's leaving ends the conversation at once.
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "RESUME_WINDOW": 0}
     async with OpenAIServerDouble() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         runner, room, _captions = await start_runner(server)

@@ -21,6 +21,11 @@ PUBLIC_FIELDS = {
     "button_label",
     "welcome_text",
     "start_mode",
+    "interaction_mode",
+    "feedback_enabled",
+    "consent_text",
+    "consent_url",
+    "consent_version",
 }
 
 

@@ -22,6 +22,8 @@ def test_schema_is_openapi_3_listing_every_widget_endpoint(client):
     assert set(paths) >= {
         "/voice-widget/api/sessions/",
         "/voice-widget/api/sessions/{conversation_id}/end/",
+        "/voice-widget/api/sessions/{conversation_id}/feedback/",
+        "/voice-widget/api/sessions/{conversation_id}/resume/",
         "/voice-widget/api/personas/{slug}/",
         "/voice-widget/api/health/",
         "/voice-widget/api/livekit/webhook/",
@@ -44,6 +46,9 @@ def test_schema_documents_the_session_request_and_response(client):
         "expires_at",
         "end_url",
         "status_url",
+        "feedback_url",
+        "resume_url",
+        "resume_window",
         "end_key",
     }
     assert set(components["SessionRequest"]["properties"]) == {
@@ -51,6 +56,7 @@ def test_schema_documents_the_session_request_and_response(client):
         "context",
         "signed_context",
         "page_url",
+        "consent",
     }
 
 

@@ -129,6 +129,20 @@ def test_e007_numbers_must_be_positive_integers(settings, value):
     assert "TOKEN_TTL" in messages[0].msg
 
 
+@pytest.mark.parametrize("value", [-1, "120", True, 1.5, None])
+def test_e007_resume_window_must_be_whole_seconds(settings, value):
+    settings.VOICE_WIDGET = {**GOOD, "RESUME_WINDOW": value}
+    messages = check_voice_widget_values()
+    assert ids(messages) == ["voice_widget.E007"]
+    assert "RESUME_WINDOW" in messages[0].msg
+
+
+@pytest.mark.parametrize("value", [0, 120])
+def test_resume_window_of_zero_or_more_is_accepted(settings, value):
+    settings.VOICE_WIDGET = {**GOOD, "RESUME_WINDOW": value}
+    assert check_voice_widget_values() == []
+
+
 @pytest.mark.parametrize("value", [0, -1, "2", True, 1.5])
 def test_e007_max_unjoined_per_visitor_must_be_positive_or_none(settings, value):
     settings.VOICE_WIDGET = {**GOOD, "MAX_UNJOINED_PER_VISITOR": value}
@@ -238,6 +252,14 @@ def test_e010_not_raised_with_real_credentials(settings, livekit_env_clear):
     settings.DEBUG = True
     settings.VOICE_WIDGET = dict(GOOD)
     assert run_checks(tags=["voice_widget"]) == []
+
+
+@pytest.mark.parametrize("value", [0, -1, "30 days"])
+def test_e007_consent_max_age_must_be_a_positive_integer(settings, value):
+    settings.VOICE_WIDGET = {**GOOD, "CONSENT_MAX_AGE": value}
+    messages = check_voice_widget_values()
+    assert ids(messages) == ["voice_widget.E007"]
+    assert "CONSENT_MAX_AGE" in messages[0].msg
 
 
 # --- voice_widget.W002: the throttles' cache (a deployment check) ------------------------------

@@ -93,6 +93,25 @@ def test_realtime_persona_is_valid():
         ({"preview_mode": "live"}, "preview_mode", "live preview shows the avatar"),
         ({"preview_mode": "poster"}, "preview_mode", "needs a poster image or an idle clip"),
         ({"enabled_tools": ["no_such_tool"]}, "enabled_tools", "no_such_tool"),
+        ({"page_tools": {"name": "x"}}, "page_tools", "must be a list"),
+        ({"page_tools": [{"name": "show product", "description": "d"}]}, "page_tools", "letters"),
+        ({"page_tools": [{"name": "show_product"}]}, "page_tools", "describe when"),
+        (
+            {"page_tools": [{"name": "end_conversation", "description": "d"}]},
+            "page_tools",
+            "registered in code",
+        ),
+        (
+            {"page_tools": [{"name": "a", "description": "d"}, {"name": "a", "description": "e"}]},
+            "page_tools",
+            "declared twice",
+        ),
+        (
+            {"page_tools": [{"name": "a", "description": "d", "parameters": {"type": "string"}}]},
+            "page_tools",
+            "JSON schema object",
+        ),
+        ({"page_tools": [{"name": "a", "description": "d", "args": {}}]}, "page_tools", "args"),
         ({"language": "english"}, "language", "BCP-47"),
         ({"accent_color": "blue"}, "accent_color", "hex"),
         (
@@ -110,6 +129,14 @@ def test_realtime_persona_is_valid():
         ),
         ({"llm_temperature": 3.0}, "llm_temperature", "less than or equal"),
         ({"vad_threshold": 1.0}, "vad_threshold", "less than or equal"),
+        (
+            {"interaction_mode": "text", "avatar_provider": "bey", "avatar_id": "av1"},
+            "interaction_mode",
+            "avatar speaks",
+        ),
+        ({"consent_url": "https://shop.example/privacy/"}, "consent_text", "Write the notice"),
+        ({"consent_text": "x" * 1001}, "consent_text", "at most 1000"),
+        ({"interaction_mode": "chat"}, "interaction_mode", "valid choice"),
     ],
 )
 def test_clean_rejects_combinations_that_cannot_work(overrides, field, fragment):
@@ -283,6 +310,19 @@ def test_registered_tool_is_accepted():
         make_persona(enabled_tools=["end_conversation", "opening_hours_test"])
     finally:
         registry.unregister("opening_hours_test")
+
+
+def test_page_tools_declared_with_or_without_parameters_are_accepted():
+    make_persona(
+        page_tools=[
+            {
+                "name": "show_product",
+                "description": "Show a product.",
+                "parameters": {"type": "object", "properties": {"product": {"type": "string"}}},
+            },
+            {"name": "open_cart", "description": "Open the cart."},
+        ]
+    )
 
 
 def test_no_field_can_hold_an_api_key():

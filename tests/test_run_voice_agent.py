@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -233,6 +234,12 @@ def test_start_logs_every_line_as_json_including_what_job_processes_log(tmp_path
             records.append(record)
     job_line = next(r for r in records if "Django is set up" in r["message"])
     assert job_line["name"] == "agent_runner" and job_line["level"] == "DEBUG"
+    # Django, the plugins and the VAD were loaded once, in the forkserver the job process was
+    # forked from, not in the job process itself.
+    job_pid, warmed_up_in = re.search(
+        r"job process (\d+): .* from process (\d+)", job_line["message"]
+    ).groups()
+    assert warmed_up_in != job_pid
     assert any(r["message"].startswith("Starting the voice agent worker (start)") for r in records)
 
 

@@ -14,6 +14,8 @@ def test_seed_demo_creates_valid_personas_once():
     slugs = set(Persona.objects.values_list("slug", flat=True))
     assert {"ben", "paula"} <= slugs
     assert Persona.objects.get(slug="paula").language == "de"
+    # The example site's pages register show_product; Ben may call it.
+    assert [tool["name"] for tool in Persona.objects.get(slug="ben").page_tools] == ["show_product"]
     for persona in Persona.objects.all():
         persona.full_clean()
     count = Persona.objects.count()

@@ -333,7 +333,13 @@ def test_example_pages_use_the_tag(client):
         collector = _Collector()
         collector.feed(client.get(url).content.decode())
         assert [(w["persona"], w["position"]) for w in collector.widgets] == [(persona, position)]
-        assert len(collector.scripts) == 1
+        sources = [script["src"] for script in collector.scripts]
+        assert len([src for src in sources if src.endswith("/voice-widget.js")]) == 1
+        # The example site's own page tool (README "Page tools"), from a file: no inline script.
+        assert [src for src in sources if src.endswith("/page-tools.js")] == [
+            "/static/example_site/page-tools.js"
+        ]
+        assert not collector.script_bodies
 
 
 def test_product_page_signs_the_product_facts(client):
@@ -364,3 +370,28 @@ def test_works_with_manifest_static_files_storage(settings, tmp_path):
     assert chunks
     for chunk in chunks:
         assert (tmp_path / "voice_widget" / chunk).is_file(), chunk
+
+
+def test_talk_or_type_feedback_and_consent_are_attributes():
+    persona = make_persona(
+        slug="ben",
+        interaction_mode="text",
+        feedback_enabled=True,
+        consent_text="This conversation is recorded.",
+        consent_url="https://shop.example/privacy/",
+    )
+    (widget,) = render('{% voice_widget "ben" %}').widgets
+    assert widget["mode"] == "text"
+    assert widget["feedback"] == "on"
+    assert widget["consent-text"] == "This conversation is recorded."
+    assert widget["consent-url"] == "https://shop.example/privacy/"
+    assert widget["consent-version"] == persona.consent_version
+    assert widget["consent-max-age"] == str(30 * 24 * 60 * 60)
+
+
+def test_no_feedback_or_consent_attributes_when_the_persona_asks_for_neither():
+    make_persona(slug="ben")
+    (widget,) = render('{% voice_widget "ben" %}').widgets
+    assert widget["mode"] == "voice_text"
+    for name in ("feedback", "consent-text", "consent-url", "consent-version", "consent-max-age"):
+        assert name not in widget

@@ -69,11 +69,26 @@ def test_signed_room_finished_ends_the_conversation(client, conversation, ended_
     assert ended_signals == [EndReason.ROOM_FINISHED]
 
 
-def test_visitor_leaving_ends_the_conversation_as_participant_left(client, conversation):
+def test_visitor_leaving_ends_the_conversation_as_participant_left_without_resume_window(
+    client, conversation, settings
+):
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "RESUME_WINDOW": 0}
     response = send(client, *signed_webhook(participant_left("vw-webhook", "visitor-abc")))
     assert response.status_code == 200
     conversation.refresh_from_db()
     assert conversation.end_reason == EndReason.PARTICIPANT_LEFT
+
+
+def test_visitor_leaving_within_a_resume_window_records_the_departure_only(client, conversation):
+    response = send(client, *signed_webhook(participant_left("vw-webhook", "visitor-abc")))
+    assert response.json() == {"event": "participant_left", "handled": True}
+    conversation.refresh_from_db()
+    assert conversation.status not in (ConversationStatus.ENDED, ConversationStatus.FAILED)
+    assert conversation.visitor_left_at is not None
+
+    send(client, *signed_webhook(participant_joined("vw-webhook", "visitor-abc")))
+    conversation.refresh_from_db()
+    assert conversation.visitor_left_at is None
 
 
 def test_agent_leaving_does_not_end_the_conversation(client, conversation):

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,11 @@ async def test_the_real_worker_registers_shares_the_database_and_stops_on_sigter
             [(agent_name, pid, stopped_at)] = rows
             assert (agent_name, pid, stopped_at) == ("e2e-agent", worker.pid, None)
             assert len(worker.group_pids()) >= 2  # the worker and its idle job process
+            # The provider plugins (Silero's ONNX runtime among them) are loaded once, in the
+            # forkserver the job processes are forked from: the worker itself runs no job.
+            assert "onnxruntime" not in Path(f"/proc/{worker.pid}/maps").read_text()
+            others = [pid for pid in worker.group_pids() if pid != worker.pid]
+            assert any("onnxruntime" in Path(f"/proc/{pid}/maps").read_text() for pid in others)
 
             began = time.monotonic()
             assert await worker.aterminate(timeout=10) == 0

@@ -23,13 +23,14 @@ from django.template import Context
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from . import history, report
+from . import history, providers, report
 from .budget import spent_today
 from .conf import vw_settings
 from .costs import conversation_cost, format_amount
@@ -58,42 +59,111 @@ def _https_urls(field: models.Field, **kwargs: Any) -> forms.Field | None:
     return field.formfield(**kwargs)
 
 
-class VoiceInput(forms.TextInput):
-    """A text field for any voice id, suggesting each provider's voices by name (a datalist).
+def provider_keys_help() -> str:
+    """The voice pipeline's help: where its providers' keys come from, from the catalogue."""
+    voice_stages = {providers.STT, providers.LLM, providers.TTS, providers.REALTIME}
+    names = dict.fromkeys(
+        name
+        for provider in providers.PROVIDERS.values()
+        if voice_stages & set(provider.stages)
+        for name in provider.env_vars + provider.optional_env_vars
+    )
+    return str(
+        _(
+            "API keys never go here: the worker reads %(names)s from its environment; "
+            "“manage.py check” names those missing."
+        )
+        % {"names": ", ".join(names)}
+    )
+
+
+class ProviderSuggestionInput(forms.TextInput):
+    """A text field for any value, suggesting the chosen provider's options (a datalist).
 
     The field's ``list`` names the datalist of the provider chosen when the page was drawn;
     persona_form.js switches it when the provider changes. Without JavaScript it is a text
     field with the saved provider's suggestions.
     """
 
-    def __init__(self, catalogues: dict[str, VoiceCatalogue], provider_field: str) -> None:
-        super().__init__(attrs={"autocomplete": "off", "class": "vw-voice"})
-        self.catalogues = catalogues
+    #: The datalists' ids are ``<field id><list_kind><provider>``.
+    list_kind = "_suggestions_"
+
+    def __init__(self, provider_field: str, css_class: str = "") -> None:
+        attrs = {"autocomplete": "off"} | ({"class": css_class} if css_class else {})
+        super().__init__(attrs=attrs)
         self.provider_field = provider_field
         self.provider = ""
         self.language = ""
+
+    def suggestions(self) -> dict[str, Iterable[tuple[str, str]]]:
+        """Provider id → (value, label) options."""
+        raise NotImplementedError
 
     def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> str:
         attrs = dict(attrs or {})
         base = attrs.get("id") or f"id_{name}"
         attrs["data-provider-field"] = self.provider_field
-        if self.provider in self.catalogues:
-            attrs["list"] = f"{base}_voices_{self.provider}"
+        attrs["data-list-kind"] = self.list_kind
+        suggestions = self.suggestions()
+        if self.provider in suggestions:
+            attrs["list"] = f"{base}{self.list_kind}{self.provider}"
         datalists = format_html_join(
             "",
-            '<datalist id="{}_voices_{}" data-provider="{}">{}</datalist>',
+            '<datalist id="{}{}{}" data-provider="{}">{}</datalist>',
             (
-                (base, provider, provider, self._options(catalogue))
-                for provider, catalogue in self.catalogues.items()
+                (base, self.list_kind, provider, provider, _options(options))
+                for provider, options in suggestions.items()
             ),
         )
         return super().render(name, value, attrs, renderer) + datalists
 
-    def _options(self, catalogue: VoiceCatalogue) -> str:
-        voices = catalogue.for_language(self.language)
-        return format_html_join(
-            "", '<option value="{}">{}</option>', ((voice.id, voice.label) for voice in voices)
-        )
+
+def _options(options: Iterable[tuple[str, str]]) -> str:
+    return format_html_join("", '<option value="{}">{}</option>', options)
+
+
+class VoiceInput(ProviderSuggestionInput):
+    """Any voice id, suggesting each provider's curated voices by name, the language's first."""
+
+    list_kind = "_voices_"
+
+    def __init__(self, catalogues: dict[str, VoiceCatalogue], provider_field: str) -> None:
+        super().__init__(provider_field, css_class="vw-voice")
+        self.catalogues = catalogues
+
+    def suggestions(self) -> dict[str, Iterable[tuple[str, str]]]:
+        return {
+            provider: [(voice.id, voice.label) for voice in catalogue.for_language(self.language)]
+            for provider, catalogue in self.catalogues.items()
+        }
+
+
+class ModelInput(ProviderSuggestionInput):
+    """Any model name, suggesting the catalogue's models of the chosen provider."""
+
+    list_kind = "_models_"
+
+    def __init__(self, stage: str, provider_field: str) -> None:
+        super().__init__(provider_field, css_class="vTextField")  # admin's text field look
+        self.stage = stage
+
+    def suggestions(self) -> dict[str, Iterable[tuple[str, str]]]:
+        return {
+            provider: [(model, model) for model in models]
+            for provider, models in providers.model_suggestions(self.stage).items()
+        }
+
+
+#: Model fields and the stage whose catalogue models they suggest.
+MODEL_FIELDS = {
+    "stt_model": providers.STT,
+    "llm_model": providers.LLM,
+    "tts_model": providers.TTS,
+    "realtime_model": providers.REALTIME,
+    "stt_fallback_model": providers.STT,
+    "llm_fallback_model": providers.LLM,
+    "tts_fallback_model": providers.TTS,
+}
 
 
 def _voice_help(text: str, catalogues: dict[str, VoiceCatalogue]) -> str:
@@ -125,6 +195,7 @@ class PersonaAdminForm(forms.ModelForm):
             "stt_keyterms": forms.Textarea(attrs={"rows": 2}),
             "tts_instructions": forms.Textarea(attrs={"rows": 2}),
             "allowed_origins": forms.Textarea(attrs={"rows": 3}),
+            "page_tools": forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
             "accent_color": forms.TextInput(attrs={"type": "color"}),
         }
 
@@ -161,6 +232,11 @@ class PersonaAdminForm(forms.ModelForm):
             widget.language = language
             self.fields[name].widget = widget
             self.fields[name].help_text = _voice_help(text, catalogues)
+        for name, stage in MODEL_FIELDS.items():
+            provider_field = name.replace("_model", "_provider")
+            widget = ModelInput(stage, provider_field)
+            widget.provider = str(self[provider_field].value() or "")
+            self.fields[name].widget = widget
 
 
 @admin.register(Persona)
@@ -217,11 +293,7 @@ class PersonaAdmin(admin.ModelAdmin):
         (
             _("Voice pipeline"),
             {
-                "description": _(
-                    "API keys never go here: the worker reads them from its environment "
-                    "(e.g. DEEPGRAM_API_KEY, OPENAI_API_KEY, CARTESIA_API_KEY). “manage.py "
-                    "check” lists the personas whose keys are missing."
-                ),
+                "description": lazy(provider_keys_help, str)(),
                 "fields": [
                     "pipeline_kind",
                     ("stt_provider", "stt_model"),
@@ -304,6 +376,22 @@ class PersonaAdmin(admin.ModelAdmin):
             },
         ),
         (
+            _("Visitors"),
+            {
+                "classes": ["collapse"],
+                "description": _(
+                    "How visitors may talk to the agent, whether they are asked for feedback "
+                    "at the end, and a notice they accept before the first start."
+                ),
+                "fields": [
+                    "interaction_mode",
+                    "feedback_enabled",
+                    "consent_text",
+                    "consent_url",
+                ],
+            },
+        ),
+        (
             _("Access & limits"),
             {
                 "classes": ["collapse"],
@@ -318,7 +406,7 @@ class PersonaAdmin(admin.ModelAdmin):
                 ],
             },
         ),
-        (_("Tools"), {"fields": ["enabled_tools"]}),
+        (_("Tools"), {"classes": ["collapse"], "fields": ["enabled_tools", "page_tools"]}),
         (
             _("Created and last saved"),
             {"classes": ["collapse"], "fields": ["created_at", "updated_at"]},
@@ -366,6 +454,13 @@ class PersonaAdmin(admin.ModelAdmin):
                 version_count=persona.history.count(),
             )
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        # persona_form.js shows a provider's own fields (key terms, Azure…) as the catalogue says.
+        context["provider_fields"] = providers.provider_fields()
+        return super().render_change_form(request, context, *args, **kwargs)
 
     @staticmethod
     def _trial_context(request: HttpRequest, persona: Persona) -> dict[str, Any]:
@@ -564,7 +659,7 @@ def _unique_slug(base: str) -> str:
 
 class TurnInline(admin.TabularInline):
     model = Turn
-    fields = ["sequence", "created_at", "role", "text", "interrupted", "latency"]
+    fields = ["sequence", "created_at", "role", "text", "typed", "interrupted", "latency"]
     readonly_fields = fields
     ordering = ["sequence"]
     extra = 0
@@ -684,6 +779,12 @@ CONVERSATION_EXPORT_COLUMNS: list[ExportColumn] = [
     ExportColumn("page_url", lambda c: c.page_url),
     ExportColumn("usage", lambda c: c.usage),
     ExportColumn("estimated_cost", lambda c: _estimated_cost(c)),
+    ExportColumn("feedback", lambda c: c.feedback_rating),
+    ExportColumn("feedback_comment", lambda c: c.feedback_comment),
+    ExportColumn("feedback_at", lambda c: c.feedback_at),
+    ExportColumn("consent_text", lambda c: c.consent_text),
+    ExportColumn("consent_version", lambda c: c.consent_version),
+    ExportColumn("consent_at", lambda c: c.consent_at),
     ExportColumn("currency", lambda c: vw_settings.CURRENCY),
 ]
 
@@ -694,6 +795,7 @@ TURN_EXPORT_COLUMNS: list[ExportColumn] = [
     ExportColumn("role", lambda t: t.role),
     ExportColumn("text", lambda t: t.text),
     ExportColumn("interrupted", lambda t: t.interrupted),
+    ExportColumn("typed", lambda t: t.typed),
     # The worker's figures for an agent line, in seconds (None where a stage did not run).
     ExportColumn("latency", lambda t: {name: getattr(t, name) for name in Turn.LATENCY_FIELDS}),
 ]
@@ -728,12 +830,22 @@ class ConversationAdmin(admin.ModelAdmin):
         "end_reason",
         "duration_display",
         "turn_count",
+        "feedback_rating",
         "cost_display",
         "user",
         "is_test",
     ]
-    list_filter = [AudienceFilter, "status", "end_reason", "persona", DurationFilter, "created_at"]
-    search_fields = ["=id", "room_name", "identity", "page_url", "turns__text"]
+    list_filter = [
+        AudienceFilter,
+        "status",
+        "end_reason",
+        "persona",
+        DurationFilter,
+        "feedback_rating",
+        ("consent_at", admin.EmptyFieldListFilter),
+        "created_at",
+    ]
+    search_fields = ["=id", "room_name", "identity", "page_url", "turns__text", "feedback_comment"]
     date_hierarchy = "created_at"
     inlines = [TurnInline]
     actions = ["export_csv", "export_json", "erase_visitors"]
@@ -768,6 +880,19 @@ class ConversationAdmin(admin.ModelAdmin):
         (
             _("Who and where"),
             {"fields": ["user", "identity", "room_name", "page_url"]},
+        ),
+        (
+            _("Feedback and consent"),
+            {
+                "fields": [
+                    "feedback_rating",
+                    "feedback_comment",
+                    "feedback_at",
+                    "consent_text",
+                    "consent_version",
+                    "consent_at",
+                ]
+            },
         ),
         (
             _("Context and usage"),

@@ -117,6 +117,10 @@ def _is_positive_int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and value > 0
 
 
+def _is_whole_seconds(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 0
+
+
 def _is_positive_int_or_none(value: Any) -> bool:
     return value is None or _is_positive_int(value)
 
@@ -175,6 +179,7 @@ VALUE_RULES = (
             "HEARTBEAT_INTERVAL",
             "HEARTBEAT_TIMEOUT",
             "PROVIDER_FAILURES_TO_END",
+            "CONSENT_MAX_AGE",
         ),
         _is_positive_int,
         "must be a positive whole number.",
@@ -195,6 +200,14 @@ VALUE_RULES = (
         "E.g. 90 keeps transcripts and page context for 90 days (run "
         "'manage.py purge_voice_widget' daily); None keeps them forever.",
         "voice_widget.E022",
+    ),
+    ValueRule(
+        ("RESUME_WINDOW",),
+        _is_whole_seconds,
+        "must be a whole number of seconds, 0 or more.",
+        "The default is {default!r} (two minutes to come back after a reload); 0 ends a "
+        "conversation as soon as its page goes.",
+        "voice_widget.E007",
     ),
     ValueRule(
         ("THROTTLE_RATES",),

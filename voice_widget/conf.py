@@ -74,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
     "PROVIDER_RETRY_INTERVAL": 1.0,
     "PROVIDER_TIMEOUT": 10.0,
     "PROVIDER_FAILURES_TO_END": 2,
+    # How long a visitor's acceptance of a persona's consent notice is remembered in their
+    # browser (seconds), and accepted by the session endpoint.
+    "CONSENT_MAX_AGE": 60 * 60 * 24 * 30,
     # Prices for the cost estimates, over the list prices in voice_widget.providers
     # (DEFAULT_PRICES): {"provider/model": {"input_per_1m": "0.15", ...}}; None removes one.
     "PRICES": {},
@@ -82,6 +85,9 @@ DEFAULTS: dict[str, Any] = {
     # Days a conversation's transcript and page context are kept; ``manage.py
     # purge_voice_widget`` deletes older ones. None keeps them forever.
     "RETENTION_DAYS": None,
+    # Seconds after the visitor's page goes away (a reload, another page of the site) during
+    # which the same browser tab may rejoin the conversation; 0 ends it when the page goes.
+    "RESUME_WINDOW": 120,
 }
 
 

@@ -18,13 +18,13 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from . import providers as catalogue
 from .conf import SETTING_NAME, vw_settings
 from .providers import DEFAULT_PRICES, PRICE_ALIASES, PRICE_RATES, USAGE_PROVIDER_NAMES
 
 MILLION = Decimal(1_000_000)
 THOUSAND = Decimal(1_000)
 SIXTY = Decimal(60)
-LIVEKIT_INFERENCE = "livekit"
 _DATED_MODEL = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 Prices = dict[str, dict[str, Decimal]]
@@ -97,7 +97,8 @@ def find_price(provider: str, model: str, prices: Prices) -> tuple[str, dict[str
     provider = (provider or "").strip()
     model = (model or "").strip()
     candidates: list[str] = []
-    if provider == LIVEKIT_INFERENCE and "/" in model:
+    entry = catalogue.get(provider)
+    if entry and entry.routes_models and "/" in model:
         candidates.append(model)
         provider, model = model.split("/", 1)
     providers = [provider] + ([PRICE_ALIASES[provider]] if provider in PRICE_ALIASES else [])

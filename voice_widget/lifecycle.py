@@ -18,6 +18,8 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .conf import vw_settings
@@ -34,7 +36,11 @@ __all__ = [
     "amark_started",
     "end_conversation",
     "join_window",
+    "amark_visitor_left",
+    "amark_visitor_returned",
     "mark_visitor_joined",
+    "mark_visitor_left",
+    "resume_window",
 ]
 
 Status = ConversationStatus
@@ -95,6 +101,35 @@ def mark_visitor_joined(conversation_id: uuid.UUID | str) -> bool:
     if updated:
         logger.info("conversation %s: the visitor joined the room", conversation_id)
     return bool(updated)
+
+
+def resume_window() -> timedelta:
+    """How long after the visitor's page left the room the same tab may rejoin it."""
+    return timedelta(seconds=vw_settings.RESUME_WINDOW)
+
+
+def mark_visitor_left(conversation_id: uuid.UUID | str) -> bool:
+    """Record when the visitor's page left the room of an open conversation (the first
+    departure since it was last there counts), so a resume knows whether it is in time.
+    False when the conversation is no longer open (nothing to come back to)."""
+    return bool(
+        Conversation.objects.filter(pk=conversation_id, status__in=OPEN_STATUSES).update(
+            visitor_left_at=Coalesce("visitor_left_at", Value(timezone.now()))
+        )
+    )
+
+
+def mark_visitor_returned(conversation_id: uuid.UUID | str) -> bool:
+    """The visitor is in the room again (a resume): forget the departure."""
+    return bool(
+        Conversation.objects.filter(pk=conversation_id, visitor_left_at__isnull=False).update(
+            visitor_left_at=None
+        )
+    )
+
+
+amark_visitor_left = sync_to_async(mark_visitor_left)
+amark_visitor_returned = sync_to_async(mark_visitor_returned)
 
 
 def end_conversation(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -10,17 +11,23 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
+from django.core.validators import (
+    FileExtensionValidator,
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+)
 from django.db import models
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from . import providers
 from .costs import persona_unpriced_models
 from .persona_settings import PersonaSettings
 from .providers import default_tts_voice
-from .tools import registry
+from .tools import page_tool_problems, registry
 from .validators import (
     split_origins,
     validate_hex_color,
@@ -49,28 +56,12 @@ class StartMode(models.TextChoices):
     IMMEDIATE = "immediate", _("Start as soon as the visitor joins")
 
 
-class STTProvider(models.TextChoices):
-    DEEPGRAM = "deepgram", _("Deepgram")
-    OPENAI = "openai", _("OpenAI")
-    LIVEKIT = "livekit", _("LiveKit Inference")
-
-
-class LLMProvider(models.TextChoices):
-    OPENAI = "openai", _("OpenAI")
-    OPENAI_COMPATIBLE = "openai_compatible", _("OpenAI-compatible server (Ollama, vLLM, Groq…)")
-    AZURE_OPENAI = "azure_openai", _("Azure OpenAI")
-    LIVEKIT = "livekit", _("LiveKit Inference")
-
-
-class TTSProvider(models.TextChoices):
-    CARTESIA = "cartesia", _("Cartesia")
-    OPENAI = "openai", _("OpenAI")
-    LIVEKIT = "livekit", _("LiveKit Inference")
-
-
-class RealtimeProvider(models.TextChoices):
-    OPENAI = "openai", _("OpenAI Realtime")
-    AZURE_OPENAI = "azure_openai", _("Azure OpenAI Realtime")
+# The provider choices come from the catalogue (voice_widget.providers): a provider added there
+# is a choice here, with the same value and label.
+STTProvider = providers.choices(providers.STT, "STTProvider")
+LLMProvider = providers.choices(providers.LLM, "LLMProvider")
+TTSProvider = providers.choices(providers.TTS, "TTSProvider")
+RealtimeProvider = providers.choices(providers.REALTIME, "RealtimeProvider")
 
 
 class RealtimeTurnDetection(models.TextChoices):
@@ -98,9 +89,9 @@ class NoiseCancellation(models.TextChoices):
     BVC_TELEPHONY = "bvc_telephony", _("BVC, with the telephony model for phone callers")
 
 
-class AvatarProvider(models.TextChoices):
-    NONE = "none", _("No avatar (voice only)")
-    BEY = "bey", _("Beyond Presence")
+AvatarProvider = providers.choices(
+    providers.AVATAR, "AvatarProvider", none=(providers.NO_AVATAR, _("No avatar (voice only)"))
+)
 
 
 class PreviewMode(models.TextChoices):
@@ -125,6 +116,19 @@ class Position(models.TextChoices):
     INLINE = "inline", _("Inline, where the tag is placed")
 
 
+class InteractionMode(models.TextChoices):
+    VOICE_AND_TEXT = "voice_text", _("Talk or type")
+    TEXT = "text", _("Type only (no microphone, no sound)")
+    VOICE = "voice", _("Talk only")
+
+
+def consent_version(text: str, url: str) -> str:
+    """A short fingerprint of a consent notice: an edited notice is asked for again."""
+    if not text.strip():
+        return ""
+    return hashlib.sha256(f"{text.strip()}\n{url.strip()}".encode()).hexdigest()[:12]
+
+
 #: Languages LiveKit's turn-detector model (``inference.TurnDetector``, turn-detector-v1-mini,
 #: an audio model that ships with livekit-agents) knows. Other languages use voice activity.
 AUDIO_TURN_DETECTOR_LANGUAGES = frozenset(
@@ -137,11 +141,31 @@ def turn_detector_knows(language: str) -> bool:
     return (language or "en").split("-")[0].lower() in AUDIO_TURN_DETECTOR_LANGUAGES
 
 
-LIVEKIT_INFERENCE = "livekit"
 LIVEKIT_MODEL_FORMAT = _(
     "LiveKit Inference models are written provider/model, e.g. deepgram/nova-3, "
     "openai/gpt-4.1-mini or cartesia/sonic-2."
 )
+
+
+#: What an editor reads when a provider lacks a field the catalogue says it requires.
+REQUIRED_FIELD_MESSAGES = {
+    "llm_base_url": _("%(provider)s needs its base URL, e.g. http://127.0.0.1:11434/v1."),
+    "azure_endpoint": _("%(provider)s needs the endpoint of your resource."),
+}
+
+
+def _routes_models(provider: str) -> bool:
+    entry = providers.get(provider)
+    return bool(entry and entry.routes_models)
+
+
+def _needs_voice(provider: str) -> bool:
+    entry = providers.get(provider)
+    return bool(entry and entry.needs_voice)
+
+
+def _names_with(stage: str, capability: str) -> str:
+    return providers.names(providers.with_capability(stage, capability), stage)
 
 
 def default_instructions() -> str:
@@ -560,6 +584,37 @@ class Persona(models.Model):
         blank=True,
         help_text=_("A line shown above the button, e.g. “Questions? Ask Paula.”"),
     )
+    interaction_mode = models.CharField(
+        _("talk or type"),
+        max_length=20,
+        choices=InteractionMode,
+        default=InteractionMode.VOICE_AND_TEXT,
+        help_text=_(
+            "“Type only” asks for no microphone and plays no sound: the agent reads and "
+            "writes, with no speech recognition or speech synthesis (cheaper)."
+        ),
+    )
+    feedback_enabled = models.BooleanField(
+        _("ask for feedback"),
+        default=False,
+        help_text=_("At the end, the visitor may rate the conversation (thumbs up or down)."),
+    )
+    consent_text = models.TextField(
+        _("consent notice"),
+        blank=True,
+        max_length=1000,
+        validators=[MaxLengthValidator(1000)],
+        help_text=_(
+            "Shown before the first start, e.g. “This conversation is recorded and processed "
+            "by AI providers.” The visitor accepts it once for VOICE_WIDGET"
+            '["CONSENT_MAX_AGE"]; editing it asks again. Empty: no notice.'
+        ),
+    )
+    consent_url = models.URLField(
+        _("privacy page"),
+        blank=True,
+        help_text=_("Linked from the consent notice, e.g. https://example.com/privacy/."),
+    )
 
     # Access & limits
     allowed_origins = models.TextField(
@@ -614,6 +669,16 @@ class Persona(models.Model):
         blank=True,
         help_text=_("Functions the agent may call. Host projects register more in code."),
     )
+    page_tools = models.JSONField(
+        _("page tools"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Functions of the page the agent may call; the page registers them with "
+            'widget.registerTool(). A JSON list: [{"name": "...", "description": "...", '
+            '"parameters": {JSON schema}}].'
+        ),
+    )
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -663,6 +728,14 @@ class Persona(models.Model):
     def has_avatar(self) -> bool:
         return self.avatar_provider != AvatarProvider.NONE
 
+    @property
+    def consent_version(self) -> str:
+        return consent_version(self.consent_text, self.consent_url)
+
+    @property
+    def text_only(self) -> bool:
+        return self.interaction_mode == InteractionMode.TEXT
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
 
@@ -677,6 +750,13 @@ class Persona(models.Model):
             self._clean_pipeline(add)
         self._clean_turn_taking(add)
         self._clean_avatar_and_preview(add)
+        if self.text_only and self.has_avatar:
+            add(
+                "interaction_mode",
+                _("An avatar speaks; choose “Talk or type” or remove the avatar."),
+            )
+        if self.consent_url and not self.consent_text.strip():
+            add("consent_text", _("Write the notice the privacy page link belongs to."))
         self._clean_budget(add)
 
         unknown = [name for name in self.enabled_tools or [] if name not in registry]
@@ -688,6 +768,8 @@ class Persona(models.Model):
                 _("These tools are not registered in this site's code: %(names)s.")
                 % {"names": ", ".join(map(str, unknown))},
             )
+        for problem in page_tool_problems(self.page_tools):
+            add("page_tools", problem)
         if errors:
             raise ValidationError(errors)
 
@@ -727,20 +809,26 @@ class Persona(models.Model):
                 add(f"{prefix}_model", _("Name the %(stage)s model.") % {"stage": label})
         self._clean_llm_provider(add, self.llm_provider)
         self._clean_tts_voice(add)
-        if self.stt_keyterms.strip() and self.stt_provider != STTProvider.DEEPGRAM:
-            add("stt_keyterms", _("Key terms work with Deepgram only."))
+        stt = providers.get(self.stt_provider)
+        if self.stt_keyterms.strip() and not (stt and stt.keyterms):
+            add(
+                "stt_keyterms",
+                _("Key terms work with %(providers)s only.")
+                % {"providers": _names_with(providers.STT, "keyterms")},
+            )
         if self.turn_detection == TurnDetection.REALTIME:
             add(
                 "turn_detection",
                 _("“Realtime model decides” needs the realtime pipeline; pick another mode."),
             )
-        if self.turn_detection == TurnDetection.STT and self.stt_provider == STTProvider.OPENAI:
+        if self.turn_detection == TurnDetection.STT and stt and not stt.detects_end_of_turn:
             add(
                 "turn_detection",
                 _(
-                    "OpenAI speech-to-text does not detect the end of a turn; use the "
+                    "%(provider)s speech-to-text does not detect the end of a turn; use the "
                     "turn-detector model or voice activity instead."
-                ),
+                )
+                % {"provider": stt.name_in(providers.STT)},
             )
         self._clean_fallbacks(add, ("stt", "llm", "tts"))
         if self.llm_fallback_provider:
@@ -752,13 +840,13 @@ class Persona(models.Model):
             model = getattr(self, f"{stage}_model").strip()
             fallback = getattr(self, f"{stage}_fallback_provider")
             fallback_model = getattr(self, f"{stage}_fallback_model").strip()
-            if provider == LIVEKIT_INFERENCE and model and "/" not in model:
+            if _routes_models(provider) and model and "/" not in model:
                 add(f"{stage}_model", LIVEKIT_MODEL_FORMAT)
             if fallback and not fallback_model:
                 add(f"{stage}_fallback_model", _("Name the fallback model."))
             if fallback_model and not fallback:
                 add(f"{stage}_fallback_provider", _("Choose the fallback provider."))
-            if fallback == LIVEKIT_INFERENCE and fallback_model and "/" not in fallback_model:
+            if _routes_models(fallback) and fallback_model and "/" not in fallback_model:
                 add(f"{stage}_fallback_model", LIVEKIT_MODEL_FORMAT)
             if fallback and fallback == provider and fallback_model == model:
                 add(
@@ -767,51 +855,61 @@ class Persona(models.Model):
                 )
         if (
             "tts" in stages
-            and self.tts_fallback_provider in (TTSProvider.CARTESIA, TTSProvider.OPENAI)
+            and _needs_voice(self.tts_fallback_provider)
             and not self.tts_fallback_voice.strip()
         ):
             add("tts_fallback_voice", _("Choose the voice the fallback speaks with."))
 
     def _clean_llm_provider(self, add: Any, provider: str, fallback: bool = False) -> None:
-        field = "llm_fallback_provider" if fallback else "llm_provider"
-        if provider == LLMProvider.OPENAI_COMPATIBLE and not self.llm_base_url:
-            add(
-                "llm_base_url" if not fallback else field,
-                _(
-                    "An OpenAI-compatible server needs its base URL, e.g. "
-                    "http://127.0.0.1:11434/v1."
-                ),
-            )
-        if provider == LLMProvider.AZURE_OPENAI and not self.azure_endpoint:
-            add("azure_endpoint", _("Azure OpenAI needs the endpoint of your resource."))
-        if (
-            not fallback
-            and self.llm_base_url
-            and LLMProvider.OPENAI_COMPATIBLE not in (self.llm_provider, self.llm_fallback_provider)
-        ):
+        self._clean_required_fields(
+            add, providers.LLM, provider, "llm_fallback_provider" if fallback else ""
+        )
+        uses_base_url = [
+            entry
+            for entry in providers.serving(providers.LLM)
+            if "llm_base_url" in entry.required_fields
+        ]
+        chosen = {self.llm_provider, self.llm_fallback_provider}
+        if not fallback and self.llm_base_url and not chosen & {p.id for p in uses_base_url}:
             add(
                 "llm_base_url",
-                _(
-                    "A base URL is only used with “OpenAI-compatible server”; clear it or "
-                    "switch the provider."
-                ),
+                _("A base URL is only used with “%(providers)s”; clear it or switch the provider.")
+                % {"providers": providers.names(uses_base_url, providers.LLM)},
             )
 
+    def _clean_required_fields(
+        self, add: Any, stage: str, provider: str, fallback_field: str = ""
+    ) -> None:
+        """The persona fields the catalogue says ``provider`` cannot work without.
+
+        For a fallback the message also stands beside the fallback's choice.
+        """
+        entry = providers.get(provider)
+        for name in entry.required_fields if entry else ():
+            if str(getattr(self, name) or "").strip():
+                continue
+            message = REQUIRED_FIELD_MESSAGES[name] % {"provider": entry.name_in(stage)}
+            add(name, message)
+            if fallback_field:
+                add(fallback_field, message)
+
     def _clean_tts_voice(self, add: Any) -> None:
-        if self.tts_provider in (TTSProvider.CARTESIA, TTSProvider.OPENAI) and not (
-            self.tts_voice.strip()
-        ):
+        if _needs_voice(self.tts_provider) and not self.tts_voice.strip():
             add("tts_voice", _("Choose the voice the agent speaks with."))
-        if self.tts_instructions.strip() and self.tts_provider != TTSProvider.OPENAI:
-            add("tts_instructions", _("Voice instructions work with OpenAI text-to-speech only."))
+        tts = providers.get(self.tts_provider)
+        if self.tts_instructions.strip() and not (tts and tts.voice_instructions):
+            add(
+                "tts_instructions",
+                _("Voice instructions work with %(providers)s text-to-speech only.")
+                % {"providers": _names_with(providers.TTS, "voice_instructions")},
+            )
 
     def _clean_realtime(self, add: Any) -> None:
         if not self.realtime_provider:
             add("realtime_provider", _("Choose the realtime provider."))
         if not self.realtime_model.strip():
             add("realtime_model", _("Name the realtime model (or Azure deployment)."))
-        if self.realtime_provider == RealtimeProvider.AZURE_OPENAI and not self.azure_endpoint:
-            add("azure_endpoint", _("Azure OpenAI Realtime needs the endpoint of your resource."))
+        self._clean_required_fields(add, providers.REALTIME, self.realtime_provider)
         if self.realtime_use_tts:
             if not self.tts_provider:
                 add("tts_provider", _("Choose a text-to-speech provider for the voice."))
@@ -961,6 +1059,11 @@ class EndReason(models.TextChoices):
     STAFF_END = "staff_end", _("Ended from the live page")
 
 
+class FeedbackRating(models.TextChoices):
+    UP = "up", _("Thumbs up")
+    DOWN = "down", _("Thumbs down")
+
+
 #: Nobody has joined the conversation's room yet: neither the visitor (LiveKit's
 #: ``participant_joined`` webhook) nor the agent, which LiveKit dispatches only once the
 #: visitor's token has created the room.
@@ -1054,6 +1157,9 @@ class Conversation(models.Model):
     # unjoined conversations one anonymous visitor holds is counted by it.
     visitor_key = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
     visitor_joined_at = models.DateTimeField(_("visitor joined"), null=True, blank=True)
+    # When the visitor's page last left the room (cleared when it rejoins): a reload may
+    # resume the conversation within RESUME_WINDOW of this.
+    visitor_left_at = models.DateTimeField(_("visitor left"), null=True, blank=True)
     agent_joined_at = models.DateTimeField(_("agent joined"), null=True, blank=True)
     started_at = models.DateTimeField(_("started talking"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
@@ -1068,6 +1174,15 @@ class Conversation(models.Model):
         blank=True,
         help_text=_("Set by purge_voice_widget when the retention period removed them."),
     )
+
+    consent_text = models.TextField(_("consent notice accepted"), blank=True)
+    consent_version = models.CharField(_("consent version"), max_length=20, blank=True)
+    consent_at = models.DateTimeField(_("consent given"), null=True, blank=True)
+    feedback_rating = models.CharField(
+        _("feedback"), max_length=10, choices=FeedbackRating, blank=True, db_index=True
+    )
+    feedback_comment = models.TextField(_("feedback comment"), blank=True)
+    feedback_at = models.DateTimeField(_("feedback given"), null=True, blank=True)
 
     objects = ConversationQuerySet.as_manager()
 
@@ -1124,6 +1239,9 @@ class Turn(models.Model):
     role = models.CharField(_("role"), max_length=10, choices=TurnRole)
     text = models.TextField(_("text"))
     interrupted = models.BooleanField(_("interrupted"), default=False)
+    typed = models.BooleanField(
+        _("typed"), default=False, help_text=_("The visitor typed this line instead of saying it.")
+    )
     created_at = models.DateTimeField(_("time"), db_index=True)
     # How long the agent took to answer, per agent line, in seconds, from livekit-agents'
     # metrics (empty where a stage did not run, e.g. no speech-to-text for typed input).

@@ -102,6 +102,11 @@ class PersonaSettings:
     daily_budget: Decimal | None
     daily_budget_unit: str
     enabled_tools: tuple[str, ...]
+    interaction_mode: str
+    feedback_enabled: bool
+    consent_text: str
+    consent_url: str
+    page_tools: tuple[dict[str, Any], ...]
 
     # -- building -----------------------------------------------------------------------
 
@@ -161,6 +166,9 @@ def _coerce(name: str, value: Any) -> Any:
     tuples, files as URLs, and choices as plain strings."""
     if name == "enabled_tools":
         return tuple(str(item) for item in value or ())
+    if name == "page_tools":
+        # As declared; validated by Persona.clean() and again where the worker builds them.
+        return tuple(value) if isinstance(value, list | tuple) else ()
     if name == "daily_budget":
         return None if value in (None, "") else Decimal(str(value))
     if isinstance(value, str):

@@ -1,19 +1,44 @@
-"""What the web side knows about each voice provider: its voices, their names, where to find more.
+"""The provider catalogue: everything the project knows about each provider, in one place.
 
-Imports nothing from LiveKit, so models (``Persona.clean``) and admin (the voice picker) can read
-it in web processes. The lists are short and curated: any other voice id the provider accepts
-may be typed in.
+Per provider: the stages it serves (speech-to-text, language model, text-to-speech, realtime,
+avatar) and its name in each, the environment variables its key comes from, what it can do
+(key terms, voice instructions, end-of-turn detection), the models and voices editors are
+offered, and (further down) its list prices. ``Persona``'s provider choices and ``clean()``
+rules, the credential checks, the admin's help and pickers read it; the worker keeps only a
+``{provider: builder}`` table per stage (``agent_runner.pipeline``, ``agent_runner.avatar``).
+Adding a provider is one ``Provider`` entry here and one builder there.
+
+Imports nothing from LiveKit, so web processes read it. The model and voice lists are short and
+curated suggestions: any other model name or voice id the provider accepts may be typed in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.db import models
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+# Provider ids: the values stored in a persona's ``*_provider`` fields.
+DEEPGRAM = "deepgram"
 CARTESIA = "cartesia"
 OPENAI = "openai"
+OPENAI_COMPATIBLE = "openai_compatible"
+AZURE_OPENAI = "azure_openai"
 LIVEKIT = "livekit"
+BEY = "bey"
+#: The avatar choice that means "voice only" (no provider).
+NO_AVATAR = "none"
+
+# Stages: the ``<stage>_provider`` field of a persona that names the provider.
+STT = "stt"
+LLM = "llm"
+TTS = "tts"
+REALTIME = "realtime"
+AVATAR = "avatar"
+STAGES = (STT, LLM, TTS, REALTIME, AVATAR)
 
 
 @dataclass(frozen=True)
@@ -139,46 +164,244 @@ REALTIME_VOICES = tuple(
     )
 )
 
-TTS_VOICES: dict[str, VoiceCatalogue] = {
-    CARTESIA: VoiceCatalogue(
-        CARTESIA,
-        CARTESIA_VOICES,
-        library_url="https://play.cartesia.ai/voices",
-        library_name="Cartesia",
-        defaults={
-            "": "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc",
-            "de": "3f4ade23-6eb4-4279-ab05-6a144947c4d5",
-            "fr": "a249eaff-1e96-4d2c-b23b-12efa4f66f41",
-            "es": "5c5ad5e7-1020-476b-8b91-fdcbe9cc313c",
-            "ja": "6b92f628-be90-497c-8f4c-3b035002df71",
-        },
-    ),
-    OPENAI: VoiceCatalogue(
-        OPENAI,
-        OPENAI_TTS_VOICES,
-        library_url="https://platform.openai.com/docs/guides/text-to-speech#voice-options",
-        library_name="OpenAI",
-        defaults={"": "coral"},
-    ),
-    LIVEKIT: VoiceCatalogue(
-        LIVEKIT,
-        LIVEKIT_TTS_VOICES,
-        library_url="https://docs.livekit.io/agents/models/tts/",
-        library_name="LiveKit Inference",
-    ),
-}
-
+CARTESIA_VOICE_CATALOGUE = VoiceCatalogue(
+    CARTESIA,
+    CARTESIA_VOICES,
+    library_url="https://play.cartesia.ai/voices",
+    library_name="Cartesia",
+    defaults={
+        "": "9626c31c-bec5-4cca-baa8-f8ba9e84c8bc",
+        "de": "3f4ade23-6eb4-4279-ab05-6a144947c4d5",
+        "fr": "a249eaff-1e96-4d2c-b23b-12efa4f66f41",
+        "es": "5c5ad5e7-1020-476b-8b91-fdcbe9cc313c",
+        "ja": "6b92f628-be90-497c-8f4c-3b035002df71",
+    },
+)
+OPENAI_TTS_VOICE_CATALOGUE = VoiceCatalogue(
+    OPENAI,
+    OPENAI_TTS_VOICES,
+    library_url="https://platform.openai.com/docs/guides/text-to-speech#voice-options",
+    library_name="OpenAI",
+    defaults={"": "coral"},
+)
+LIVEKIT_TTS_VOICE_CATALOGUE = VoiceCatalogue(
+    LIVEKIT,
+    LIVEKIT_TTS_VOICES,
+    library_url="https://docs.livekit.io/agents/models/tts/",
+    library_name="LiveKit Inference",
+)
+#: Realtime providers all speak with OpenAI's realtime voices (Azure hosts the same models).
 REALTIME_VOICE_CATALOGUE = VoiceCatalogue(
     OPENAI,
     REALTIME_VOICES,
     library_url="https://platform.openai.com/docs/guides/realtime",
     library_name="OpenAI Realtime",
 )
-#: Realtime providers all speak with OpenAI's realtime voices (Azure hosts the same models).
-REALTIME_VOICE_CATALOGUES = {
-    "openai": REALTIME_VOICE_CATALOGUE,
-    "azure_openai": REALTIME_VOICE_CATALOGUE,
+
+
+# --- The catalogue -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One provider: the stages it serves and what the project knows about it."""
+
+    id: str
+    name: Promise | str
+    #: The stages it serves, in the order editors meet them.
+    stages: tuple[str, ...]
+    #: Variables its key is read from (all needed); ``optional_env_vars`` are used when set.
+    env_vars: tuple[str, ...] = ()
+    optional_env_vars: tuple[str, ...] = ()
+    #: Its name in a stage's choices where that differs from ``name``.
+    stage_names: dict[str, Promise | str] = field(default_factory=dict)
+    #: Suggested model names per stage (any other name the provider accepts works too).
+    models: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Curated voices per stage that speaks (tts, realtime).
+    voices: dict[str, VoiceCatalogue] = field(default_factory=dict)
+    #: Text-to-speech: the editor must name a voice (no provider default).
+    needs_voice: bool = False
+    #: Speech-to-text: takes key terms (``stt_keyterms``).
+    keyterms: bool = False
+    #: Text-to-speech: takes voice instructions (``tts_instructions``).
+    voice_instructions: bool = False
+    #: Speech-to-text: reports the end of a turn (the ``stt`` turn detection).
+    detects_end_of_turn: bool = True
+    #: Models are written provider/model (a gateway to other providers' models).
+    routes_models: bool = False
+    #: Persona fields this provider cannot work without (e.g. ``llm_base_url``).
+    required_fields: tuple[str, ...] = ()
+    #: Persona fields only this provider uses, per stage (admin shows them when it is chosen).
+    fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Where its API lives when no ``*_URL`` variable says otherwise (for error messages).
+    api_url: str = ""
+
+    def name_in(self, stage: str) -> Promise | str:
+        return self.stage_names.get(stage, self.name)
+
+    def fields_in(self, stage: str) -> tuple[str, ...]:
+        """The persona fields that apply when this provider serves ``stage``."""
+        capabilities = (("stt_keyterms",) if stage == STT and self.keyterms else ()) + (
+            ("tts_instructions",) if stage == TTS and self.voice_instructions else ()
+        )
+        return self.fields.get(stage, ()) + capabilities
+
+
+PROVIDERS: dict[str, Provider] = {
+    provider.id: provider
+    for provider in (
+        Provider(
+            DEEPGRAM,
+            _("Deepgram"),
+            stages=(STT,),
+            env_vars=("DEEPGRAM_API_KEY",),
+            models={STT: ("nova-3", "nova-2")},
+            keyterms=True,
+        ),
+        Provider(
+            CARTESIA,
+            _("Cartesia"),
+            stages=(TTS,),
+            env_vars=("CARTESIA_API_KEY",),
+            models={TTS: ("sonic-2", "sonic-3", "sonic-turbo")},
+            voices={TTS: CARTESIA_VOICE_CATALOGUE},
+            needs_voice=True,
+        ),
+        Provider(
+            OPENAI,
+            _("OpenAI"),
+            stages=(STT, LLM, TTS, REALTIME),
+            env_vars=("OPENAI_API_KEY",),
+            stage_names={REALTIME: _("OpenAI Realtime")},
+            models={
+                STT: ("gpt-4o-transcribe", "gpt-4o-mini-transcribe", "whisper-1"),
+                LLM: ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "gpt-4o", "gpt-5-mini", "gpt-5"),
+                TTS: ("gpt-4o-mini-tts", "tts-1", "tts-1-hd"),
+                REALTIME: ("gpt-realtime", "gpt-realtime-mini"),
+            },
+            voices={TTS: OPENAI_TTS_VOICE_CATALOGUE, REALTIME: REALTIME_VOICE_CATALOGUE},
+            needs_voice=True,
+            voice_instructions=True,
+            detects_end_of_turn=False,
+        ),
+        Provider(
+            OPENAI_COMPATIBLE,
+            _("OpenAI-compatible server"),
+            stages=(LLM,),
+            # Ollama or vLLM often need no key; a hosted one (Groq…) reads this when set.
+            optional_env_vars=("OPENAI_COMPATIBLE_API_KEY",),
+            stage_names={LLM: _("OpenAI-compatible server (Ollama, vLLM, Groq…)")},
+            models={LLM: ("llama3.1", "qwen2.5", "mistral")},
+            required_fields=("llm_base_url",),
+            fields={LLM: ("llm_base_url",)},
+        ),
+        Provider(
+            AZURE_OPENAI,
+            _("Azure OpenAI"),
+            stages=(LLM, REALTIME),
+            env_vars=("AZURE_OPENAI_API_KEY",),
+            stage_names={REALTIME: _("Azure OpenAI Realtime")},
+            models={LLM: ("gpt-4o-mini", "gpt-4o", "gpt-4.1"), REALTIME: ("gpt-realtime",)},
+            voices={REALTIME: REALTIME_VOICE_CATALOGUE},
+            required_fields=("azure_endpoint",),
+            fields={
+                LLM: ("azure_endpoint", "azure_deployment", "azure_api_version"),
+                # Azure Realtime uses the current API: no version to choose.
+                REALTIME: ("azure_endpoint", "azure_deployment"),
+            },
+        ),
+        Provider(
+            LIVEKIT,
+            _("LiveKit Inference"),
+            stages=(STT, LLM, TTS),
+            # A LiveKit Cloud project's pair (not the livekit-server --dev one).
+            env_vars=("LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"),
+            models={
+                STT: ("deepgram/nova-3", "assemblyai/universal-streaming", "cartesia/ink-whisper"),
+                LLM: ("openai/gpt-4.1-mini", "openai/gpt-4o-mini", "google/gemini-2.5-flash"),
+                TTS: ("cartesia/sonic-2", "deepgram/aura-2", "rime/arcana"),
+            },
+            voices={TTS: LIVEKIT_TTS_VOICE_CATALOGUE},
+            routes_models=True,
+        ),
+        Provider(
+            BEY,
+            _("Beyond Presence"),
+            stages=(AVATAR,),
+            env_vars=("BEY_API_KEY",),
+            optional_env_vars=("BEY_API_URL",),
+            api_url="https://api.bey.dev",
+        ),
+    )
 }
+
+
+def get(provider: str) -> Provider | None:
+    """The catalogue's entry for a provider id (None for "" or an unknown id)."""
+    return PROVIDERS.get(provider or "")
+
+
+def serving(stage: str) -> list[Provider]:
+    """The providers of one stage, in catalogue order."""
+    return [provider for provider in PROVIDERS.values() if stage in provider.stages]
+
+
+def with_capability(stage: str, capability: str) -> list[Provider]:
+    """The providers of ``stage`` whose flag ``capability`` (e.g. ``keyterms``) is set."""
+    return [provider for provider in serving(stage) if getattr(provider, capability)]
+
+
+def names(providers: Iterable[Provider], stage: str) -> str:
+    """Their names in ``stage``, for an editor's message: "Deepgram", "OpenAI or Cartesia"."""
+    labels = [str(provider.name_in(stage)) for provider in providers]
+    if len(labels) < 2:
+        return "".join(labels)
+    return f"{', '.join(labels[:-1])} {_('or')} {labels[-1]}"
+
+
+def env_vars(provider: str) -> tuple[str, ...]:
+    """The variables a provider's key is read from (none for an unknown id)."""
+    entry = get(provider)
+    return entry.env_vars if entry else ()
+
+
+def optional_env_var(provider: str) -> str | None:
+    """A provider's first optional variable (e.g. an OpenAI-compatible server's key)."""
+    entry = get(provider)
+    return entry.optional_env_vars[0] if entry and entry.optional_env_vars else None
+
+
+def choices(stage: str, name: str, *, none: tuple[str, Promise | str] | None = None) -> type:
+    """``models.TextChoices`` of a stage's providers, member names the ids in capitals.
+
+    ``none``: a first choice that names no provider (the avatar's "voice only").
+    """
+    members = [(str(none[0]).upper(), none)] if none else []
+    members += [(p.id.upper(), (p.id, p.name_in(stage))) for p in serving(stage)]
+    return models.TextChoices(name, members, module="voice_widget.models")
+
+
+def provider_fields() -> dict[str, dict[str, list[str]]]:
+    """Stage → provider id → the persona fields that apply with it (the admin form's rules)."""
+    return {
+        stage: {p.id: list(p.fields_in(stage)) for p in serving(stage) if p.fields_in(stage)}
+        for stage in STAGES
+    }
+
+
+def voice_catalogues(stage: str) -> dict[str, VoiceCatalogue]:
+    """Provider id → its curated voices, for the providers of ``stage`` that have some."""
+    return {p.id: p.voices[stage] for p in serving(stage) if stage in p.voices}
+
+
+def model_suggestions(stage: str) -> dict[str, tuple[str, ...]]:
+    """Provider id → suggested model names, for the providers of ``stage``."""
+    return {p.id: p.models[stage] for p in serving(stage) if stage in p.models}
+
+
+#: Provider id → curated voices (the admin's voice picker, ``default_tts_voice``).
+TTS_VOICES: dict[str, VoiceCatalogue] = voice_catalogues(TTS)
+REALTIME_VOICE_CATALOGUES: dict[str, VoiceCatalogue] = voice_catalogues(REALTIME)
 
 
 def default_tts_voice(provider: str, language: str, model: str = "") -> str:

@@ -136,6 +136,25 @@ def send_data(room_name: str, payload: bytes, *, topic: str) -> str | None:
     return None
 
 
+async def _aagent_in_room(room_name: str) -> bool:
+    async with asyncio.timeout(API_TIMEOUT), _client() as lkapi:
+        answer = await lkapi.room.list_participants(api.ListParticipantsRequest(room=room_name))
+    return any(p.kind == api.ParticipantInfo.Kind.AGENT for p in answer.participants)
+
+
+def agent_in_room(room_name: str) -> bool | None:
+    """Whether an agent participant is in ``room_name``; None when LiveKit cannot tell us
+    (server down, no such room, a server without RoomService): logged, never raised."""
+    if not vw_settings.livekit_configured:
+        return None
+    try:
+        with dev_secret_warning_silenced():
+            return async_to_sync(_aagent_in_room)(room_name)
+    except Exception as exc:  # best effort: the visitor is waiting to rejoin
+        logger.warning("could not list the participants of room %s: %s", room_name, _describe(exc))
+        return None
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {API_TIMEOUT} s"

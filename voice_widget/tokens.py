@@ -111,8 +111,13 @@ def mint_participant_token(
     identity: str,
     conversation_id: uuid.UUID | str,
     display_name: str = "",
+    dispatch: bool = True,
 ) -> ParticipantToken:
-    """Sign the visitor's token for ``room_name`` with the configured API key and secret."""
+    """Sign the visitor's token for ``room_name`` with the configured API key and secret.
+
+    ``dispatch=False`` leaves out the room configuration (with its agent dispatch): a token
+    to rejoin a room that exists, where LiveKit would ignore it anyway.
+    """
     ttl = timedelta(seconds=vw_settings.TOKEN_TTL)
     # AccessToken stamps exp with whole seconds from "now"; computing ours the same
     # way (and first) keeps expires_at from claiming more time than the token has.
@@ -123,8 +128,9 @@ def mint_participant_token(
         .with_name(display_name)
         .with_ttl(ttl)
         .with_grants(visitor_grants(room_name))
-        .with_room_config(room_configuration(room_name, conversation_id))
     )
+    if dispatch:
+        token = token.with_room_config(room_configuration(room_name, conversation_id))
     with dev_secret_warning_silenced():
         jwt = token.to_jwt()
     return ParticipantToken(jwt=jwt, expires_at=now + ttl)

@@ -122,3 +122,64 @@ def register_tool(
     if func is not None:
         return decorate(func)
     return decorate
+
+
+#: Most page tools one persona may declare (each is sent to the model with every request).
+MAX_PAGE_TOOLS = 20
+
+
+def page_tool_problems(value: Any) -> list[str]:
+    """What is wrong with a persona's page tool declarations, in the editor's words.
+
+    Page tools run in the visitor's browser (``widget.registerTool`` on the host page); the
+    persona declares each one the agent may call: ``{"name", "description", "parameters"}``,
+    ``parameters`` being a JSON schema object (optional: no arguments).
+    """
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        return ['Page tools must be a list like [{"name": "...", "description": "..."}].']
+    problems: list[str] = []
+    if len(value) > MAX_PAGE_TOOLS:
+        problems.append(f"At most {MAX_PAGE_TOOLS} page tools.")
+    seen: set[str] = set()
+    for index, entry in enumerate(value, start=1):
+        if not isinstance(entry, dict):
+            problems.append(f"Page tool {index} must be an object with a name and a description.")
+            continue
+        name = entry.get("name")
+        label = f"Page tool {name!r}" if isinstance(name, str) and name else f"Page tool {index}"
+        unknown_keys = sorted(set(entry) - {"name", "description", "parameters"})
+        if unknown_keys:
+            problems.append(f"{label}: unknown keys {', '.join(unknown_keys)}.")
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            problems.append(
+                f"{label}: the name must be letters, digits and underscores (max 64), "
+                "starting with a letter, exactly as the page registers it."
+            )
+        elif name in seen:
+            problems.append(f"{label} is declared twice.")
+        elif name in registry:
+            problems.append(f"{label}: a tool registered in code has this name; pick another.")
+        else:
+            seen.add(name)
+        description = entry.get("description")
+        if not isinstance(description, str) or not description.strip():
+            problems.append(f"{label}: describe when the agent should use it.")
+        parameters = entry.get("parameters", {"type": "object", "properties": {}})
+        if not isinstance(parameters, dict) or parameters.get("type") != "object":
+            problems.append(
+                f'{label}: parameters must be a JSON schema object ({{"type": "object", ...}}).'
+            )
+        elif not isinstance(parameters.get("properties", {}), dict):
+            problems.append(f"{label}: parameters' properties must be an object.")
+    return problems
+
+
+def page_tool_schema(entry: dict[str, Any]) -> dict[str, Any]:
+    """A validated declaration as the raw function schema the model sees."""
+    return {
+        "name": entry["name"],
+        "description": entry["description"].strip(),
+        "parameters": entry.get("parameters") or {"type": "object", "properties": {}},
+    }

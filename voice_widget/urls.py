@@ -21,6 +21,16 @@ urlpatterns = [
         views.SessionStatusView.as_view(),
         name="session-status",
     ),
+    path(
+        "api/sessions/<uuid:conversation_id>/feedback/",
+        views.SessionFeedbackView.as_view(),
+        name="session-feedback",
+    ),
+    path(
+        "api/sessions/<uuid:conversation_id>/resume/",
+        views.SessionResumeView.as_view(),
+        name="session-resume",
+    ),
     path("api/personas/<slug:slug>/", views.PersonaPublicView.as_view(), name="persona"),
     path("api/health/", views.HealthView.as_view(), name="health"),
     path("api/livekit/webhook/", views.LiveKitWebhookView.as_view(), name="livekit-webhook"),

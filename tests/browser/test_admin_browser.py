@@ -88,7 +88,7 @@ def test_pipeline_persona_hides_realtime_fields_and_is_short(admin_page):
         "() => ['#try-it', '#versions'].map((s) => document.querySelector(s))"
         ".reduce((sum, el) => sum + (el ? el.getBoundingClientRect().height : 0), 0)"
     )
-    assert height(admin_page) - panels < 3000
+    assert height(admin_page) - panels < 3100  # each folded section adds ~45 px
     assert admin_page.js_errors == []
 
 

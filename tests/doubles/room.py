@@ -29,6 +29,9 @@ class DoubleLocalParticipant:
         self.attributes: dict[str, str] = {}
         self.rpc_handlers: dict[str, Callable[..., Any]] = {}
         self.rpc_calls: list[dict[str, Any]] = []
+        #: What the visitor answers per method: a string, an exception to raise, or a
+        #: callable taking the parsed payload and returning either (default: ``""``).
+        self.rpc_answers: dict[str, Any] = {}
 
     async def set_attributes(self, attributes: dict[str, str]) -> None:
         self.attributes.update(attributes)
@@ -44,10 +47,21 @@ class DoubleLocalParticipant:
         payload: str,
         response_timeout: float | None = None,
     ) -> str:
+        parsed = json.loads(payload)
         self.rpc_calls.append(
-            {"destination": destination_identity, "method": method, "payload": json.loads(payload)}
+            {
+                "destination": destination_identity,
+                "method": method,
+                "payload": parsed,
+                "response_timeout": response_timeout,
+            }
         )
-        return ""
+        answer = self.rpc_answers.get(method, "")
+        if callable(answer):
+            answer = answer(parsed)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
 
 class DoubleRoom:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.utils import timezone
 from livekit import api, rtc
 
 from tests.doubles.livekit_server import LiveKitServerDouble
@@ -192,8 +193,14 @@ def worker(
     log_path = ARTIFACTS / f"worker-{request.module.__name__.rsplit('.', 1)[-1]}.log"
     extra = getattr(request.module, "WORKER_ARGS", ())
     env.update(getattr(request.module, "WORKER_ENV", {}))
-    with WorkerProcess(env, log_path=log_path, extra_args=extra) as process:
+    # On a busy CI machine LiveKit's load threshold would mark the worker unavailable (every
+    # dispatch refused), and LiveKit registers the worker after 12 s even if its first job
+    # process is not warm yet: take every job, and start once a job process is warm.
+    with WorkerProcess(
+        env, log_path=log_path, extra_args=extra, load_threshold=float("inf")
+    ) as process:
         process.wait_for_line(REGISTERED, timeout=120)
+        process.wait_for_line("process initialized", timeout=120, from_start=True)
         yield process
 
 
@@ -236,7 +243,7 @@ def shop(
     demo_data.add_demo_data(apps, None)  # live_server's database is flushed between tests
     call_command("seed_demo", verbosity=0)
     # Noise cancellation is LiveKit Cloud's; the double would refuse its authorization.
-    Persona.objects.update(noise_cancellation=NoiseCancellation.OFF)
+    Persona.objects.update(noise_cancellation=NoiseCancellation.OFF, updated_at=timezone.now())
     cache.clear()
     openai_server.script()
     wait_for_worker_heartbeat()

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from django.db import close_old_connections
+from django.utils import timezone
 
 from tests.doubles.openai_server import OPENAI_PERSONA_FIELDS
 from tests.doubles.wav import wav_bytes
@@ -100,7 +101,7 @@ AUDIO_PROBE = """
   document.addEventListener('click', () => probe.clicks.push(performance.now()), true);
   window.widgetEvents = [];
   for (const name of ['voice-widget:state', 'voice-widget:transcript',
-                      'voice-widget:ended', 'voice-widget:error']) {
+                      'voice-widget:ended', 'voice-widget:error', 'voice-widget:resumed']) {
     document.addEventListener(name, (event) =>
       window.widgetEvents.push({ name, detail: event.detail, at: performance.now() }));
   }
@@ -129,7 +130,8 @@ def use_the_doubles(slug: str, **fields: Any) -> None:
 
     values = {**OPENAI_PERSONA_FIELDS, "noise_cancellation": "off", **fields}
     # update(), not full_clean(): tests use limits (a few seconds) admin would refuse.
-    Persona.objects.filter(slug=slug).update(**values)
+    # updated_at as save() would set it: the session endpoint caches snapshots by it.
+    Persona.objects.filter(slug=slug).update(**values, updated_at=timezone.now())
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:

@@ -35,6 +35,9 @@ DATABASES = {
 
 VOICE_WIDGET = {
     **VOICE_WIDGET,
+    # Short, so that a tab closed for good is ended by the worker within the tests' waits
+    # (and long enough for a reload in Chromium to come back).
+    "RESUME_WINDOW": 8,
     **{
         name: os.environ[name]
         for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")

@@ -106,6 +106,34 @@ class InvalidEndKey(ApiError):
     default_detail = _("This end key does not belong to the conversation.")
 
 
+class ConsentRequired(ApiError):
+    default_code = "consent_required"
+    default_detail = _(
+        "This assistant asks for consent first: accept its notice, then start again "
+        "(reload the page if the notice changed)."
+    )
+
+
+class FeedbackDisabled(ApiError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "feedback_disabled"
+    default_detail = _("This assistant does not ask for feedback.")
+
+
+class ConversationOver(ApiError):
+    """A resume of a conversation that has ended (or failed): a new one must be started."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conversation_ended"
+    default_detail = _("This conversation has ended. Start a new one.")
+
+
+class ResumeWindowPassed(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "resume_window_passed"
+    default_detail = _("It is too late to rejoin this conversation. Start a new one.")
+
+
 class PersonaBusy(ApiError):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "persona_busy"

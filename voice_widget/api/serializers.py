@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from drf_spectacular.types import OpenApiTypes
@@ -13,8 +15,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..conf import vw_settings
-from ..models import Persona
-from .errors import ContextTooDeep, ContextTooLarge, InvalidContext
+from ..models import FeedbackRating, Persona
+from .errors import ConsentRequired, ContextTooDeep, ContextTooLarge, InvalidContext
 
 PAGE_URL_MAX_LENGTH = 2000  # Conversation.page_url
 #: Longest end key the end and status requests accept (ours are 43 characters).
@@ -95,6 +97,31 @@ def check_page_context(value: Any) -> dict[str, Any]:
     return value
 
 
+#: How far ahead of the server's clock a visitor's clock may be when it says it accepted.
+CONSENT_CLOCK_SKEW = timedelta(minutes=10)
+
+
+def accepted_consent(persona: Persona, consent: dict[str, Any] | None) -> dict[str, Any]:
+    """The consent fields to store on the conversation; ``ConsentRequired`` when the persona
+    has a notice and the request does not carry a fresh acceptance of this very version.
+    The text stored is the persona's own, never what the browser sent."""
+    version = persona.consent_version
+    if not version:
+        return {}
+    if not consent or consent.get("version") != version:
+        raise ConsentRequired()
+    accepted_at = consent["accepted_at"]
+    now = timezone.now()
+    too_old = accepted_at < now - timedelta(seconds=vw_settings.CONSENT_MAX_AGE)
+    if too_old or accepted_at > now + CONSENT_CLOCK_SKEW:
+        raise ConsentRequired()
+    return {
+        "consent_text": persona.consent_text.strip(),
+        "consent_version": version,
+        "consent_at": min(accepted_at, now),
+    }
+
+
 class _StrictString:
     """DRF's string fields turn 42 into "42"; a JSON API should say the type is wrong."""
 
@@ -117,6 +144,11 @@ class StrictURLStringField(StrictCharField):
     """A URL as a string (checked by the serializer), described as ``format: uri``."""
 
 
+class ConsentSerializer(serializers.Serializer):
+    version = StrictCharField(max_length=20, help_text="The consent-version the widget showed.")
+    accepted_at = serializers.DateTimeField(help_text="When the visitor accepted the notice.")
+
+
 class SessionRequestSerializer(serializers.Serializer):
     persona = StrictSlugField(max_length=60, help_text="The persona's slug.")
     context = serializers.JSONField(
@@ -135,6 +167,12 @@ class SessionRequestSerializer(serializers.Serializer):
         allow_blank=True,
         max_length=PAGE_URL_MAX_LENGTH,
         help_text="The page the conversation starts on (http or https).",
+    )
+    consent = ConsentSerializer(
+        required=False,
+        allow_null=True,
+        help_text="The visitor's acceptance of the persona's consent notice (required when "
+        "the persona has one).",
     )
 
     def validate_page_url(self, value: str) -> str:
@@ -158,9 +196,17 @@ class SessionResponseSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(help_text="When the token stops admitting.")
     end_url = serializers.CharField(help_text="Path of this conversation's end endpoint.")
     status_url = serializers.CharField(help_text="Path of this conversation's status endpoint.")
+    feedback_url = serializers.CharField(help_text="Path of this conversation's feedback endpoint.")
+
+    resume_url = serializers.CharField(
+        help_text="Path of the endpoint that rejoins this conversation after a reload."
+    )
+    resume_window = serializers.IntegerField(
+        help_text="Seconds after the page goes during which it may be resumed (0: never)."
+    )
     end_key = serializers.CharField(
         max_length=END_KEY_MAX_LENGTH,
-        help_text="Secret that authorises the end and status requests.",
+        help_text="Secret that authorises the end, status and feedback requests.",
     )
 
 
@@ -230,6 +276,58 @@ class SessionStatusRequestSerializer(serializers.Serializer):
     end_key = StrictCharField(max_length=END_KEY_MAX_LENGTH)
 
 
+#: The longest feedback comment (characters).
+FEEDBACK_COMMENT_MAX_LENGTH = 1000
+
+
+class FeedbackRequestSerializer(serializers.Serializer):
+    end_key = StrictCharField(max_length=END_KEY_MAX_LENGTH)
+    rating = serializers.ChoiceField(choices=FeedbackRating.values, help_text="up or down.")
+    comment = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=FEEDBACK_COMMENT_MAX_LENGTH,
+        help_text="What the visitor wrote, if anything.",
+    )
+
+    def validate_comment(self, value: str) -> str:
+        if not is_storable_text(value):
+            raise serializers.ValidationError(
+                _("The comment holds a NUL character or an unpaired surrogate.")
+            )
+        return value
+
+
+class FeedbackResponseSerializer(serializers.Serializer):
+    conversation = serializers.UUIDField()
+    rating = serializers.CharField()
+    comment = serializers.CharField(allow_blank=True)
+
+
+class ResumeTurnSerializer(serializers.Serializer):
+    role = serializers.CharField(help_text="user, agent or system")
+    text = serializers.CharField()
+
+
+class SessionResumeResponseSerializer(serializers.Serializer):
+    conversation = serializers.UUIDField()
+    status = serializers.CharField()
+    server_url = serializers.CharField()
+    participant_token = serializers.CharField(
+        help_text="Rejoins the same room under the same identity; dispatches nothing."
+    )
+    room_name = serializers.CharField()
+    identity = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    transcript = ResumeTurnSerializer(many=True)
+    agent = serializers.ChoiceField(
+        choices=["present", "dispatched", "unknown"],
+        help_text="present: the agent is in the room; dispatched: it had left and was sent "
+        "back; unknown: LiveKit could not be asked.",
+    )
+    resume_window = serializers.IntegerField()
+
+
 class SessionEndResponseSerializer(serializers.Serializer):
     conversation = serializers.UUIDField()
     status = serializers.CharField()
@@ -242,6 +340,7 @@ class PublicPersonaSerializer(serializers.ModelSerializer):
     poster_url = serializers.SerializerMethodField()
     idle_clip_url = serializers.SerializerMethodField()
     has_avatar = serializers.BooleanField(read_only=True)
+    consent_version = serializers.CharField(read_only=True)
 
     class Meta:
         model = Persona
@@ -259,6 +358,11 @@ class PublicPersonaSerializer(serializers.ModelSerializer):
             "button_label",
             "welcome_text",
             "start_mode",
+            "interaction_mode",
+            "feedback_enabled",
+            "consent_text",
+            "consent_url",
+            "consent_version",
         ]
         read_only_fields = fields
 

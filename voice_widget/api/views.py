@@ -10,6 +10,8 @@ import hmac
 import logging
 import math
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -35,9 +37,16 @@ from rest_framework.views import APIView
 
 from ..budget import daily_budget_refusal
 from ..conf import vw_settings
-from ..lifecycle import end_conversation, join_window, mark_visitor_joined
-from ..models import Conversation, EndReason, Persona, WorkerHeartbeat
-from ..rooms import delete_room_in_background
+from ..lifecycle import (
+    end_conversation,
+    join_window,
+    mark_visitor_joined,
+    mark_visitor_left,
+    mark_visitor_returned,
+    resume_window,
+)
+from ..models import OPEN_STATUSES, Conversation, EndReason, Persona, TurnRole, WorkerHeartbeat
+from ..rooms import agent_in_room, delete_room_in_background, dispatch_agent
 from ..signing import SignedContextMismatch, unsign_context
 from ..tokens import (
     dev_secret_warning_silenced,
@@ -61,17 +70,27 @@ from .parsers import (
 from .schema import extend_schema
 from .serializers import (
     ErrorSerializer,
+    FeedbackRequestSerializer,
+    FeedbackResponseSerializer,
     HealthSerializer,
     PublicPersonaSerializer,
     SessionEndRequestSerializer,
     SessionEndResponseSerializer,
     SessionRequestSerializer,
     SessionResponseSerializer,
+    SessionResumeResponseSerializer,
     SessionStatusRequestSerializer,
     WebhookResponseSerializer,
+    accepted_consent,
     check_page_context,
     is_storable_text,
     widget_failure_detail,
+)
+from .session_reads import (
+    could_exceed_unjoined,
+    persona_snapshot,
+    session_persona,
+    worker_alive,
 )
 from .throttling import UserSessionRateThrottle, VisitorRateThrottle, visitor_key
 
@@ -141,7 +160,7 @@ class SessionCreateView(VoiceWidgetAPIView):
             request.query_params.get(TRIAL_PARAMETER, ""), persona=data["persona"], user=user
         )
         try:
-            persona = Persona.objects.active().get(slug=data["persona"])
+            persona = session_persona(data["persona"])
         except Persona.DoesNotExist as exc:
             raise errors.PersonaNotFound() from exc
         if not request_allowed_for_persona(request, persona):
@@ -152,6 +171,7 @@ class SessionCreateView(VoiceWidgetAPIView):
             data.get("signed_context") or "", persona=persona, user=user
         )
         page_context = check_page_context(data.get("context"))
+        consent = accepted_consent(persona, data.get("consent"))
         if refusal := daily_budget_refusal(persona):
             raise errors.BudgetExhausted(refusal.detail, wait=refusal.retry_after)
 
@@ -159,11 +179,10 @@ class SessionCreateView(VoiceWidgetAPIView):
 
         end_key = secrets.token_urlsafe(32)
         key = visitor_key(request)
-        with transaction.atomic():
-            self._check_places(persona, user=user, visitor_key=key)
+        with self._place_taken(persona, user=user, visitor_key=key):
             conversation = Conversation.objects.create(
                 persona=persona,
-                persona_snapshot=persona.snapshot(),
+                persona_snapshot=persona_snapshot(persona),
                 # The newest saved version, looked up inside the INSERT (no extra query).
                 persona_version_id=Subquery(persona.history.values("history_id")[:1]),
                 is_test=is_test,
@@ -174,6 +193,7 @@ class SessionCreateView(VoiceWidgetAPIView):
                 page_context=page_context,
                 signed_context=signed_context,
                 end_key_hash=hash_end_key(end_key),
+                **consent,
                 visitor_key=key,
             )
         token = mint_participant_token(
@@ -198,6 +218,13 @@ class SessionCreateView(VoiceWidgetAPIView):
             "status_url": reverse(
                 "voice_widget:session-status", kwargs={"conversation_id": conversation.pk}
             ),
+            "feedback_url": reverse(
+                "voice_widget:session-feedback", kwargs={"conversation_id": conversation.pk}
+            ),
+            "resume_url": reverse(
+                "voice_widget:session-resume", kwargs={"conversation_id": conversation.pk}
+            ),
+            "resume_window": vw_settings.RESUME_WINDOW,
             "end_key": end_key,
         }
         return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
@@ -226,12 +253,31 @@ class SessionCreateView(VoiceWidgetAPIView):
         conversation that no agent would join."""
         agent_name = vw_settings.AGENT_NAME
         within = timedelta(seconds=vw_settings.HEARTBEAT_TIMEOUT)
-        if not WorkerHeartbeat.objects.alive(agent_name, within=within).exists():
+        if not worker_alive(agent_name, within=within):
             logger.warning("session refused: no worker alive for agent %r", agent_name)
             raise errors.AgentUnavailable(agent_name, wait=vw_settings.HEARTBEAT_INTERVAL)
 
+    @classmethod
+    @contextmanager
+    def _place_taken(cls, persona: Persona, *, user: Any, visitor_key: str) -> Iterator[None]:
+        """Around the INSERT: the place checks and their transaction, only when a limit
+        could refuse this request (a single INSERT needs no transaction of its own)."""
+        per_visitor = vw_settings.MAX_UNJOINED_PER_VISITOR
+        if per_visitor is not None and not could_exceed_unjoined(
+            persona, user=user, visitor_key=visitor_key, window=join_window(), limit=per_visitor
+        ):
+            per_visitor = None
+        if per_visitor is None and persona.max_concurrent_conversations is None:
+            yield
+            return
+        with transaction.atomic():
+            cls._check_places(persona, user=user, visitor_key=visitor_key, per_visitor=per_visitor)
+            yield
+
     @staticmethod
-    def _check_places(persona: Persona, *, user: Any, visitor_key: str) -> None:
+    def _check_places(
+        persona: Persona, *, user: Any, visitor_key: str, per_visitor: int | None
+    ) -> None:
         """429 when this visitor already holds ``MAX_UNJOINED_PER_VISITOR`` conversations of
         the persona that nobody joined, or when the persona has its maximum of open ones.
 
@@ -243,10 +289,9 @@ class SessionCreateView(VoiceWidgetAPIView):
         and conversation limits.
         """
         limit = persona.max_concurrent_conversations
-        per_visitor = vw_settings.MAX_UNJOINED_PER_VISITOR
         if limit is None and per_visitor is None:
             return
-        Persona.objects.select_for_update().filter(pk=persona.pk).values_list("pk").first()
+        list(Persona.objects.select_for_update().filter(pk=persona.pk).order_by().values_list("pk"))
         now = timezone.now()
         window = join_window()
         if per_visitor is not None:
@@ -388,6 +433,122 @@ class SessionStatusView(EndKeyView):
         return self.state(self.conversation_for_key(conversation_id, data["end_key"]))
 
 
+class SessionFeedbackView(EndKeyView):
+    """The visitor's rating of a conversation (thumbs up or down, an optional comment),
+    when the persona asks for feedback. A second rating replaces the first: the visitor
+    changed their mind."""
+
+    request_serializer_class = FeedbackRequestSerializer
+
+    @extend_schema(
+        operation_id="session_feedback",
+        request={kind: FeedbackRequestSerializer for kind in _END_KEY_REQUEST_TYPES},
+        responses={200: FeedbackResponseSerializer, **_errors(400, 403, 404, 413, 415)},
+    )
+    def post(self, request: Request, conversation_id: Any) -> Response:
+        data = self.validated(request)
+        conversation = self.conversation_for_key(conversation_id, data["end_key"])
+        # The setting the conversation ran with; older snapshots fall back to the persona.
+        enabled = conversation.persona_snapshot.get("feedback_enabled")
+        if enabled is None:
+            enabled = conversation.persona.feedback_enabled
+        if not enabled:
+            raise errors.FeedbackDisabled()
+        comment = (data.get("comment") or "").strip()
+        Conversation.objects.filter(pk=conversation.pk).update(
+            feedback_rating=data["rating"], feedback_comment=comment, feedback_at=timezone.now()
+        )
+        logger.info("conversation %s: feedback %s", conversation.pk, data["rating"])
+        body = {"conversation": str(conversation.pk), "rating": data["rating"], "comment": comment}
+        return Response(body, headers=NO_STORE)
+
+
+class SessionResumeView(EndKeyView):
+    """Rejoin an open conversation after a reload or a move to another page of the site.
+
+    The end key (kept by the widget in the tab's sessionStorage) is the credential. The
+    answer is a fresh token for the same room and identity, without any agent dispatch
+    (LiveKit ignores a token's dispatch for a room that exists), the transcript so far, and
+    whether the agent is there; an agent that left an open conversation is sent back with
+    AgentDispatchService.
+    """
+
+    @extend_schema(
+        operation_id="resume_session",
+        request={kind: SessionStatusRequestSerializer for kind in _END_KEY_REQUEST_TYPES},
+        responses={
+            200: SessionResumeResponseSerializer,
+            **_errors(400, 403, 404, 409, 413, 415, 503),
+        },
+    )
+    def post(self, request: Request, conversation_id: Any) -> Response:
+        if not vw_settings.livekit_configured:
+            raise errors.LiveKitNotConfigured()
+        data = self.validated(request)
+        conversation = self.conversation_for_key(conversation_id, data["end_key"])
+        if conversation.status not in OPEN_STATUSES:
+            raise errors.ConversationOver()
+        window = resume_window()
+        if not window:
+            raise errors.ResumeWindowPassed("This site does not let conversations resume.")
+        left = conversation.visitor_left_at
+        if left is not None and timezone.now() - left > window:
+            raise errors.ResumeWindowPassed()
+
+        agent = self._agent(conversation)
+        token = mint_participant_token(
+            room_name=conversation.room_name,
+            identity=conversation.identity,
+            conversation_id=conversation.pk,
+            display_name=VISITOR_DISPLAY_NAME,
+            dispatch=False,
+        )
+        transcript = [
+            {"role": role, "text": text}
+            for role, text in conversation.turns.filter(
+                role__in=[TurnRole.USER, TurnRole.AGENT]
+            ).values_list("role", "text")
+        ]
+        logger.info("conversation %s resumed (agent %s)", conversation.pk, agent)
+        body = {
+            "conversation": str(conversation.pk),
+            "status": conversation.status,
+            "server_url": vw_settings.LIVEKIT_URL,
+            "participant_token": token.jwt,
+            "room_name": conversation.room_name,
+            "identity": conversation.identity,
+            "expires_at": token.expires_at.isoformat().replace("+00:00", "Z"),
+            "transcript": transcript,
+            "agent": agent,
+            "resume_window": vw_settings.RESUME_WINDOW,
+        }
+        return Response(body, headers=NO_STORE)
+
+    @staticmethod
+    def _agent(conversation: Conversation) -> str:
+        """``present``, ``dispatched`` (it had left; sent back) or ``unknown``."""
+        if conversation.agent_joined_at is None:
+            # Its first dispatch (from the creating token) may still be on its way.
+            return "unknown"
+        present = agent_in_room(conversation.room_name)
+        if present is None:
+            return "unknown"
+        if present:
+            return "present"
+        try:
+            dispatch_agent(conversation.room_name, conversation.pk)
+        except Exception as exc:
+            logger.warning(
+                "conversation %s: could not send the agent back (%s)",
+                conversation.pk,
+                type(exc).__name__,
+            )
+            raise errors.AgentUnavailable(
+                vw_settings.AGENT_NAME, wait=vw_settings.HEARTBEAT_INTERVAL
+            ) from exc
+        return "dispatched"
+
+
 @method_decorator(never_cache, name="dispatch")
 class PersonaPublicView(VoiceWidgetAPIView):
     """The widget's public configuration for one active persona."""
@@ -426,7 +587,8 @@ class LiveKitWebhookView(VoiceWidgetAPIView):
     """LiveKit's webhooks, verified with livekit-api's ``WebhookReceiver``.
 
     ``room_finished`` ends the room's conversation (reason ``room_finished``); the
-    visitor's ``participant_left`` ends it with ``participant_left``, and the visitor's
+    visitor's ``participant_left`` ends it with ``participant_left`` (with a ``RESUME_WINDOW``
+    it only records the departure: a reload may come back), and the visitor's
     ``participant_joined`` records the join (the conversation then keeps its place under
     the persona's concurrency limit until it ends). Ending is
     idempotent, so LiveKit's retries and repeated events change nothing. Events for
@@ -478,6 +640,11 @@ class LiveKitWebhookView(VoiceWidgetAPIView):
             elif event.participant.identity == conversation.identity:
                 if event.event == "participant_joined":
                     handled = mark_visitor_joined(conversation.pk)
+                    handled = mark_visitor_returned(conversation.pk) or handled
+                elif event.event == "participant_left" and resume_window():
+                    # A reload may bring the visitor back: the worker ends the conversation
+                    # if nobody returns within RESUME_WINDOW (or LiveKit closes the room).
+                    handled = mark_visitor_left(conversation.pk)
                 elif event.event == "participant_left":
                     handled = end_conversation(conversation.pk, EndReason.PARTICIPANT_LEFT)
         return Response({"event": event.event, "handled": handled})

@@ -22,6 +22,7 @@ from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
 
+from ..conf import vw_settings
 from ..models import Persona, PreviewMode
 from ..models import Position as WidgetPosition
 from ..models import Theme as WidgetTheme
@@ -179,6 +180,12 @@ def render_widget(
         "label": persona.button_label,
         "welcome": persona.welcome_text,
         "lang": persona.language,
+        "mode": persona.interaction_mode,
+        "feedback": "on" if persona.feedback_enabled else "",
+        "consent-text": persona.consent_text.strip(),
+        "consent-url": persona.consent_url,
+        "consent-version": persona.consent_version,
+        "consent-max-age": str(vw_settings.CONSENT_MAX_AGE) if persona.consent_version else "",
         "signed-context": _signed_context(context, persona, facts),
         "agent-timeout": _agent_timeout(persona, agent_timeout),
         "csrf-token": _csrf_token_for_logged_in_visitor(context.get("request")),

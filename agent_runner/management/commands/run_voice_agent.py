@@ -263,6 +263,9 @@ class Command(BaseCommand):
             "saved like any other. Ctrl+C ends it."
         )
         configure_jobs(conversation_id=str(conversation.pk), start_immediately=True)
+        # The console runs the job in a thread: the plugins register here, on the main thread.
+        import agent_runner.pipeline  # noqa: F401
+
         server = build_server(agent_name=agent_name, heartbeat=False)
         route_app_logs_through_root()
         run_audio_console(server, log_level=options.get("log_level") or "DEBUG")

@@ -1,6 +1,6 @@
 /**
  * The widget's side of the token API: create a session (which also says when no agent runs),
- * ask where it stands, end it.
+ * ask where it stands, end it, rate it.
  */
 
 export class ApiError extends Error {
@@ -102,7 +102,7 @@ export function createApi({
     async createSession(body) {
       if (!sessionsUrl) throw new ApiError(0, 'not_configured', '');
       const data = await postJson(sessionsUrl, body);
-      for (const key of ['end_url', 'status_url']) {
+      for (const key of ['end_url', 'status_url', 'feedback_url', 'resume_url']) {
         if (data[key]) data[key] = absoluteUrl(data[key], absoluteUrl(sessionsUrl));
       }
       return data;
@@ -129,6 +129,29 @@ export function createApi({
         // Ending is best effort: the worker and the room's timeouts end it too.
         return null;
       }
+    },
+
+    /** The visitor's rating (`{rating, comment}`); resolves true when it was stored. */
+    async sendFeedback(session, { rating, comment = '' }) {
+      if (!session || !session.feedback_url) return false;
+      const body = { end_key: session.end_key, rating };
+      if (comment) body.comment = comment;
+      try {
+        await postJson(session.feedback_url, body);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+
+    /**
+     * Rejoin a conversation after a reload: `{participant_token, server_url, transcript,
+     * agent, ...}` for the same room and identity. Rejects with ApiError when refused
+     * (`conversation_ended`, `resume_window_passed`, `invalid_end_key`).
+     */
+    async resumeSession(saved) {
+      if (!saved || !saved.resume_url) throw new ApiError(0, 'not_configured', '');
+      return postJson(saved.resume_url, { end_key: saved.end_key });
     },
 
     /** Where the conversation stands (`{status, end_reason}`), or null when unknown. */

@@ -46,7 +46,16 @@ export class CaptionLog {
   list() {
     return [...this.segments.values()]
       .filter((s) => s.text.trim())
-      .map(({ id, role, text, final }) => ({ id, role, text, final }));
+      .map(({ id, role, text, final, typed }) => ({ id, role, text, final, ...(typed && { typed }) }));
+  }
+
+  /** A line the widget knows whole (what the visitor typed). */
+  add(caption) {
+    this.segments.set(caption.id, { ...caption, streamId: caption.id });
+  }
+
+  remove(id) {
+    this.segments.delete(id);
   }
 
   clear() {

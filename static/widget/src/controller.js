@@ -10,15 +10,18 @@
  *   disconnect(), startAudio(), canPlaybackAudio, playRemoteAudio(),
  *   enableMicrophone(), setMicrophoneMuted(muted), agentIdentity(), agentAttributes(),
  *   performRpc(identity, method, payload, timeoutMs), registerRpcMethod(method, handler),
+ *   sendText(text) (on the standard `lk.chat` topic),
  *   on(event, listener) for: agent-joined, agent-left, agent-attributes, transcription,
  *   video, audio-playback, reconnecting, reconnected, disconnected.
  */
 
 import { CaptionLog } from './captions.js';
+import { PageTools, RPC_PAGE_TOOL } from './page-tools.js';
 
 export const State = Object.freeze({
   IDLE: 'idle',
   PREVIEW: 'preview',
+  CONSENT: 'consent',
   CONNECTING: 'connecting',
   ACTIVE: 'active',
   ENDED: 'ended',
@@ -67,19 +70,23 @@ export const ATTR_AVATAR = 'voice_widget.avatar';
 
 const RPC_TIMEOUT_MS = 10000;
 const MIC_GRACE_MS = 1500;
-const RPC_UNSUPPORTED_METHOD = 1400;
-// A start answered "method not supported" or "not_ready" is tried again, with a backoff
-// from the first to the longest delay, for at most the retry window; then it has failed.
-const START_RETRY_FIRST_MS = 250;
-const START_RETRY_LONGEST_MS = 2000;
-const START_RETRY_WINDOW_MS = 15000;
-// While waiting for the agent, the session's status is asked this often: an agent that could
-// not join has marked the conversation failed, and the visitor hears of it within seconds.
-const STATUS_POLL_MS = 2000;
 // How long the End button waits for the agent's answer to voice_widget.end before leaving.
 const END_RPC_WAIT_MS = 1500;
 
 const HEALTH_PATH = '/voice-widget/api/health/';
+
+/** Interaction modes (the persona's `interaction_mode`). */
+export const Mode = Object.freeze({ VOICE_AND_TEXT: 'voice_text', TEXT: 'text', VOICE: 'voice' });
+
+/** A store that forgets with the page (the element passes localStorage). */
+function memoryStore() {
+  const values = new Map();
+  return {
+    get: (key) => values.get(key) || null,
+    set: (key, value) => values.set(key, value),
+    remove: (key) => values.delete(key),
+  };
+}
 
 const defaultClock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -132,6 +139,11 @@ export class WidgetController {
    * @param {(message: string) => void} [deps.warn] where developers read what visitors are
    *   not told (default: console.warn), once per cause
    * @param {() => boolean} [deps.isOnline] whether the browser has a network (navigator.onLine)
+   * @param {{get: Function, set: Function, remove: Function}} [deps.store] where the
+   *   visitor's consent is remembered (default: in memory)
+   * @param {{getItem: Function, setItem: Function, removeItem: Function}} [deps.storage] the
+   *   tab's sessionStorage: where a conversation waits for the page after a reload
+   * @param {() => number} [deps.now] milliseconds since the epoch (default: Date.now)
    */
   constructor(deps) {
     this.deps = deps;
@@ -157,6 +169,13 @@ export class WidgetController {
     this.previewConnected = false;
     this.previewFailed = false;
     this.agentWaiters = new Set();
+    this.store = deps.store || memoryStore();
+    this.now = deps.now || (() => Date.now());
+    this.feedback = null; // {rating, status} after a conversation the visitor may rate
+    this.feedbackSession = null;
+    this.chatError = false;
+    this.typedCount = 0;
+    this.pageTools = new PageTools({ emit: deps.emit, clock: this.clock });
   }
 
   // ---- the view ---------------------------------------------------------------------------
@@ -173,6 +192,9 @@ export class WidgetController {
       hasVideo: this.hasVideo && !this.avatarFailed,
       avatarFailed: this.avatarFailed,
       captions: this.captions.list(),
+      mode: this.mode(),
+      feedback: this.state === State.ENDED ? this.feedback : null,
+      chatError: this.chatError,
     };
   }
 
@@ -198,11 +220,60 @@ export class WidgetController {
     this.changed();
   }
 
+  mode() {
+    const mode = this.deps.config().mode;
+    return Object.values(Mode).includes(mode) ? mode : Mode.VOICE_AND_TEXT;
+  }
+
+  // ---- consent ----------------------------------------------------------------------------
+
+  /** The persona's notice (`{text, url, version, maxAgeMs}`), or null when it has none. */
+  consentNotice() {
+    const notice = this.deps.config().consent;
+    return notice && notice.version && notice.text ? notice : null;
+  }
+
+  consentKey(notice) {
+    return `voice-widget:consent:${this.deps.config().persona}:${notice.version}`;
+  }
+
+  /** When the visitor accepted this notice (ms), if that is recent enough; else null. */
+  consentAcceptedAt() {
+    const notice = this.consentNotice();
+    if (!notice) return null;
+    const at = Number(this.store.get(this.consentKey(notice)));
+    if (at > 0 && this.now() - at < notice.maxAgeMs) return at;
+    if (at) this.store.remove(this.consentKey(notice));
+    return null;
+  }
+
+  needsConsent() {
+    return Boolean(this.consentNotice()) && this.consentAcceptedAt() === null;
+  }
+
+  /** The visitor accepted the notice (a click): remembered, then the conversation starts. */
+  acceptConsent() {
+    const notice = this.consentNotice();
+    if (this.state !== State.CONSENT || !notice) return Promise.resolve();
+    const at = this.now();
+    this.store.set(this.consentKey(notice), String(at));
+    this.deps.emit('voice-widget:consent', { version: notice.version, acceptedAt: at });
+    return this.start();
+  }
+
+  declineConsent() {
+    if (this.state === State.CONSENT) this.setState(State.IDLE);
+  }
+
   // ---- preview ----------------------------------------------------------------------------
 
   /** The element became visible: a live preview connects now (no microphone, no sound). */
   preview() {
-    if (this.deps.config().previewMode !== 'live' || this.previewFailed) return Promise.resolve();
+    // A preview opens a conversation, which a notice not yet accepted must come before.
+    const config = this.deps.config();
+    if (config.previewMode !== 'live' || this.previewFailed || this.needsConsent()) {
+      return Promise.resolve();
+    }
     if (this.state !== State.IDLE || this.previewPromise) return this.previewPromise;
     const run = ++this.run;
     this.previewPromise = this.connectPreview(run)
@@ -241,6 +312,12 @@ export class WidgetController {
     if (this.state === State.CONNECTING || this.state === State.ACTIVE) {
       return Promise.resolve();
     }
+    if (this.needsConsent()) {
+      this.feedback = null;
+      this.setState(State.CONSENT);
+      return Promise.resolve();
+    }
+    const voice = this.mode() !== Mode.TEXT;
     // A live preview still connecting is adopted, not replaced: same run, same room.
     const adopting = Boolean(this.previewPromise);
     const run = adopting ? this.run : ++this.run;
@@ -252,7 +329,9 @@ export class WidgetController {
       else roomNow = created;
     }
     let audioUnlock = null;
-    if (roomNow) {
+    if (!voice) {
+      audioUnlock = Promise.resolve(); // typing only: no sound to unlock
+    } else if (roomNow) {
       audioUnlock = Promise.resolve(roomNow.startAudio()).catch(() => {});
     } else if (this.deps.unlockAudio) {
       this.deps.unlockAudio();
@@ -262,6 +341,9 @@ export class WidgetController {
     this.agentState = '';
     this.muted = false;
     this.avatarFailed = false;
+    this.feedback = null;
+    this.feedbackSession = null;
+    this.chatError = false;
     this.captions.clear();
     this.setState(State.CONNECTING);
     return this.startFlow(run, { roomNow, roomLater, audioUnlock, adopting }).catch((error) =>
@@ -270,6 +352,7 @@ export class WidgetController {
   }
 
   async startFlow(run, { roomNow, roomLater, audioUnlock, adopting }) {
+    const voice = this.mode() !== Mode.TEXT;
     if (adopting) {
       await this.previewPromise;
       this.check(run);
@@ -279,7 +362,7 @@ export class WidgetController {
       room = await (roomLater || this.deps.createRoom());
       this.check(run);
     }
-    if (!audioUnlock || room !== roomNow) {
+    if (voice && (!audioUnlock || room !== roomNow)) {
       audioUnlock = Promise.resolve(room.startAudio()).catch(() => {});
     }
     this.attachRoom(room);
@@ -290,7 +373,7 @@ export class WidgetController {
       this.check(run);
       // Microphone and connection together: the pre-connect buffer records the visitor's
       // first words while the room and the agent get ready.
-      const mic = this.enableMicrophone(room);
+      const mic = voice ? this.enableMicrophone(room) : Promise.resolve(null);
       const connectError = await Promise.resolve(
         room.connect(this.session.server_url, this.session.participant_token),
       ).then(
@@ -311,15 +394,17 @@ export class WidgetController {
       this.check(run);
       if (micError) throw micError;
       this.previewConnected = true;
-    } else {
+    } else if (voice) {
       const micError = await this.enableMicrophone(room);
       this.check(run);
       if (micError) throw micError;
     }
     await audioUnlock;
     this.check(run);
-    room.playRemoteAudio();
-    this.audioBlocked = !room.canPlaybackAudio;
+    if (voice) {
+      room.playRemoteAudio();
+      this.audioBlocked = !room.canPlaybackAudio;
+    }
     const agent = await this.waitForReadyAgent(run);
     await this.callStart(run, agent);
     this.agentState = this.agentState || agentStateOf(room.agentAttributes());
@@ -346,6 +431,11 @@ export class WidgetController {
       page_url: config.pageUrl,
     };
     if (config.signedContext) body.signed_context = config.signedContext;
+    const notice = this.consentNotice();
+    const acceptedAt = this.consentAcceptedAt();
+    if (notice && acceptedAt) {
+      body.consent = { version: notice.version, accepted_at: new Date(acceptedAt).toISOString() };
+    }
     let data;
     try {
       data = await this.deps.api.createSession(body);
@@ -353,6 +443,10 @@ export class WidgetController {
       if (error && error.name === 'ApiError' && error.code === ErrorCode.AGENT_UNAVAILABLE) {
         this.warnNoAgent(error.data || {});
         throw new FlowError(ErrorCode.AGENT_UNAVAILABLE, '', { status: error.status });
+      }
+      // The server wants the notice (again): the next click shows it.
+      if (notice && error && error.code === 'consent_required') {
+        this.store.remove(this.consentKey(notice));
       }
       if (error && error.name === 'ApiError') {
         const code = API_REFUSALS.get(error.code) || ErrorCode.API;
@@ -368,106 +462,18 @@ export class WidgetController {
 
   /**
    * The agent's identity once it has joined and set `voice_widget.protocol` (ready for
-   * `voice_widget.start`). Meanwhile the session's status is polled, so an agent that could
-   * not join is reported within seconds; after `agent-timeout` the wait fails.
+   * `voice_widget.start`), polling the session's status meanwhile; see handshake.js, a chunk
+   * fetched with the LiveKit one (the handshake follows the room's connection).
    */
-  waitForReadyAgent(run) {
-    const readyAgent = () => {
-      const agent = this.room && this.room.agentIdentity();
-      return agent && this.room.agentAttributes()[ATTR_PROTOCOL] ? agent : null;
-    };
-    const present = readyAgent();
-    if (present) return Promise.resolve(present);
-    const timeoutMs = this.deps.config().agentTimeoutMs;
-    const session = this.session;
-    return new Promise((resolve, reject) => {
-      let poll = null;
-      const settle = () => {
-        this.clock.clearTimeout(timer);
-        this.clock.clearTimeout(poll);
-        this.agentWaiters.delete(waiter);
-      };
-      const waiter = {
-        check: () => {
-          const agent = readyAgent();
-          if (agent) waiter.resolve(agent);
-        },
-        resolve: (identity) => {
-          settle();
-          resolve(identity);
-        },
-        reject: (error) => {
-          settle();
-          reject(error);
-        },
-      };
-      const timer = this.clock.setTimeout(() => {
-        if (run !== this.run) return waiter.reject(new Superseded());
-        // An agent that joined but never got ready could not start; none at all is away.
-        const joined = this.room && this.room.agentIdentity();
-        waiter.reject(new FlowError(joined ? ErrorCode.START_FAILED : ErrorCode.AGENT_UNAVAILABLE));
-      }, timeoutMs);
-      const askStatus = async () => {
-        const answer = await this.deps.api.sessionStatus(session);
-        if (!this.agentWaiters.has(waiter)) return;
-        if (answer && answer.status === 'failed') {
-          waiter.reject(new FlowError(ErrorCode.AGENT_FAILED));
-        } else if (answer && answer.status === 'ended') {
-          waiter.reject(new FlowError(ErrorCode.AGENT_FAILED, '', { endReason: answer.end_reason }));
-        } else {
-          poll = this.clock.setTimeout(askStatus, STATUS_POLL_MS);
-        }
-      };
-      poll = this.clock.setTimeout(askStatus, STATUS_POLL_MS);
-      this.agentWaiters.add(waiter);
-    });
+  async waitForReadyAgent(run) {
+    const handshake = await import('./handshake.js');
+    return handshake.waitForReadyAgent(this, run, SHARED);
   }
 
-  /**
-   * Call `voice_widget.start` until the agent says `{"ok": true}`. "Method not supported"
-   * (1400) and `not_ready` mean "not yet": tried again with a backoff, within a bounded
-   * window. Any other error, or no `ok`, is a failed start, never a silent success.
-   */
+  /** Call `voice_widget.start` until the agent says `{"ok": true}` (see handshake.js). */
   async callStart(run, agent) {
-    let waited = 0;
-    let delay = START_RETRY_FIRST_MS;
-    for (;;) {
-      if (await this.tryStart(run, agent)) return;
-      if (waited >= START_RETRY_WINDOW_MS) throw new FlowError(ErrorCode.START_FAILED);
-      await this.delay(delay);
-      this.check(run);
-      waited += delay;
-      delay = Math.min(delay * 2, START_RETRY_LONGEST_MS);
-    }
-  }
-
-  /** One start call: true when started, false when the agent is not ready yet. */
-  async tryStart(run, agent) {
-    let answer;
-    try {
-      answer = await this.room.performRpc(
-        agent,
-        RPC_START,
-        JSON.stringify({ protocol: PROTOCOL_VERSION }),
-        RPC_TIMEOUT_MS,
-      );
-    } catch (error) {
-      this.check(run);
-      if (error && error.code === RPC_UNSUPPORTED_METHOD) return false;
-      // Transport errors (timeouts, a lost connection) are not the visitor's to read.
-      throw new FlowError(ErrorCode.START_FAILED);
-    }
-    this.check(run);
-    let parsed = null;
-    try {
-      parsed = JSON.parse(answer || 'null');
-    } catch {
-      parsed = null;
-    }
-    if (parsed && parsed.ok === true) return true;
-    if (parsed && parsed.error === 'not_ready') return false;
-    const detail = (parsed && typeof parsed.detail === 'string' && parsed.detail) || '';
-    throw new FlowError(ErrorCode.START_FAILED, detail, { agentError: parsed && parsed.error });
+    const handshake = await import('./handshake.js');
+    return handshake.callStart(this, run, agent, SHARED);
   }
 
   delay(ms) {
@@ -544,6 +550,12 @@ export class WidgetController {
       if (room === this.room) this.agentEnded(reason);
       return JSON.stringify({ ok: true });
     });
+    // Page tools answer the agent only, never another participant of the room.
+    room.registerRpcMethod(RPC_PAGE_TOOL, (payload, caller) =>
+      room === this.room && caller === room.agentIdentity()
+        ? this.pageTools.call(payload)
+        : JSON.stringify({ ok: false, error: 'not_allowed', detail: 'Only the agent may call.' }),
+    );
   }
 
   applyAgentAttributes(attributes) {
@@ -593,6 +605,38 @@ export class WidgetController {
 
   // ---- visitor actions --------------------------------------------------------------------
 
+  /**
+   * Send what the visitor typed (`lk.chat`); it shows in the captions at once, marked typed.
+   * Resolves true once sent, false when it could not be (then the caption is taken back).
+   */
+  async sendText(text) {
+    const message = String(text || '').trim();
+    if (this.state !== State.ACTIVE || !this.room || this.mode() === Mode.VOICE || !message) {
+      return false;
+    }
+    const room = this.room;
+    const caption = {
+      id: `typed-${++this.typedCount}`,
+      role: 'user',
+      text: message,
+      final: true,
+      typed: true,
+    };
+    this.captions.add(caption);
+    this.chatError = false;
+    this.changed();
+    try {
+      await room.sendText(message);
+    } catch {
+      this.captions.remove(caption.id);
+      this.chatError = room === this.room;
+      this.changed();
+      return false;
+    }
+    this.deps.emit('voice-widget:transcript', caption);
+    return true;
+  }
+
   /** Mute or unmute the microphone. */
   async toggleMute() {
     if (this.state !== State.ACTIVE || !this.room) return;
@@ -639,18 +683,73 @@ export class WidgetController {
     }
   }
 
-  /** Leave the error or ended screen for the idle one (then a click starts afresh). */
+  /** Leave the error, ended or consent screen for the idle one (a click starts afresh). */
   dismiss() {
-    if (this.state === State.ERROR || this.state === State.ENDED) this.resetToIdle();
+    if ([State.ERROR, State.ENDED, State.CONSENT].includes(this.state)) this.resetToIdle();
   }
 
-  /** The page is being closed: end the session with a beacon, which survives the unload. */
-  pageHidden() {
-    if (this.session) {
-      this.deps.api.endSession(this.session, { beacon: true, reason: 'participant_left' });
+  /**
+   * The page is going. A running conversation the server lets resume is kept for this tab
+   * (sessionStorage, with its end key and expiry) and only the room is left: a reload or the
+   * next page of the site rejoins it, and if none comes the worker ends it after the window.
+   * Otherwise (or with `resumable` false: the element was removed) a beacon ends it now.
+   */
+  pageHidden({ resumable = false } = {}) {
+    const session = this.session;
+    if (session) {
       this.session = null;
+      const windowSeconds = Number(session.resume_window) || 0;
+      if (resumable && this.state === State.ACTIVE && session.resume_url && windowSeconds > 0) {
+        this.storeResumable(session, windowSeconds);
+      } else {
+        this.deps.api.endSession(session, { beacon: true, reason: 'participant_left' });
+      }
     }
     this.teardownRoom();
+  }
+
+  // ---- resuming after a reload ------------------------------------------------------------
+
+  resumeKey() {
+    return `voice-widget:resume:${this.deps.config().persona || ''}`;
+  }
+
+  storeResumable(session, windowSeconds) {
+    const { storage } = this.deps;
+    if (!storage) return;
+    const saved = {
+      conversation: session.conversation,
+      end_key: session.end_key,
+      end_url: session.end_url,
+      status_url: session.status_url,
+      resume_url: session.resume_url,
+      resume_window: windowSeconds,
+      expires: this.now() + windowSeconds * 1000,
+    };
+    try {
+      storage.setItem(this.resumeKey(), JSON.stringify(saved));
+    } catch {
+      // no storage (private mode, full): the conversation ends by the worker's window
+    }
+  }
+
+  /**
+   * On load: rejoin the conversation this tab left within the resume window (same room, the
+   * transcript so far, the agent) and go straight to the active state. Resolves true when a
+   * conversation was resumed; a refused resume (ended, too late) leaves the widget idle. The
+   * code lives in a chunk fetched only when this tab holds such a conversation.
+   */
+  resume() {
+    let stored = null;
+    try {
+      stored = this.deps.storage && this.deps.storage.getItem(this.resumeKey());
+    } catch {
+      stored = null;
+    }
+    if (this.state !== State.IDLE || !stored) return Promise.resolve(false);
+    return import('./resume-flow.js').then(({ resume }) =>
+      resume(this, SHARED),
+    );
   }
 
   // ---- endings ----------------------------------------------------------------------------
@@ -658,6 +757,10 @@ export class WidgetController {
   async finish(reason, leaveAfter = null) {
     this.run++;
     const session = this.session;
+    // Only a conversation that took place is rated.
+    const rateable = this.state === State.ACTIVE && session && session.feedback_url;
+    this.feedback = rateable && this.deps.config().feedback ? { rating: '', status: '' } : null;
+    this.feedbackSession = this.feedback ? session : null;
     this.session = null;
     this.teardownRoom(leaveAfter);
     this.endReason = reason;
@@ -674,6 +777,31 @@ export class WidgetController {
       this.endReason = recorded;
       this.changed();
     }
+  }
+
+  /**
+   * The visitor's rating after a conversation (`up` or `down`, with an optional comment);
+   * a later call replaces it. Resolves true when the server has it.
+   */
+  async rate(rating, comment = '') {
+    const feedback = this.feedback;
+    const session = this.feedbackSession;
+    if (this.state !== State.ENDED || !feedback || !['up', 'down'].includes(rating)) return false;
+    this.feedback = { rating, status: 'sending', comment: Boolean(comment) };
+    this.changed();
+    const ok = await this.deps.api.sendFeedback(session, { rating, comment });
+    if (this.feedback && this.feedbackSession === session) {
+      this.feedback = { ...this.feedback, status: ok ? 'sent' : 'failed' };
+      this.changed();
+    }
+    if (ok) {
+      this.deps.emit('voice-widget:feedback', {
+        rating,
+        comment,
+        conversation: session.conversation,
+      });
+    }
+    return ok;
   }
 
   /** A failed room.connect: only the visitor's own network is theirs to fix. */
@@ -773,6 +901,8 @@ export class WidgetController {
     this.session = null;
     this.teardownRoom();
     this.error = null;
+    this.feedback = null;
+    this.feedbackSession = null;
     this.setState(State.IDLE);
     if (session) this.deps.api.endSession(session);
   }
@@ -796,3 +926,16 @@ function agentStateOf(attributes) {
   const value = attributes && attributes[ATTR_AGENT_STATE];
   return ['initializing', 'listening', 'thinking', 'speaking'].includes(value) ? value : '';
 }
+
+/** What handshake.js and resume-flow.js need from this module (passed, not imported). */
+const SHARED = {
+  State,
+  ErrorCode,
+  FlowError,
+  Superseded,
+  agentStateOf,
+  ATTR_PROTOCOL,
+  RPC_START,
+  PROTOCOL_VERSION,
+  RPC_TIMEOUT_MS,
+};

@@ -5,7 +5,7 @@
  */
 
 import { createApi } from './api.js';
-import { State, WidgetController } from './controller.js';
+import { Mode, State, WidgetController } from './controller.js';
 import { labelsFor, labelsReady, loadLabels } from './i18n.js';
 import CSS from './widget.css';
 
@@ -82,12 +82,26 @@ function adoptStyles(root) {
   }
 }
 
+let panelsPromise = null;
+
+/** The consent notice and feedback form (a chunk: most conversations need neither). */
+function loadPanels() {
+  if (!panelsPromise) {
+    panelsPromise = import('./panels.js');
+    panelsPromise.catch(() => {
+      panelsPromise = null;
+    });
+  }
+  return panelsPromise;
+}
+
 let roomModule = null;
 let roomModulePromise = null;
 
 /** Loads livekit-client (a separate chunk) once per page. */
 function loadRoomModule() {
   if (!roomModulePromise) {
+    import('./handshake.js').catch(() => {}); // the start handshake follows the connection
     roomModulePromise = import('./livekit-room.js').then((module) => {
       roomModule = module;
       return module;
@@ -97,6 +111,15 @@ function loadRoomModule() {
     });
   }
   return roomModulePromise;
+}
+
+/** The tab's sessionStorage, or null where the page may not use it (sandboxed, disabled). */
+function tabStorage() {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return null;
+  }
 }
 
 function parseJsonObject(text) {
@@ -134,6 +157,10 @@ export class VoiceWidgetElement extends HTMLElement {
       'welcome',
       'lang',
       'agent-name',
+      'mode',
+      'feedback',
+      'consent-text',
+      'consent-url',
     ];
   }
 
@@ -201,6 +228,8 @@ export class VoiceWidgetElement extends HTMLElement {
         this.dispatchEvent(new CustomEvent(name, { detail, bubbles: true, composed: true })),
       onChange: (view) => this.render(view),
       unlockAudio: () => this.unlockAudio(),
+      store: localStore,
+      storage: tabStorage(),
     });
 
     const ui = this.ui;
@@ -209,6 +238,7 @@ export class VoiceWidgetElement extends HTMLElement {
     ui.end.addEventListener('click', () => this.end());
     ui.mute.addEventListener('click', () => this.controller.toggleMute());
     ui.sound.addEventListener('click', () => this.controller.enableAudio());
+
     ui.close.addEventListener('click', () => this.setOpen(false, { focusLauncher: true }));
     ui.launcher.addEventListener('click', () => {
       // The launcher hides as the panel opens: focus goes into the panel, not to <body>.
@@ -222,14 +252,16 @@ export class VoiceWidgetElement extends HTMLElement {
         this.setOpen(false, { focusLauncher: true });
       }
     });
-    // Intent to talk (hover, focus, touch): fetch the LiveKit chunk so the click finds it ready.
+    // Intent to talk (hover, focus, touch): fetch the chunks so the click finds them ready.
     for (const type of ['pointerenter', 'focusin', 'touchstart']) {
-      ui.root.addEventListener(type, () => loadRoomModule().catch(() => {}), {
+      // (Each loader handles its own failure: the click tries again.)
+      ui.root.addEventListener(type, () => loadRoomModule() && loadPanels(), {
         passive: true,
         once: true,
       });
     }
-    this.onPageHide = () => this.controller.pageHidden();
+    // pagehide may be a reload or the next page of the site: the conversation may resume.
+    this.onPageHide = () => this.controller.pageHidden({ resumable: true });
   }
 
   // ---- host-page API ----------------------------------------------------------------------
@@ -245,9 +277,28 @@ export class VoiceWidgetElement extends HTMLElement {
     return this.controller.end();
   }
 
+  /** Send a typed message to the agent (in a conversation that allows typing). */
+  sendText(text) {
+    return this.controller.sendText(text);
+  }
+
   /** Page facts for the next conversation (unverified: the agent treats them as visitor data). */
   setContext(context) {
     this.contextOverride = context && typeof context === 'object' ? { ...context } : {};
+  }
+
+  /**
+   * Lets the agent call `handler(arguments)` (its result, or a promise of it, is what the
+   * model reads) when the persona declares a page tool of this name. Returns an unregister
+   * function. `spec` ({description, parameters}) documents the tool; the persona's
+   * declaration is what the model sees.
+   */
+  registerTool(name, spec, handler) {
+    return this.controller.pageTools.register(name, spec, handler);
+  }
+
+  unregisterTool(name) {
+    this.controller.pageTools.unregister(name);
   }
 
   get state() {
@@ -260,6 +311,10 @@ export class VoiceWidgetElement extends HTMLElement {
     this.open = !this.isFloating || this.previewMode === 'live';
     window.addEventListener('pagehide', this.onPageHide);
     this.render(this.controller.view());
+    // A conversation this tab left moments ago (a reload, another page) is rejoined.
+    this.controller.resume().then((resumed) => {
+      if (resumed && this.isFloating) this.setOpen(true);
+    });
     if (this.previewMode === 'live' && 'IntersectionObserver' in window) {
       this.observer = new IntersectionObserver(
         (entries) => {
@@ -322,6 +377,14 @@ export class VoiceWidgetElement extends HTMLElement {
       context: this.contextOverride || parseJsonObject(this.getAttribute('context')),
       signedContext: this.getAttribute('signed-context') || '',
       pageUrl: window.location.href,
+      mode: this.getAttribute('mode') || Mode.VOICE_AND_TEXT,
+      feedback: this.hasAttribute('feedback') && this.getAttribute('feedback') !== 'off',
+      consent: {
+        text: this.getAttribute('consent-text') || '',
+        url: this.getAttribute('consent-url') || '',
+        version: this.getAttribute('consent-version') || '',
+        maxAgeMs: (Number(this.getAttribute('consent-max-age')) || 2592000) * 1000,
+      },
     };
   }
 
@@ -455,12 +518,26 @@ export class VoiceWidgetElement extends HTMLElement {
     ui.root.dataset.media = live || useIdleClip || usePoster ? 'media' : 'none';
 
     const idle = view.state === State.IDLE || view.state === State.PREVIEW;
+    const asking = view.state === State.CONSENT;
     ui.start.hidden = !idle;
     ui.start.querySelector('span').textContent = startLabel;
     ui.overlay.hidden = !idle;
 
     ui.welcome.textContent = welcome;
-    ui.welcome.hidden = !welcome || !idle;
+    ui.welcome.hidden = !welcome || !(idle || asking);
+
+    // The consent notice, the text box and the feedback form: a chunk of their own, loaded
+    // once the visitor has clicked.
+    if (this.panels) {
+      this.panels.render(view, t, this.config().consent);
+    } else if (!idle && view.state !== State.ERROR) {
+      loadPanels().then((module) => {
+        this.panels = this.panels || module.mountPanels(this.shadowRoot, this.controller);
+        this.render(this.controller.view());
+        const lost = this.shadowRoot.activeElement && !this.focusStillVisible();
+        if (this.controller.state === State.CONSENT || lost) this.focusFirst();
+      }, () => {});
+    }
 
     // Status line.
     ui.statusText.textContent = this.statusLabel(view, t);
@@ -485,7 +562,8 @@ export class VoiceWidgetElement extends HTMLElement {
     const active = view.state === State.ACTIVE;
     ui.sound.hidden = !(active && view.audioBlocked);
     ui.sound.querySelector('span').textContent = t.enableSound;
-    ui.mute.hidden = !active;
+    ui.mute.hidden = !active || view.mode === Mode.TEXT;
+
     ui.mute.setAttribute('aria-pressed', String(view.muted));
     // One name for a toggle button ("Mute microphone"); aria-pressed says whether it is on.
     ui.mute.setAttribute('aria-label', t.mute);
@@ -502,13 +580,20 @@ export class VoiceWidgetElement extends HTMLElement {
       view.state === State.ERROR ? t.retry : t.startAgain;
 
     const stateChanged = !previousView || previousView.state !== view.state;
-    if (stateChanged && focusWasInside && !this.focusStillVisible()) this.focusFirst();
+    // The notice is what to read and answer next: focus goes to its button. Typing only,
+    // the text box is where the visitor goes next.
+    const typeNext = active && view.mode === Mode.TEXT && focusWasInside;
+    if (stateChanged && ((focusWasInside && !this.focusStillVisible()) || asking || typeNext)) {
+      this.focusFirst();
+    }
   }
 
   statusLabel(view, t) {
     switch (view.state) {
       case State.CONNECTING:
         return t.connecting;
+      case State.CONSENT:
+        return t.poweredBy;
       case State.ACTIVE:
         if (view.reconnecting) return t.reconnecting;
         if (view.muted) return t.muted;
@@ -586,7 +671,13 @@ export class VoiceWidgetElement extends HTMLElement {
       line.dataset.role = caption.role;
       line.dataset.final = String(caption.final);
       line.firstChild.textContent = `${caption.role === 'user' ? t.you : agentName}: `;
-      line.lastChild.textContent = caption.text;
+      if (line.shownText !== caption.text) {
+        line.shownText = caption.text;
+        // The agent's links and emphasis as DOM nodes (never HTML); the visitor's as said.
+        const plain = caption.role === 'user' || !roomModule;
+        const pieces = plain ? [{ text: caption.text }] : roomModule.richText(caption.text);
+        line.lastChild.replaceChildren(...pieces.map(pieceNode));
+      }
       previous = line;
     }
     box.scrollTop = box.scrollHeight;
@@ -600,11 +691,50 @@ export class VoiceWidgetElement extends HTMLElement {
 
   focusFirst() {
     const ui = this.ui;
-    const order = [ui.start, ui.again, ui.mute, ui.end, ui.launcher];
-    const target = order.find((button) => !button.hidden && !button.closest('[hidden]'));
+    const { accept, input } = this.panels || {};
+    const order = [ui.start, accept, ui.again, ui.mute, input, ui.end, ui.launcher];
+    const target = order.find((button) => button && !button.closest('[hidden]'));
     if (target) target.focus();
   }
 }
+
+/** A caption piece (see richText) as a DOM node. */
+function pieceNode(piece) {
+  if (!piece.href && !piece.bold && !piece.italic) return document.createTextNode(piece.text);
+  const node = document.createElement(piece.href ? 'a' : piece.bold ? 'strong' : 'em');
+  node.textContent = piece.text;
+  if (piece.href) {
+    node.href = piece.href;
+    node.target = '_blank';
+    node.rel = 'noopener noreferrer nofollow';
+  }
+  return node;
+}
+
+/** The visitor's consent, remembered in localStorage (when the browser allows it). */
+const localStore = {
+  get(key) {
+    try {
+      return localStorage.getItem(key);
+    } catch {
+      return null;
+    }
+  },
+  set(key, value) {
+    try {
+      localStorage.setItem(key, value);
+    } catch {
+      // private mode or full: the notice is asked again next time
+    }
+  },
+  remove(key) {
+    try {
+      localStorage.removeItem(key);
+    } catch {
+      // nothing stored
+    }
+  },
+};
 
 function CSS_ESCAPE(value) {
   return window.CSS && window.CSS.escape

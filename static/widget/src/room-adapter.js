@@ -9,6 +9,7 @@ const ATTR_SEGMENT_ID = 'lk.segment_id';
 const ATTR_FINAL = 'lk.transcription_final';
 const ATTR_TRACK_ID = 'lk.transcribed_track_id';
 const TOPIC_TRANSCRIPTION = 'lk.transcription';
+const TOPIC_CHAT = 'lk.chat';
 
 const MICROPHONE_OPTIONS = {
   echoCancellation: true,
@@ -161,6 +162,11 @@ export class LiveKitRoom {
       payload,
       responseTimeout,
     });
+  }
+
+  /** What the visitor typed, on the topic LiveKit Agents reads as chat input. */
+  async sendText(text) {
+    await this.room.localParticipant.sendText(text, { topic: TOPIC_CHAT });
   }
 
   registerRpcMethod(method, handler) {

@@ -21,6 +21,9 @@ function setup({
   room,
   agentTimeoutMs = 5000,
   online = true,
+  config = {},
+  store,
+  now,
 } = {}) {
   const api = new ApiDouble();
   const warnings = [];
@@ -40,7 +43,10 @@ function setup({
       context: { product: 'Linden City' },
       signedContext: 'signed-facts',
       pageUrl: 'https://shop.example/bikes/linden-city/',
+      ...config,
     }),
+    store,
+    now,
     createRoom: () => {
       const r = nextRoom || new RoomDouble();
       nextRoom = null;

@@ -16,6 +16,7 @@ export class RoomDouble {
     this.canPlaybackAudio = canPlaybackAudio;
     this.connectResult = Promise.resolve();
     this.microphoneResult = Promise.resolve();
+    this.sendTextResult = Promise.resolve();
     this.rpcAnswers = new Map([['voice_widget.start', Promise.resolve('{"ok": true}')]]);
     this.connected = false;
   }
@@ -85,6 +86,11 @@ export class RoomDouble {
     this.rpcHandlers.set(method, handler);
   }
 
+  async sendText(text) {
+    this.record('sendText', text);
+    await this.sendTextResult;
+  }
+
   // ---- what the agent does, scripted by tests -----------------------------------------------
 
   agentJoins(identity = 'agent-1', attributes = READY) {
@@ -108,6 +114,8 @@ export class ApiDouble {
     this.requests = [];
     this.ended = [];
     this.statusAsked = [];
+    this.feedback = [];
+    this.feedbackAnswer = true;
     this.statusAnswer = { status: 'created', end_reason: '' };
     this.endAnswer = null;
     this.sessionAnswer = null;
@@ -129,6 +137,7 @@ export class ApiDouble {
         expires_at: '2030-01-01T00:00:00Z',
         end_url: `/voice-widget/api/sessions/conv-${this.count}/end/`,
         status_url: `/voice-widget/api/sessions/conv-${this.count}/status/`,
+        feedback_url: `/voice-widget/api/sessions/conv-${this.count}/feedback/`,
         end_key: `key-${this.count}`,
       }
     );
@@ -140,9 +149,58 @@ export class ApiDouble {
     return this.endAnswer;
   }
 
+  async sendFeedback(session, feedback) {
+    this.feedback.push({ conversation: session && session.conversation, ...feedback });
+    return this.feedbackAnswer;
+  }
+
   async sessionStatus(session) {
     this.statusAsked.push(session && session.conversation);
     return this.statusAnswer;
+  }
+
+  async resumeSession(saved) {
+    (this.resumed ||= []).push(saved);
+    if (this.resumeError) throw this.resumeError;
+    return this.resumeAnswer;
+  }
+}
+
+/** sessionStorage's interface over a Map. */
+export class StorageDouble {
+  constructor() {
+    this.items = new Map();
+  }
+
+  getItem(key) {
+    return this.items.has(key) ? this.items.get(key) : null;
+  }
+
+  setItem(key, value) {
+    this.items.set(key, String(value));
+  }
+
+  removeItem(key) {
+    this.items.delete(key);
+  }
+}
+
+/** A key-value store like the element's localStorage one. */
+export class StoreDouble {
+  constructor(entries = {}) {
+    this.values = new Map(Object.entries(entries));
+  }
+
+  get(key) {
+    return this.values.has(key) ? this.values.get(key) : null;
+  }
+
+  set(key, value) {
+    this.values.set(key, value);
+  }
+
+  remove(key) {
+    this.values.delete(key);
   }
 }
 

@@ -95,6 +95,10 @@ class RoomDouble extends EventEmitter {
         this.calls.push(['performRpc', params]);
         return '{"ok": true}';
       },
+      sendText: async (text, options) => {
+        this.calls.push(['sendText', text, options]);
+        return { id: 'stream-1', topic: options.topic };
+      },
     };
     RoomDouble.last = this;
   }
@@ -376,6 +380,23 @@ describe('LiveKitRoom', () => {
       events.map(([, kind]) => kind),
       ['room_closed', 'connection', 'client', 'client'],
     );
+  });
+
+  test("typed text goes out as a text stream on LiveKit Agents' chat topic", async () => {
+    const { room, lkRoom } = setup();
+    await room.sendText('Do you have cargo bikes?');
+    assert.deepEqual(lkRoom.calls.at(-1), ['sendText', 'Do you have cargo bikes?', { topic: 'lk.chat' }]);
+  });
+
+  test('the double sendText has the signature of livekit-client', () => {
+    const types = readFileSync(
+      new URL(
+        '../node_modules/livekit-client/dist/src/room/participant/LocalParticipant.d.ts',
+        import.meta.url,
+      ),
+      'utf8',
+    );
+    assert.match(types, /sendText\(text: string, options\?: SendTextOptions\): Promise<TextStreamInfo>/);
   });
 
   test('RPCs: performRpc with the timeout; registered handlers get the payload', async () => {

@@ -31,6 +31,27 @@ SITE_ACCENT = "#2f6b4f"
 #: The shop's own tools (example_site/shop/tools.py), for the shop's assistants.
 SHOP_TOOLS = ["end_conversation", "opening_hours", "product_lookup"]
 
+#: The page tool every page of the example site registers (example_site/static/example_site/
+#: page-tools.js): the agent shows a bike ("show me the cargo bike").
+SHOP_PAGE_TOOLS = [
+    {
+        "name": "show_product",
+        "description": "Show one of the shop's bikes to the visitor on the website (scrolls "
+        "to it or opens its page). Use it when the visitor wants to see a bike.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "product": {
+                    "type": "string",
+                    "enum": ["linden-city", "linden-cargo", "linden-gravel"],
+                    "description": "The bike's page name.",
+                }
+            },
+            "required": ["product"],
+        },
+    }
+]
+
 DEMO_PERSONAS: list[dict[str, Any]] = [
     {
         "slug": "ben",
@@ -51,6 +72,7 @@ DEMO_PERSONAS: list[dict[str, Any]] = [
         "welcome_text": "Questions about our bikes? Ask Ben.",
         "position": "floating",
         "enabled_tools": SHOP_TOOLS,
+        "page_tools": SHOP_PAGE_TOOLS,
     },
     {
         "slug": "paula",

@@ -1,31 +1,48 @@
 /* Persona admin: show only the fields that apply to the chosen pipeline, providers, avatar
- * and preview, and point each voice field at its provider's voice list. Without this script
+ * and preview, and point each voice and model field at its provider's suggestions. Without this script
  * every field stays visible and the voice fields suggest the saved provider's voices. */
 (function () {
   "use strict";
 
-  function rules(s) {
+  /* Stage → provider → the fields only that provider uses (key terms, base URL, Azure…),
+   * from the provider catalogue (voice_widget/providers.py), rendered into the page. */
+  function providerFields() {
+    const data = document.getElementById("vw-provider-fields");
+    return data ? JSON.parse(data.textContent) : {};
+  }
+
+  // Each provider's own field: shown when one of the chosen [stage, provider] pairs uses it.
+  function providersOwnFields(catalogue, chosen) {
+    const shown = {};
+    for (const stage of Object.keys(catalogue)) {
+      for (const fields of Object.values(catalogue[stage])) {
+        for (const name of fields) shown[name] = false;
+      }
+    }
+    for (const [stage, provider] of chosen) {
+      for (const name of (catalogue[stage] || {})[provider] || []) shown[name] = true;
+    }
+    return shown;
+  }
+
+  function rules(s, catalogue) {
     const pipeline = !s.realtime;
     const speaks = pipeline || s.useTts;
-    const llms = pipeline ? [s.llm, s.llmFallback] : [];
-    const azure = llms.includes("azure_openai") || (s.realtime && s.rt === "azure_openai");
     const serverVad = s.realtime && s.rtTurns === "server_vad";
+    const chosen = pipeline
+      ? [["stt", s.stt], ["llm", s.llm], ["llm", s.llmFallback], ["tts", s.tts]]
+      : [["realtime", s.rt], ...(s.useTts ? [["tts", s.tts]] : [])];
     return {
+      ...providersOwnFields(catalogue, chosen),
       stt_provider: pipeline,
       stt_model: pipeline,
-      stt_keyterms: pipeline && s.stt === "deepgram",
       llm_provider: pipeline,
       llm_model: pipeline,
       llm_temperature: pipeline,
-      llm_base_url: llms.includes("openai_compatible"),
-      azure_endpoint: azure,
-      azure_deployment: azure,
-      azure_api_version: llms.includes("azure_openai"),
       tts_provider: speaks,
       tts_model: speaks,
       tts_voice: speaks,
       tts_speed: speaks,
-      tts_instructions: speaks && s.tts === "openai",
       realtime_provider: s.realtime,
       realtime_model: s.realtime,
       realtime_voice: s.realtime,
@@ -80,8 +97,10 @@
       return form.querySelector(".form-row.field-" + name);
     }
 
+    const catalogue = providerFields();
+
     function apply() {
-      const shown = rules(state());
+      const shown = rules(state(), catalogue);
       for (const [name, show] of Object.entries(shown)) {
         const element = box(name);
         // A field with an error always stays in sight.
@@ -96,7 +115,8 @@
         fieldset.hidden = rows.length > 0 && rows.every((row) => row.hidden);
       }
       for (const input of form.querySelectorAll("input[data-provider-field]")) {
-        const list = input.id + "_voices_" + value(input.dataset.providerField);
+        const kind = input.dataset.listKind || "_voices_";
+        const list = input.id + kind + value(input.dataset.providerField);
         if (document.getElementById(list)) input.setAttribute("list", list);
         else input.removeAttribute("list");
       }

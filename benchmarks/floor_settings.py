@@ -1,0 +1,19 @@
+"""Settings for benchmarks/bench_session_floor.py: benchmarks.settings plus the benchmark's
+own reference views, SQLite (``BENCH_DB``) or PostgreSQL (``BENCH_DATABASE_URL``), kept-open
+connections as the deployment checklist says, and visitors told apart by ``X-Forwarded-For``
+(so the per-visitor unjoined cap stays on and every request is a new visitor)."""
+
+import os
+
+import environ
+
+from benchmarks.settings import *  # noqa: F403
+from benchmarks.settings import DATABASES, REST_FRAMEWORK, VOICE_WIDGET
+
+ROOT_URLCONF = "benchmarks.floor_urls"
+if os.environ.get("BENCH_DATABASE_URL"):
+    DATABASES = {"default": environ.Env.db_url_config(os.environ["BENCH_DATABASE_URL"])}
+    DATABASES["default"]["CONN_MAX_AGE"] = 60
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": 1}
+VOICE_WIDGET = {**VOICE_WIDGET, "MAX_UNJOINED_PER_VISITOR": 2}
