@@ -36,7 +36,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_sessions import ROOT, free_port, stop_server  # noqa: E402
+from benchmarks.bench_sessions import (  # noqa: E402
+    ROOT,
+    free_port,
+    stop_server,
+    wait_until_serving,
+)
 
 VIEWS = {
     "session": "/voice-widget/api/sessions/",
@@ -92,20 +97,7 @@ def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
     server = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited: {server.stderr.read().decode()[-2000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/voice-widget/api/health/")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return server
-        except OSError:
-            time.sleep(0.2)
-    stop_server(server)
-    raise RuntimeError("server did not answer within 60 s")
+    return wait_until_serving(server, port, within=60)
 
 
 def post_many(port: int, path: str, body: bytes, count: int, failures: list[str]) -> None:

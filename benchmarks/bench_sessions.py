@@ -62,7 +62,13 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
+    return wait_until_serving(server, port, within=30)
+
+
+def wait_until_serving(server: subprocess.Popen, port: int, *, within: float) -> subprocess.Popen:
+    """``server`` once its health endpoint answers 200 on ``port``; stopped and an error if it
+    exits or does not answer ``within`` seconds."""
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"server exited: {server.stderr.read().decode()[-2000:]}")
@@ -74,8 +80,8 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
                 return server
         except OSError:
             time.sleep(0.1)
-    server.terminate()
-    raise RuntimeError("server did not answer within 30 s")
+    stop_server(server)
+    raise RuntimeError(f"server did not answer within {within:.0f} s")
 
 
 def stop_server(server: subprocess.Popen) -> None:
