@@ -22,7 +22,7 @@ from livekit.plugins import bey
 from voice_widget import providers as catalogue
 from voice_widget.conf import vw_settings
 
-from .credentials import credential
+from .credentials import provider_key
 
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
@@ -40,10 +40,9 @@ class AvatarUnavailable(Exception):
 
 
 def _api_key(provider: str) -> str:
-    (name,) = catalogue.env_vars(provider)
-    api_key = credential(name)
+    api_key = provider_key(provider)
     if not api_key:
-        raise AvatarUnavailable(f"{name} is not set on the worker.")
+        raise AvatarUnavailable(f"{catalogue.key_env_var(provider)} is not set on the worker.")
     return api_key
 
 

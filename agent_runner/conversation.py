@@ -33,7 +33,14 @@ from voice_widget.lifecycle import (
     amark_visitor_left,
     amark_visitor_returned,
 )
-from voice_widget.models import Conversation, EndReason, TurnRole
+from voice_widget.models import (
+    Conversation,
+    EndReason,
+    GreetingMode,
+    InteractionMode,
+    StartMode,
+    TurnRole,
+)
 from voice_widget.persona_settings import PersonaSettings
 
 from . import notices, protocol
@@ -173,7 +180,7 @@ class ConversationRunner:
         self.endpoint = endpoint
         self.room = room
         if start_immediately is None:
-            start_immediately = self.persona.start_mode == "immediate"
+            start_immediately = self.persona.start_mode == StartMode.IMMEDIATE
         self.start_immediately = start_immediately
         self._on_finished = on_finished
         # A realtime model speaking with its own voice has no TTS, so ``session.say`` fails;
@@ -241,13 +248,13 @@ class ConversationRunner:
         """Room IO bound to this conversation's visitor; text input waits for the start.
         The persona's ``interaction_mode`` says what goes through the room: no audio at all
         when visitors only type, no typed text when they only talk."""
-        mode = self.persona.interaction_mode or "voice_text"
+        mode = self.persona.interaction_mode or InteractionMode.VOICE_AND_TEXT
         return room_io.RoomOptions(
             participant_identity=self.conversation.identity,
-            audio_input=False if mode == "text" else (audio_input or True),
-            audio_output=mode != "text",
+            audio_input=False if mode == InteractionMode.TEXT else (audio_input or True),
+            audio_output=mode != InteractionMode.TEXT,
             text_input=False
-            if mode == "voice"
+            if mode == InteractionMode.VOICE
             else room_io.TextInputOptions(text_input_cb=self.on_text_input),
             # With a resume window the visitor's page may come back (a reload): RoomIO keeps
             # the session and relinks the same identity; we end it if nobody returns.
@@ -338,7 +345,7 @@ class ConversationRunner:
 
     def _greet(self) -> None:
         greeting = self.persona.greeting.strip()
-        if self.persona.greeting_mode == "generate":
+        if self.persona.greeting_mode == GreetingMode.GENERATE:
             self.session.generate_reply(instructions=greeting_instructions(self.persona))
         elif greeting:
             self._say_verbatim(greeting)

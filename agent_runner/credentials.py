@@ -1,8 +1,10 @@
-"""Which credentials a persona's providers need, and which of them the worker lacks.
+"""Which credentials a persona's providers need, which of them the worker lacks, and their values.
 
 Keys never live in the database: provider keys come from the environment (or a Django
 setting of the same name), LiveKit's from ``VOICE_WIDGET`` / ``LIVEKIT_*`` like everywhere
-else. This module imports nothing from LiveKit, so the system check can run in web processes.
+else. The variables' names are the catalogue's (``voice_widget.providers``): the worker's
+builders ask ``provider_key(provider)`` and never spell one. This module imports nothing from
+LiveKit, so the system check can run in web processes.
 """
 
 from __future__ import annotations
@@ -14,15 +16,9 @@ from django.conf import settings
 
 from voice_widget import providers as catalogue
 from voice_widget.conf import DEV_LIVEKIT_API_KEY, DEV_LIVEKIT_API_SECRET, vw_settings
+from voice_widget.models import InteractionMode
 from voice_widget.persona_settings import PersonaSettings
 
-#: The environment variable(s) each provider reads its key from, as the catalogue
-#: (``voice_widget.providers``) says; the checks below read the catalogue itself.
-PROVIDER_ENV_VARS: dict[str, tuple[str, ...]] = {
-    provider.id: provider.env_vars for provider in catalogue.PROVIDERS.values()
-}
-#: The key of an OpenAI-compatible server, used when set (Ollama, vLLM… often need none).
-OPENAI_COMPATIBLE_KEY_VAR = catalogue.optional_env_var(catalogue.OPENAI_COMPATIBLE)
 #: The pair LiveKit Inference (a LiveKit Cloud service) authenticates with.
 LIVEKIT_KEY_VARS = catalogue.env_vars(catalogue.LIVEKIT)
 
@@ -42,10 +38,29 @@ def _livekit_credential(name: str) -> str | None:
     return value or None
 
 
-def has_credential(name: str) -> bool:
+def _value(name: str) -> str | None:
     if name in LIVEKIT_KEY_VARS:
-        return _livekit_credential(name) is not None
-    return credential(name) is not None
+        return _livekit_credential(name)
+    return credential(name)
+
+
+def has_credential(name: str) -> bool:
+    return _value(name) is not None
+
+
+def provider_key(provider: str) -> str | None:
+    """The key ``provider``'s client authenticates with, from the variable the catalogue names
+    (None when unset; a provider with an optional key, e.g. an OpenAI-compatible server, then
+    goes without). LiveKit Inference's key and secret: ``livekit_inference_credentials()``."""
+    name = catalogue.key_env_var(provider)
+    return _value(name) if name else None
+
+
+def provider_api_url(provider: str) -> str | None:
+    """Where ``provider``'s API lives when the catalogue's ``api_url_env_var`` is set (a Django
+    setting or environment variable of that name); None: the client's own default."""
+    entry = catalogue.get(provider)
+    return credential(entry.api_url_env_var) if entry and entry.api_url_env_var else None
 
 
 def providers_in_use(
@@ -57,7 +72,7 @@ def providers_in_use(
     only the language model: no speech recognition, speech synthesis or avatar.
     """
     # A type-only persona's conversations are typed: its speech providers are never called.
-    text_only = text_only or persona.interaction_mode == "text"
+    text_only = text_only or persona.interaction_mode == InteractionMode.TEXT
     providers: list[str] = []
     if persona.is_realtime:
         providers.append(persona.realtime_provider)
@@ -113,4 +128,4 @@ def missing_credentials(
 def livekit_inference_credentials() -> tuple[str | None, str | None]:
     """Key and secret for LiveKit Inference (None when only the dev pair is configured)."""
     api_key, api_secret = LIVEKIT_KEY_VARS
-    return _livekit_credential(api_key), _livekit_credential(api_secret)
+    return _value(api_key), _value(api_secret)

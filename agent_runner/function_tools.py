@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from livekit.agents import RunContext
 from livekit.agents.llm import RawFunctionTool, StopResponse, ToolError, function_tool
 
+from voice_widget.models import EndReason
 from voice_widget.tools import (
     END_CONVERSATION,
     Tool,
@@ -75,7 +76,7 @@ def _end_conversation_tool(tool: Tool, request_end: Callable[[str], None]) -> Ra
     async def end_conversation(raw_arguments: dict[str, Any], context: RunContext) -> None:
         # Let the goodbye spoken before the call finish, then end without another reply.
         await context.wait_for_playout()
-        request_end("agent_end")
+        request_end(EndReason.AGENT_END)
         raise StopResponse()
 
     return function_tool(

@@ -47,7 +47,14 @@ from livekit.plugins.openai.realtime import RealtimeModel
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
 from voice_widget.conf import vw_settings
-from voice_widget.models import turn_detector_knows
+from voice_widget.models import (
+    InteractionMode,
+    NoiseCancellation,
+    RealtimeTurnDetection,
+    SemanticEagerness,
+    TurnDetection,
+    turn_detector_knows,
+)
 from voice_widget.persona_settings import PersonaSettings
 from voice_widget.providers import (
     AZURE_OPENAI,
@@ -59,10 +66,10 @@ from voice_widget.providers import (
 )
 
 from .credentials import (
-    OPENAI_COMPATIBLE_KEY_VAR,
-    credential,
     livekit_inference_credentials,
     missing_credentials,
+    provider_api_url,
+    provider_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -138,10 +145,6 @@ def _given(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
-def _key(name: str) -> str | None:
-    return credential(name)
-
-
 # --- speech-to-text -----------------------------------------------------------------------
 
 
@@ -150,12 +153,12 @@ def _deepgram_stt(p: PersonaSettings, model: str) -> lk_stt.STT:
         model=model,
         language=p.language,
         keyterm=p.keyterms or NOT_GIVEN,
-        api_key=_key("DEEPGRAM_API_KEY"),
+        api_key=provider_key(DEEPGRAM),
     )
 
 
 def _openai_stt(p: PersonaSettings, model: str) -> lk_stt.STT:
-    return openai.STT(model=model, language=p.base_language, api_key=_key("OPENAI_API_KEY"))
+    return openai.STT(model=model, language=p.base_language, api_key=provider_key(OPENAI))
 
 
 def _livekit_stt(p: PersonaSettings, model: str) -> lk_stt.STT:
@@ -175,7 +178,7 @@ STT_BUILDERS: dict[str, Callable[[PersonaSettings, str], lk_stt.STT]] = {
 
 def _openai_llm(p: PersonaSettings, model: str) -> lk_llm.LLM:
     return openai.LLM(
-        model=model, temperature=_given(p.llm_temperature), api_key=_key("OPENAI_API_KEY")
+        model=model, temperature=_given(p.llm_temperature), api_key=provider_key(OPENAI)
     )
 
 
@@ -183,7 +186,7 @@ def _openai_compatible_llm(p: PersonaSettings, model: str) -> lk_llm.LLM:
     return openai.LLM(
         model=model,
         base_url=p.llm_base_url,
-        api_key=_key(OPENAI_COMPATIBLE_KEY_VAR) or NO_KEY,
+        api_key=provider_key(OPENAI_COMPATIBLE) or NO_KEY,
         temperature=_given(p.llm_temperature),
     )
 
@@ -194,7 +197,7 @@ def _azure_llm(p: PersonaSettings, model: str) -> lk_llm.LLM:
         azure_endpoint=p.azure_endpoint,
         azure_deployment=p.azure_deployment.strip() or model,
         api_version=p.azure_api_version.strip() or None,
-        api_key=_key("AZURE_OPENAI_API_KEY"),
+        api_key=provider_key(AZURE_OPENAI),
         temperature=_given(p.llm_temperature),
     )
 
@@ -222,7 +225,7 @@ def _cartesia_tts(p: PersonaSettings, model: str, voice: str) -> lk_tts.TTS:
         voice=voice,
         language=p.base_language,
         speed=p.tts_speed,
-        api_key=_key("CARTESIA_API_KEY"),
+        api_key=provider_key(CARTESIA),
     )
 
 
@@ -232,7 +235,7 @@ def _openai_tts(p: PersonaSettings, model: str, voice: str) -> lk_tts.TTS:
         voice=voice,
         speed=p.tts_speed or 1.0,
         instructions=_given(p.tts_instructions),
-        api_key=_key("OPENAI_API_KEY"),
+        api_key=provider_key(OPENAI),
     )
 
 
@@ -286,12 +289,12 @@ def _build_tts(p: PersonaSettings) -> lk_tts.TTS:
 
 def _realtime_turn_detection(p: PersonaSettings) -> ServerVad | SemanticVad | None:
     """The realtime model's own turn detection, or None when LiveKit's VAD decides turns."""
-    if p.turn_detection != "realtime_llm":
+    if p.turn_detection != TurnDetection.REALTIME:
         return None
-    if p.realtime_turn_detection == "semantic_vad":
+    if p.realtime_turn_detection == RealtimeTurnDetection.SEMANTIC_VAD:
         return SemanticVad(
             type="semantic_vad",
-            eagerness=p.realtime_eagerness or "auto",
+            eagerness=p.realtime_eagerness or SemanticEagerness.AUTO.value,
             create_response=True,
             interrupt_response=bool(p.allow_interruptions),
         )
@@ -323,7 +326,7 @@ def _realtime_options(p: PersonaSettings) -> dict[str, Any]:
 
 def _openai_realtime(p: PersonaSettings) -> lk_llm.RealtimeModel:
     return RealtimeModel(
-        model=p.realtime_model.strip(), api_key=_key("OPENAI_API_KEY"), **_realtime_options(p)
+        model=p.realtime_model.strip(), api_key=provider_key(OPENAI), **_realtime_options(p)
     )
 
 
@@ -331,7 +334,7 @@ def _azure_realtime(p: PersonaSettings) -> lk_llm.RealtimeModel:
     return RealtimeModel.with_azure(
         azure_deployment=p.azure_deployment.strip() or p.realtime_model.strip(),
         azure_endpoint=p.azure_endpoint,
-        api_key=_key("AZURE_OPENAI_API_KEY"),
+        api_key=provider_key(AZURE_OPENAI),
         **_realtime_options(p),
     )
 
@@ -347,19 +350,19 @@ REALTIME_BUILDERS: dict[str, Callable[[PersonaSettings], lk_llm.RealtimeModel]] 
 
 #: Persona choices that mean LiveKit's turn-detector model: ``audio``, and the text models of
 #: the retired turn-detector plugin, which snapshots taken before migration 0003 may still name.
-TURN_DETECTOR_MODEL_CHOICES = frozenset(["audio", "multilingual", "english"])
+TURN_DETECTOR_MODEL_CHOICES = frozenset([TurnDetection.AUDIO.value, "multilingual", "english"])
 
 
 def _turn_detection(p: PersonaSettings) -> Any:
     kind = p.turn_detection
     if kind in TURN_DETECTOR_MODEL_CHOICES:
         if not turn_detector_knows(p.language):
-            return "vad"  # the model would judge this language by English pauses
+            return TurnDetection.VAD.value  # the model would judge it by English pauses
         # LiveKit's audio end-of-turn model, run on the worker: its weights ship with
         # livekit-agents, so nothing is downloaded and no LiveKit Cloud is needed ("v1" is the
         # cloud model, which the default would pick in dev mode).
         return inference.TurnDetector(version="v1-mini")
-    return kind  # "vad", "stt" or "realtime_llm"
+    return kind  # "vad", "stt" or "realtime_llm": LiveKit's names for the same modes
 
 
 def _turn_handling(p: PersonaSettings) -> dict[str, Any]:
@@ -412,7 +415,7 @@ class NoiseCancellationSelector:
     """
 
     def __init__(self, mode: str) -> None:
-        if mode not in ("bvc", "bvc_telephony"):
+        if mode not in (NoiseCancellation.BVC, NoiseCancellation.BVC_TELEPHONY):
             raise ValueError(f"unknown noise cancellation mode {mode!r}")
         self.mode = str(mode)
 
@@ -421,7 +424,7 @@ class NoiseCancellationSelector:
 
     def __call__(self, params: NoiseCancellationParams) -> rtc.NoiseCancellationOptions:
         if (
-            self.mode == "bvc_telephony"
+            self.mode == NoiseCancellation.BVC_TELEPHONY
             and params.participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
         ):
             return load_noise_cancellation().BVCTelephony()
@@ -441,8 +444,8 @@ def load_noise_cancellation() -> Any:
 
 
 def _noise_cancellation(p: PersonaSettings) -> NoiseCancellationSelector | None:
-    mode = p.noise_cancellation or "off"
-    if mode == "off":
+    mode = p.noise_cancellation or NoiseCancellation.OFF
+    if mode == NoiseCancellation.OFF:
         return None
     load_noise_cancellation()  # before the session starts, if warm-up did not load it
     return NoiseCancellationSelector(mode)
@@ -454,7 +457,7 @@ def _avatar(p: PersonaSettings) -> AvatarPlan | None:
     return AvatarPlan(
         provider=p.avatar_provider,
         avatar_id=p.avatar_id.strip(),
-        api_url=credential("BEY_API_URL"),
+        api_url=provider_api_url(p.avatar_provider),
     )
 
 
@@ -500,7 +503,7 @@ def build_session_plan(
     gets the typed plan of ``build_text_session_plan``.
     """
     p = persona
-    if p.interaction_mode == "text":
+    if p.interaction_mode == InteractionMode.TEXT:
         return build_text_session_plan(p)
     if check_credentials and (missing := missing_credentials(p, include_avatar=False)):
         raise MissingCredentials(missing)

@@ -234,6 +234,7 @@ def describe_setup_error(exc: BaseException) -> str:
 async def refuse(ctx: JobContext, signals: Any, refusal: JobRefused) -> None:
     """Log why, mark the conversation failed, tell the visitor, and end the job."""
     from voice_widget.lifecycle import aend_conversation
+    from voice_widget.models import EndReason
 
     conversation = refusal.conversation
     conversation_id = getattr(conversation, "pk", None)
@@ -244,8 +245,10 @@ async def refuse(ctx: JobContext, signals: Any, refusal: JobRefused) -> None:
         exc_info=refusal.unexpected,
     )
     if conversation_id is not None and refusal.mark_failed:
-        await aend_conversation(conversation_id, "error", detail=refusal.detail, failed=True)
-    await signals.announce_end("error", getattr(conversation, "identity", None))
+        await aend_conversation(
+            conversation_id, EndReason.ERROR, detail=refusal.detail, failed=True
+        )
+    await signals.announce_end(EndReason.ERROR.value, getattr(conversation, "identity", None))
     ctx.shutdown(reason=f"refused: {refusal.detail}")
 
 
@@ -253,6 +256,7 @@ async def fail_join(ctx: JobContext, conversation_id: str | None, exc: BaseExcep
     """The agent could not join its room: one ERROR line, the conversation ``failed`` with a
     detail naming the cause, and the job ended (the widget learns it from the status API)."""
     from voice_widget.lifecycle import aend_conversation
+    from voice_widget.models import EndReason
 
     room_name = getattr(ctx.job.room, "name", "") or "?"
     cause = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
@@ -262,7 +266,7 @@ async def fail_join(ctx: JobContext, conversation_id: str | None, exc: BaseExcep
     )
     if conversation_id and _is_uuid(conversation_id):
         try:
-            await aend_conversation(conversation_id, "error", detail=detail, failed=True)
+            await aend_conversation(conversation_id, EndReason.ERROR, detail=detail, failed=True)
         except Exception:
             logger.exception(
                 "conversation %s: the failed join could not be recorded", conversation_id
@@ -307,6 +311,8 @@ async def prepare_session(
 async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
     """Run the conversation of one job; returns its ``ConversationRunner`` (None if refused)."""
     ensure_django()
+    from voice_widget.models import EndReason
+
     from .conversation import ConversationRunner
     from .protocol import AgentEndpoint, RoomSignals
 
@@ -370,7 +376,7 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
         )
     except Exception as exc:
         logger.exception("job %s: the conversation could not start", ctx.job.id)
-        await runner.request_end("error", detail=describe_setup_error(exc))
+        await runner.request_end(EndReason.ERROR, detail=describe_setup_error(exc))
     return runner
 
 

@@ -3,12 +3,15 @@
 import pytest
 
 from agent_runner.credentials import (
-    PROVIDER_ENV_VARS,
     credential,
+    livekit_inference_credentials,
     missing_credentials,
+    provider_api_url,
+    provider_key,
     required_credentials,
 )
 from tests.factories import persona_fields
+from voice_widget import providers
 from voice_widget.models import AvatarProvider, LLMProvider, Persona, STTProvider, TTSProvider
 from voice_widget.persona_settings import PersonaSettings
 
@@ -50,7 +53,42 @@ REALTIME = {
 def test_every_provider_choice_has_its_variables():
     choices = {*STTProvider.values, *LLMProvider.values, *TTSProvider.values}
     choices |= set(AvatarProvider.values) - {"none"}
-    assert choices <= set(PROVIDER_ENV_VARS)
+    for choice in choices:
+        entry = providers.get(choice)
+        assert entry is not None, choice
+        assert entry.env_vars or entry.optional_env_vars, choice
+
+
+def test_provider_key_reads_the_variable_the_catalogue_names(no_keys, settings):
+    assert provider_key("deepgram") is None
+    no_keys.setenv("DEEPGRAM_API_KEY", " dg-key ")
+    assert provider_key("deepgram") == "dg-key"
+    settings.AZURE_OPENAI_API_KEY = "az-from-settings"
+    assert provider_key("azure_openai") == "az-from-settings"
+
+
+def test_an_optional_key_is_used_when_set(no_keys):
+    assert provider_key("openai_compatible") is None
+    no_keys.setenv("OPENAI_COMPATIBLE_API_KEY", "groq-key")
+    assert provider_key("openai_compatible") == "groq-key"
+
+
+def test_livekit_inference_key_is_the_cloud_projects_not_the_dev_pair(no_keys, settings):
+    settings.DEBUG = True
+    settings.VOICE_WIDGET = {}
+    assert provider_key("livekit") is None
+    assert livekit_inference_credentials() == (None, None)
+    settings.VOICE_WIDGET = {"LIVEKIT_API_KEY": "APIcloud", "LIVEKIT_API_SECRET": "s" * 40}
+    assert provider_key("livekit") == "APIcloud"
+    assert livekit_inference_credentials() == ("APIcloud", "s" * 40)
+
+
+def test_an_avatar_api_url_comes_from_the_catalogues_variable(no_keys):
+    no_keys.delenv("BEY_API_URL", raising=False)
+    assert provider_api_url("bey") is None
+    no_keys.setenv("BEY_API_URL", "https://bey.internal.example")
+    assert provider_api_url("bey") == "https://bey.internal.example"
+    assert provider_api_url("openai") is None
 
 
 def test_default_pipeline_needs_deepgram_openai_cartesia(no_keys):

@@ -20,6 +20,7 @@ from django.core.validators import (
 from django.db import models
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -313,16 +314,20 @@ class Persona(models.Model):
     llm_base_url = models.URLField(
         _("OpenAI-compatible base URL"),
         blank=True,
-        help_text=_(
-            "For an OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 for Ollama. "
-            "A key, if the server needs one, comes from OPENAI_COMPATIBLE_API_KEY."
+        help_text=format_lazy(
+            _(
+                "For an OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 for Ollama. "
+                "A key, if the server needs one, comes from {variable}."
+            ),
+            variable=providers.key_env_var(providers.OPENAI_COMPATIBLE),
         ),
     )
     azure_endpoint = models.URLField(
         _("Azure endpoint"),
         blank=True,
-        help_text=_(
-            "e.g. https://my-resource.openai.azure.com. The key comes from AZURE_OPENAI_API_KEY."
+        help_text=format_lazy(
+            _("e.g. https://my-resource.openai.azure.com. The key comes from {variable}."),
+            variable=providers.key_env_var(providers.AZURE_OPENAI),
         ),
     )
     azure_deployment = models.CharField(
@@ -529,9 +534,12 @@ class Persona(models.Model):
         _("avatar id"),
         max_length=100,
         blank=True,
-        help_text=_(
-            "The avatar's id at Beyond Presence. The key comes from BEY_API_KEY. A live "
-            "avatar is billed by the minute, also while the preview idles."
+        help_text=format_lazy(
+            _(
+                "The avatar's id at Beyond Presence. The key comes from {variable}. A live "
+                "avatar is billed by the minute, also while the preview idles."
+            ),
+            variable=providers.key_env_var(providers.BEY),
         ),
     )
     preview_mode = models.CharField(

@@ -210,8 +210,9 @@ class Provider:
     name: Promise | str
     #: The stages it serves, in the order editors meet them.
     stages: tuple[str, ...]
-    #: Variables its key is read from (all needed); ``optional_env_vars`` are used when set.
+    #: Variables its key is read from (all needed: a key, or a key and its secret).
     env_vars: tuple[str, ...] = ()
+    #: Variables of a key it works without but uses when set (an OpenAI-compatible server's).
     optional_env_vars: tuple[str, ...] = ()
     #: Its name in a stage's choices where that differs from ``name``.
     stage_names: dict[str, Promise | str] = field(default_factory=dict)
@@ -233,8 +234,9 @@ class Provider:
     required_fields: tuple[str, ...] = ()
     #: Persona fields only this provider uses, per stage (admin shows them when it is chosen).
     fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    #: Where its API lives when no ``*_URL`` variable says otherwise (for error messages).
+    #: Where its API lives, unless the variable ``api_url_env_var`` names another address.
     api_url: str = ""
+    api_url_env_var: str = ""
 
     def name_in(self, stage: str) -> Promise | str:
         return self.stage_names.get(stage, self.name)
@@ -329,8 +331,8 @@ PROVIDERS: dict[str, Provider] = {
             _("Beyond Presence"),
             stages=(AVATAR,),
             env_vars=("BEY_API_KEY",),
-            optional_env_vars=("BEY_API_URL",),
             api_url="https://api.bey.dev",
+            api_url_env_var="BEY_API_URL",
         ),
     )
 }
@@ -365,10 +367,12 @@ def env_vars(provider: str) -> tuple[str, ...]:
     return entry.env_vars if entry else ()
 
 
-def optional_env_var(provider: str) -> str | None:
-    """A provider's first optional variable (e.g. an OpenAI-compatible server's key)."""
+def key_env_var(provider: str) -> str | None:
+    """The variable a provider's key is read from: its first required one, else its optional
+    one (an OpenAI-compatible server's); None when it has none."""
     entry = get(provider)
-    return entry.optional_env_vars[0] if entry and entry.optional_env_vars else None
+    names = (entry.env_vars or entry.optional_env_vars) if entry else ()
+    return names[0] if names else None
 
 
 def choices(stage: str, name: str, *, none: tuple[str, Promise | str] | None = None) -> type:
