@@ -1,17 +1,19 @@
 """System checks of the worker app: personas whose providers lack credentials.
 
-A deployment check: it runs in ``manage.py check --deploy`` and when the worker starts
-(``run_voice_agent`` runs it itself), not on every ``runserver`` or management command, where
-a web process that needs no provider keys would print it each time. It imports nothing from
-LiveKit, so it runs in web processes too.
+A deployment check that reads the database: it runs in ``manage.py check --deploy --database
+default`` and when the worker starts (``run_voice_agent`` runs it itself), not on every
+``runserver`` or management command, where a web process that needs no provider keys would
+print it each time. As Django's own database checks, it is tagged ``database`` and queries only
+the databases it is given, so a ``check --deploy`` run where no database is reachable (a build
+step) does not try to connect. It imports nothing from LiveKit, so it runs in web processes too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.checks import Warning, register
-from django.db import DatabaseError
+from django.core.checks import Tags, Warning, register
+from django.db import DatabaseError, router
 
 from voice_widget.conf import settings_problem
 from voice_widget.models import Persona
@@ -43,10 +45,14 @@ def _hint(names: list[str]) -> str:
     return PROVIDER_KEYS_HINT
 
 
-@register(WORKER_CHECKS_TAG, deploy=True)
-def check_persona_credentials(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+@register(WORKER_CHECKS_TAG, Tags.database, deploy=True)
+def check_persona_credentials(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[Warning]:
     if settings_problem():
         return []  # VOICE_WIDGET is unreadable: voice_widget.E005 says why
+    if router.db_for_read(Persona) not in (databases or ()):
+        return []  # no database to read the personas from was given
     try:
         personas = list(Persona.objects.active().order_by("slug"))
     except (DatabaseError, RuntimeError):

@@ -148,6 +148,11 @@ def acme(monkeypatch, keys):
     return monkeypatch
 
 
+def worker_checks():
+    """The worker's checks as it runs them at its start (they read the personas)."""
+    return run_checks(tags=["agent_runner"], include_deployment_checks=True, databases=["default"])
+
+
 def acme_persona(**overrides):
     # Persona.clean() runs the catalogue's rules; the field's choices were fixed at import,
     # which a catalogue entry added in code (and its migration) extends.
@@ -164,18 +169,14 @@ def test_a_provider_added_as_one_entry_and_one_builder_is_used_everywhere(acme, 
     # The credential check names its key, through Django's checks.
     assert missing_credentials(PersonaSettings.from_persona(persona)) == ["ACME_API_KEY"]
     persona.save()
-    [warning] = [
-        message
-        for message in run_checks(tags=["agent_runner"], include_deployment_checks=True)
-        if message.obj == persona
-    ]
+    [warning] = [message for message in worker_checks() if message.obj == persona]
     assert warning.id == "agent_runner.W001" and "ACME_API_KEY is not set" in warning.msg
     with pytest.raises(pipeline.MissingCredentials):
         pipeline.build_session_plan(PersonaSettings.from_persona(persona), vad=vad)
 
     # With the key, the worker builds Acme's voice with its builder.
     acme.setenv("ACME_API_KEY", "acme-key")
-    assert run_checks(tags=["agent_runner"], include_deployment_checks=True) == []
+    assert worker_checks() == []
     plan = pipeline.build_session_plan(PersonaSettings.from_persona(persona), vad=vad)
     tts = plan.session_kwargs["tts"]
     assert type(tts) is openai.TTS

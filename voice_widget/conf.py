@@ -138,9 +138,6 @@ class VoiceWidgetSettings:
         local server)."""
         return all(getattr(self, key) for key in LIVEKIT_KEYS)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in DEFAULTS}
-
     @property
     def unknown_keys(self) -> list[str]:
         return sorted(set(_user_settings()) - set(DEFAULTS))

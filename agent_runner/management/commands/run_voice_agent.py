@@ -23,6 +23,7 @@ import tempfile
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from agent_runner.checks import WORKER_CHECKS_TAG
@@ -168,7 +169,10 @@ class Command(BaseCommand):
             # The provider-key warnings are deployment checks (quiet in runserver); here is
             # where they matter.
             self.check(
-                tags=[WORKER_CHECKS_TAG], include_deployment_checks=True, display_num_errors=False
+                tags=[WORKER_CHECKS_TAG],
+                include_deployment_checks=True,
+                databases=list(settings.DATABASES),
+                display_num_errors=False,
             )
 
         from voice_widget.conf import vw_settings
