@@ -27,15 +27,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
-from livekit.agents import NOT_GIVEN, APIConnectOptions, inference
+from livekit.agents import NOT_GIVEN, APIConnectOptions, inference, room_io
 from livekit.agents import llm as lk_llm
 from livekit.agents import stt as lk_stt
 from livekit.agents import tts as lk_tts
 from livekit.agents.voice.agent_session import SessionConnectOptions
-from livekit.agents.voice.room_io.types import AudioInputOptions, NoiseCancellationParams
 from livekit.plugins import (
     bey,  # noqa: F401 (registers the plugin; used by agent_runner.avatar)
     cartesia,
@@ -71,6 +70,9 @@ from .credentials import (
     provider_api_url,
     provider_key,
 )
+
+if TYPE_CHECKING:
+    from livekit.agents.voice.room_io.types import NoiseCancellationParams
 
 logger = logging.getLogger(__name__)
 
@@ -128,12 +130,12 @@ class SessionPlan:
         cannot read a text verbatim; ask it with ``generate_reply`` instead."""
         return self.text_only or self.session_kwargs.get("tts") is not None
 
-    def audio_input_options(self) -> AudioInputOptions:
+    def audio_input_options(self) -> room_io.AudioInputOptions:
         """The room's audio input with this plan's noise cancellation (per participant kind)."""
         if self.noise_cancellation is None:
-            return AudioInputOptions()
+            return room_io.AudioInputOptions()
         # With a selector LiveKit wants the gain control set explicitly; BVC does its own.
-        return AudioInputOptions(
+        return room_io.AudioInputOptions(
             noise_cancellation=self.noise_cancellation, auto_gain_control=False
         )
 
