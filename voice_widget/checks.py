@@ -32,13 +32,20 @@ _RATE_RE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
 
 @register("voice_widget")
 def check_livekit_settings(app_configs: Any = None, **kwargs: Any) -> list:
+    """LiveKit's URL, key and secret: present, a URL, and no dev pair in production."""
     if settings_problem():
         return []  # unreadable: voice_widget.E005 says why
-    errors: list = []
     url = vw_settings.LIVEKIT_URL
     key = vw_settings.LIVEKIT_API_KEY
     secret = vw_settings.LIVEKIT_API_SECRET
+    return [
+        *_missing_livekit_settings(url, key, secret),
+        *_livekit_url_problems(url),
+        *([] if settings.DEBUG else _dev_credentials_in_production(key, secret)),
+    ]
 
+
+def _missing_livekit_settings(url: str | None, key: str | None, secret: str | None) -> list:
     missing = [
         name
         for name, value in (
@@ -48,9 +55,11 @@ def check_livekit_settings(app_configs: Any = None, **kwargs: Any) -> list:
         )
         if not value
     ]
-    if missing and settings.DEBUG and url and not is_local_url(url):
+    if not missing:
+        return []
+    if settings.DEBUG and url and not is_local_url(url):
         # DEBUG's livekit-server --dev key and secret only serve a server on this machine.
-        errors.append(
+        return [
             Error(
                 f"LIVEKIT_URL {url!r} is not a local livekit-server --dev, and "
                 f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: "
@@ -63,50 +72,53 @@ def check_livekit_settings(app_configs: Any = None, **kwargs: Any) -> list:
                 ),
                 id="voice_widget.E010",
             )
+        ]
+    return [
+        Error(
+            f"LiveKit is not configured: {', '.join(missing)} missing.",
+            hint=(
+                f"Set {SETTING_NAME}[{missing[0]!r}] in your settings or the {missing[0]} "
+                "environment variable (with DEBUG on, the livekit-server --dev defaults "
+                "are used)."
+            ),
+            id="voice_widget.E001",
         )
-    elif missing:
-        errors.append(
+    ]
+
+
+def _livekit_url_problems(url: str | None) -> list:
+    if not url:
+        return []
+    parts = urlsplit(url)
+    if parts.scheme in LIVEKIT_URL_SCHEMES and parts.netloc:
+        return []
+    return [
+        Error(
+            f"LIVEKIT_URL {url!r} is not a ws://, wss://, http:// or https:// URL.",
+            hint="Use the URL of your LiveKit server, e.g. wss://my-app.livekit.cloud.",
+            id="voice_widget.E002",
+        )
+    ]
+
+
+def _dev_credentials_in_production(key: str | None, secret: str | None) -> list:
+    if key == DEV_LIVEKIT_API_KEY or secret == DEV_LIVEKIT_API_SECRET:
+        return [
             Error(
-                f"LiveKit is not configured: {', '.join(missing)} missing.",
-                hint=(
-                    f"Set {SETTING_NAME}[{missing[0]!r}] in your settings or the {missing[0]} "
-                    "environment variable (with DEBUG on, the livekit-server --dev defaults "
-                    "are used)."
-                ),
-                id="voice_widget.E001",
+                "The livekit-server --dev credentials (devkey / secret) are used with DEBUG off.",
+                hint="Create a real API key and secret for your LiveKit server.",
+                id="voice_widget.E003",
             )
-        )
-
-    if url:
-        parts = urlsplit(url)
-        if parts.scheme not in LIVEKIT_URL_SCHEMES or not parts.netloc:
-            errors.append(
-                Error(
-                    f"LIVEKIT_URL {url!r} is not a ws://, wss://, http:// or https:// URL.",
-                    hint="Use the URL of your LiveKit server, e.g. wss://my-app.livekit.cloud.",
-                    id="voice_widget.E002",
-                )
+        ]
+    if secret and len(secret) < MIN_SECRET_LENGTH:
+        return [
+            Error(
+                f"LIVEKIT_API_SECRET is shorter than {MIN_SECRET_LENGTH} characters.",
+                hint="LiveKit requires secrets of at least 32 characters; generate a new one.",
+                id="voice_widget.E004",
             )
-
-    if not settings.DEBUG:
-        if key == DEV_LIVEKIT_API_KEY or secret == DEV_LIVEKIT_API_SECRET:
-            errors.append(
-                Error(
-                    "The livekit-server --dev credentials (devkey / secret) are used with "
-                    "DEBUG off.",
-                    hint="Create a real API key and secret for your LiveKit server.",
-                    id="voice_widget.E003",
-                )
-            )
-        elif secret and len(secret) < MIN_SECRET_LENGTH:
-            errors.append(
-                Error(
-                    f"LIVEKIT_API_SECRET is shorter than {MIN_SECRET_LENGTH} characters.",
-                    hint="LiveKit requires secrets of at least 32 characters; generate a new one.",
-                    id="voice_widget.E004",
-                )
-            )
-    return errors
+        ]
+    return []
 
 
 def _is_agent_name(value: Any) -> bool:
