@@ -46,6 +46,8 @@ export function mountLayout(root, storage) {
   button.addEventListener('click', () => {
     choice.set(shown.persona, !choice.get(shown.persona));
     render(shown.t, shown.position, shown.persona);
+    const captions = root.querySelector('.captions');
+    captions.scrollTop = captions.scrollHeight; // the newest line stays in view
   });
 
   card.addEventListener('keydown', (event) => {
