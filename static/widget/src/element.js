@@ -265,10 +265,8 @@ export class VoiceWidgetElement extends HTMLElement {
     // Intent to talk (hover, focus, touch): fetch the chunks so the click finds them ready.
     for (const type of ['pointerenter', 'focusin', 'touchstart']) {
       // (Each loader handles its own failure: the click tries again.)
-      ui.root.addEventListener(type, () => loadRoomModule() && loadPanels() && this.isFloating && loadLayout(), {
-        passive: true,
-        once: true,
-      });
+      const prefetch = () => loadRoomModule() && loadPanels() && this.isFloating && loadLayout();
+      ui.root.addEventListener(type, prefetch, { passive: true, once: true });
     }
     // pagehide may be a reload or the next page of the site: the conversation may resume.
     this.onPageHide = () => this.controller.pageHidden({ resumable: true });
@@ -478,7 +476,8 @@ export class VoiceWidgetElement extends HTMLElement {
     const position = this.position;
     if (position === 'fullpage' || (position === 'floating' && this.open)) this.mountLayout();
     const labelsMissing = !labelsReady(language);
-    ui.root.hidden = labelsMissing || (position === 'fullpage' && !this.layout && !this.layoutFailed);
+    const layoutMissing = position === 'fullpage' && !this.layout && !this.layoutFailed;
+    ui.root.hidden = labelsMissing || layoutMissing;
     if (labelsMissing) {
       loadLabels(language)
         .catch(() => {})
