@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("bikes/<slug:slug>/", views.product, name="product"),
     path("contact/", views.contact, name="contact"),
+    path("help/", views.help_page, name="help"),
     path("admin/", admin.site.urls),
     path("voice-widget/", include("voice_widget.urls")),
 ]

@@ -184,6 +184,19 @@ def test_first_persona_saves_with_only_a_name(admin_client):
     assert nora.is_active and nora.stt_model and nora.llm_model
 
 
+def test_position_offers_and_saves_the_full_page_layout(admin_client):
+    url = reverse("admin:voice_widget_persona_add")
+    html = admin_client.get(url).content.decode()
+    assert '<option value="fullpage">' in html
+    data = rendered_form_data(html)
+    data.update(name=["Help"], slug=["help"], position=["fullpage"])
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    help_persona = Persona.objects.get(slug="help")
+    assert help_persona.position == "fullpage"
+    assert help_persona.history.latest().position == "fullpage"
+
+
 def test_voice_field_offers_each_providers_voices_by_name(admin_client):
     persona = make_persona(language="de-DE", tts_provider="cartesia", tts_voice="")
     url = reverse("admin:voice_widget_persona_change", args=[persona.pk])

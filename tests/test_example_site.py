@@ -45,3 +45,14 @@ def test_demo_personas_wear_the_sites_green_and_use_the_shops_tools(shop):
     for persona in Persona.objects.filter(slug__in=["ben", "paula"]):
         assert persona.accent_color == leaf
         assert {"opening_hours", "product_lookup"} <= set(persona.enabled_tools)
+
+
+def test_help_page_is_ben_full_page_linked_from_the_nav(client, shop):
+    home = client.get("/").content.decode()
+    assert re.search(r'<nav aria-label="Main">.*<a href="/help/"[^>]*>Ask Ben</a>', home, re.S)
+    html = client.get("/help/").content.decode()
+    widgets = re.findall(r"<voice-widget [^>]*>", html)
+    assert len(widgets) == 1, "no floating launcher on top of the full-page Ben"
+    assert 'persona="ben"' in widgets[0] and 'position="fullpage"' in widgets[0]
+    assert '<a href="/help/" aria-current="page">Ask Ben</a>' in html
+    assert re.search(r'<link rel="modulepreload" href="/static/voice_widget/chunks/layout-', html)

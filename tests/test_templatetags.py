@@ -248,6 +248,27 @@ def test_labels_in_the_personas_language_are_preloaded_once():
     assert (ROOT / "voice_widget" / "static" / "voice_widget" / match.group(1)).is_file()
 
 
+def test_full_page_position_from_the_tag_or_the_persona_preloads_the_layout_chunk():
+    make_persona(slug="ben", position="floating", language="en")
+    make_persona(slug="help", position="fullpage", language="en")
+    (tagged,) = render('{% voice_widget "ben" position="fullpage" %}').widgets
+    assert tagged["position"] == "fullpage"
+    page = render('{% voice_widget "help" %}{% voice_widget "help" %}')
+    assert [widget["position"] for widget in page.widgets] == ["fullpage", "fullpage"]
+    (link,) = page.links
+    assert link["rel"] == "modulepreload"
+    match = re.fullmatch(r"/static/voice_widget/(chunks/layout-\w+\.js)", link["href"])
+    assert match, link["href"]
+    chunk = ROOT / "voice_widget" / "static" / "voice_widget" / match.group(1)
+    assert "expand" in chunk.read_text()
+
+
+def test_no_layout_preload_for_floating_or_inline():
+    make_persona(slug="ben", position="floating", language="en")
+    page = render('{% voice_widget "ben" %}{% voice_widget "ben" position="inline" %}')
+    assert page.links == []
+
+
 def test_no_preload_for_english_or_unknown_languages():
     make_persona(slug="ben", language="en-GB")
     make_persona(slug="kenji", language="ja")

@@ -115,6 +115,7 @@ class Theme(models.TextChoices):
 class Position(models.TextChoices):
     FLOATING = "floating", _("Floating button in the corner")
     INLINE = "inline", _("Inline, where the tag is placed")
+    FULLPAGE = "fullpage", _("Full page, the page's main content (a help page)")
 
 
 class InteractionMode(models.TextChoices):

@@ -14,3 +14,8 @@ def product(request, slug: str):
 
 def contact(request):
     return render(request, "contact.html", {"hours": OpeningHours.objects.all()})
+
+
+def help_page(request):
+    """A dedicated help page: Ben, full page, is its main content."""
+    return render(request, "help.html")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,26 +58,37 @@ def _script_needed(context: template.Context) -> bool:
     return _first_time(context, SCRIPT_FLAG)
 
 
-#: Where the build puts the widget's chunks (labels other than English, livekit-client).
+#: Where the build puts the widget's chunks (labels other than English, layouts, livekit-client).
 CHUNKS_DIR = Path(__file__).resolve().parent.parent / "static" / "voice_widget" / "chunks"
 
 
 @functools.cache
-def _labels_chunk(language: str) -> str | None:
-    """The file name of the built label chunk for ``language`` (e.g. ``de-4KX2.js``)."""
-    found = sorted(CHUNKS_DIR.glob(f"{language}-*.js"))
-    return found[0].name if found else None
+def _chunk(name: str) -> str | None:
+    """The file name of the built chunk ``name`` (e.g. ``de`` → ``de-4KX2.js``)."""
+    found = [path.name for path in CHUNKS_DIR.glob(f"{name}-*.js")]
+    return next((file for file in sorted(found) if re.fullmatch(rf"{name}-\w+\.js", file)), None)
 
 
-def _labels_preload_url(context: template.Context, language: str) -> str:
-    """A ``modulepreload`` URL for the widget's labels in ``language``, once per page, so
-    they load alongside the script instead of after it. English is in the script itself."""
-    primary = (language or "").replace("_", "-").split("-")[0].lower()
-    chunk = _labels_chunk(primary) if primary.isalpha() and primary != "en" else None
-    if chunk is None or not _first_time(context, f"{SCRIPT_FLAG}_labels_{primary}"):
-        return ""
+def _chunk_url(name: str) -> str:
     # Next to the script's URL (hashed or not): where the script's own import() looks.
-    return f"{static('voice_widget/voice-widget.js').rsplit('/', 1)[0]}/chunks/{chunk}"
+    return f"{static('voice_widget/voice-widget.js').rsplit('/', 1)[0]}/chunks/{name}"
+
+
+def _preload_urls(context: template.Context, language: str, position: str) -> list[str]:
+    """``modulepreload`` URLs, each once per page, for what the widget needs before it can
+    draw itself, so they load alongside the script instead of after it: its labels in
+    ``language`` (English is in the script itself), and a full page's layout."""
+    wanted = []
+    primary = (language or "").replace("_", "-").split("-")[0].lower()
+    if primary.isalpha() and primary != "en":
+        wanted.append(primary)
+    if position == WidgetPosition.FULLPAGE:
+        wanted.append("layout")
+    return [
+        _chunk_url(chunk)
+        for name in wanted
+        if (chunk := _chunk(name)) is not None and _first_time(context, f"{SCRIPT_FLAG}_{name}")
+    ]
 
 
 def _choice(value: Any, choices: type, name: str, slug: str, default: str) -> str:
@@ -166,6 +178,7 @@ def render_widget(
         return ""
     sessions_url, health_url = urls
     preview_mode = _preview_mode(persona, preview, poster)
+    position = _choice(position, WidgetPosition, "position", persona.slug, persona.position)
     attributes = {
         "persona": persona.slug,
         "agent-name": persona.name,
@@ -174,7 +187,7 @@ def render_widget(
         "preview": preview_mode,
         "poster": str(poster or "") or persona.poster_url,
         "idle-clip": persona.idle_clip_url,
-        "position": _choice(position, WidgetPosition, "position", persona.slug, persona.position),
+        "position": position,
         "theme": _choice(theme, WidgetTheme, "theme", persona.slug, persona.theme),
         "accent": persona.accent_color,
         "label": persona.button_label,
@@ -195,7 +208,7 @@ def render_widget(
         {
             "attributes": [(name, value) for name, value in attributes.items() if value],
             "include_script": _script_needed(context),
-            "preload_labels": _labels_preload_url(context, persona.language),
+            "preloads": _preload_urls(context, persona.language, position),
         },
     )
 

@@ -19,7 +19,6 @@ const ICONS = {
   close: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 6l12 12M18 6L6 18"/></svg>',
   sound:
     '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 10v4h4l5 4V6L8 10zM16.5 8.5a5 5 0 0 1 0 7M19 6a8.5 8.5 0 0 1 0 12"/></svg>',
-  talk: '<svg viewBox="0 0 24 24" aria-hidden="true"><rect x="9" y="3" width="6" height="11" rx="3"/><path d="M5 11a7 7 0 0 0 14 0M12 18v3"/></svg>',
 };
 
 const TEMPLATE = `
@@ -43,7 +42,7 @@ const TEMPLATE = `
       <video class="idle" muted loop autoplay playsinline disablepictureinpicture hidden></video>
       <video class="live" muted autoplay playsinline disablepictureinpicture hidden></video>
       <div class="overlay">
-        <button class="primary start" type="button">${ICONS.talk}<span></span></button>
+        <button class="primary start" type="button">${ICONS.mic}<span></span></button>
       </div>
     </div>
     <div class="body">
@@ -82,36 +81,33 @@ function adoptStyles(root) {
   }
 }
 
-let panelsPromise = null;
+/** A chunk's loader: imported once per page, tried again after a failure. */
+function lazy(load) {
+  let promise = null;
+  return () => {
+    if (!promise) {
+      promise = load();
+      promise.catch(() => {
+        promise = null;
+      });
+    }
+    return promise;
+  };
+}
 
 /** The consent notice and feedback form (a chunk: most conversations need neither). */
-function loadPanels() {
-  if (!panelsPromise) {
-    panelsPromise = import('./panels.js');
-    panelsPromise.catch(() => {
-      panelsPromise = null;
-    });
-  }
-  return panelsPromise;
-}
+const loadPanels = lazy(() => import('./panels.js'));
+
+/** The expand control and the expanded and full-page styles (a chunk: inline needs neither). */
+const loadLayout = lazy(() => import('./layout.js'));
 
 let roomModule = null;
-let roomModulePromise = null;
 
 /** Loads livekit-client (a separate chunk) once per page. */
-function loadRoomModule() {
-  if (!roomModulePromise) {
-    import('./handshake.js').catch(() => {}); // the start handshake follows the connection
-    roomModulePromise = import('./livekit-room.js').then((module) => {
-      roomModule = module;
-      return module;
-    });
-    roomModulePromise.catch(() => {
-      roomModulePromise = null;
-    });
-  }
-  return roomModulePromise;
-}
+const loadRoomModule = lazy(() => {
+  import('./handshake.js').catch(() => {}); // the start handshake follows the connection
+  return import('./livekit-room.js').then((module) => (roomModule = module));
+});
 
 /** The tab's sessionStorage, or null where the page may not use it (sandboxed, disabled). */
 function tabStorage() {
@@ -142,6 +138,20 @@ function textOn(hex) {
   const luminance = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
   return (luminance + 0.05) / 0.05 > 1.05 / (luminance + 0.05) ? '#111111' : '#ffffff';
 }
+
+/** The label for each error code the visitor cannot act on beyond trying again. */
+const ERROR_LABELS = {
+  agent_unavailable: 'agentUnavailable',
+  // The persona's daily budget is spent: the server's detail is for the site's staff.
+  budget_exhausted: 'budgetExhausted',
+  mic_unavailable: 'micUnavailable',
+  offline: 'unreachable',
+  // The server's setup or the LiveKit server: nothing the visitor can fix.
+  livekit_unreachable: 'agentUnavailable',
+  livekit_refused: 'agentUnavailable',
+  disconnected: 'disconnected',
+  agent_failed: 'agentFailed',
+};
 
 export class VoiceWidgetElement extends HTMLElement {
   static get observedAttributes() {
@@ -255,10 +265,8 @@ export class VoiceWidgetElement extends HTMLElement {
     // Intent to talk (hover, focus, touch): fetch the chunks so the click finds them ready.
     for (const type of ['pointerenter', 'focusin', 'touchstart']) {
       // (Each loader handles its own failure: the click tries again.)
-      ui.root.addEventListener(type, () => loadRoomModule() && loadPanels(), {
-        passive: true,
-        once: true,
-      });
+      const prefetch = () => loadRoomModule() && loadPanels() && this.isFloating && loadLayout();
+      ui.root.addEventListener(type, prefetch, { passive: true, once: true });
     }
     // pagehide may be a reload or the next page of the site: the conversation may resume.
     this.onPageHide = () => this.controller.pageHidden({ resumable: true });
@@ -343,8 +351,22 @@ export class VoiceWidgetElement extends HTMLElement {
     return ['live', 'poster', 'none'].includes(value) ? value : 'none';
   }
 
+  /** `floating`, `fullpage`, or `inline` (the default). */
+  get position() {
+    const value = this.getAttribute('position');
+    return value === 'floating' || value === 'fullpage' ? value : 'inline';
+  }
+
   get isFloating() {
-    return this.getAttribute('position') === 'floating';
+    return this.position === 'floating';
+  }
+
+  get agentName() {
+    return this.getAttribute('agent-name') || this.getAttribute('persona') || '';
+  }
+
+  startLabel(t) {
+    return this.getAttribute('label') || t.start;
   }
 
   api() {
@@ -429,163 +451,57 @@ export class VoiceWidgetElement extends HTMLElement {
   // ---- rendering --------------------------------------------------------------------------
 
   render(view) {
+    if (!this.readyToDraw()) return;
+    const t = this.labels;
+    const previousView = this.lastView;
+    this.lastView = view;
+    const focusWasInside = Boolean(this.shadowRoot.activeElement);
+    renderFrame(this, view);
+    renderIdentity(this, t);
+    renderLauncher(this, view, t);
+    renderStage(this, view);
+    renderPanels(this, view, t);
+    renderMessages(this, view, t);
+    renderControls(this, view, t);
+    restoreFocus(this, view, previousView, focusWasInside);
+  }
+
+  /**
+   * Drawn once its language's labels are here (a small chunk, for languages but English) and,
+   * full page, its layout (a chunk too; without it, it is drawn as inline).
+   */
+  readyToDraw() {
     const ui = this.ui;
     const language = this.language;
-    // Drawn once its language's labels are here (a small chunk, for languages but English).
-    ui.root.hidden = !labelsReady(language);
-    if (ui.root.hidden) {
+    const position = this.position;
+    if (position === 'fullpage' || (position === 'floating' && this.open)) this.mountLayout();
+    const labelsMissing = !labelsReady(language);
+    const layoutMissing = position === 'fullpage' && !this.layout && !this.layoutFailed;
+    ui.root.hidden = labelsMissing || layoutMissing;
+    if (labelsMissing) {
       loadLabels(language)
         .catch(() => {})
         .then(() => {
           if (language === this.language) ui.root.hidden = false;
           this.render(this.controller.view());
         });
-      return;
     }
-    const t = this.labels;
-    const previousView = this.lastView;
-    this.lastView = view;
-    const focusWasInside = Boolean(this.shadowRoot.activeElement);
+    return !ui.root.hidden;
+  }
 
-    const theme = this.getAttribute('theme');
-    ui.root.dataset.theme = ['light', 'dark'].includes(theme) ? theme : 'auto';
-    ui.root.dataset.position = this.isFloating ? 'floating' : 'inline';
-    ui.root.dataset.preview = this.previewMode;
-    ui.root.dataset.state = view.state;
-    ui.root.dataset.agent = view.state === State.ACTIVE ? view.agentState || 'initializing' : '';
-    ui.root.toggleAttribute('data-reconnecting', view.reconnecting);
-    const accent = this.getAttribute('accent');
-    if (accent && /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(accent)) {
-      ui.root.style.setProperty('--vw-accent', accent);
-      ui.root.style.setProperty('--vw-on-accent', textOn(accent));
-    } else {
-      ui.root.style.removeProperty('--vw-accent');
-      ui.root.style.removeProperty('--vw-on-accent');
-    }
-
-    const agentName = this.getAttribute('agent-name') || this.getAttribute('persona') || '';
-    const initial = agentName.trim().charAt(0).toUpperCase() || '•';
-    const poster = this.getAttribute('poster') || '';
-    const startLabel = this.getAttribute('label') || t.start;
-    const welcome = this.getAttribute('welcome') || '';
-
-    for (const face of ui.faces) {
-      if (poster && face.dataset.poster !== poster) {
-        face.textContent = '';
-        const img = document.createElement('img');
-        img.alt = '';
-        img.src = poster;
-        face.append(img);
-        face.dataset.poster = poster;
-      } else if (!poster && face.textContent !== initial) {
-        face.textContent = initial;
-        delete face.dataset.poster;
-      }
-    }
-    ui.avatar.textContent = initial;
-    ui.name.textContent = agentName;
-    ui.card.setAttribute('aria-label', agentName ? `${agentName} · ${t.poweredBy}` : t.poweredBy);
-    ui.launcher.setAttribute('aria-label', `${startLabel}${agentName ? ` · ${agentName}` : ''}`);
-
-    // Floating: a launcher button until opened.
-    const showCard = !this.isFloating || this.open;
-    ui.card.hidden = !showCard;
-    ui.launcher.hidden = showCard;
-    ui.launcher.setAttribute('aria-expanded', String(showCard));
-    ui.launcher.querySelector('small').textContent = welcome || agentName;
-    ui.launcher.querySelector('strong').textContent =
-      view.state === State.ACTIVE ? this.statusLabel(view, t) : startLabel;
-    ui.close.hidden = !this.isFloating;
-    ui.close.setAttribute('aria-label', t.close);
-
-    // The stage: live avatar video, idle clip, poster, or the neutral tile.
-    const idleClip = this.getAttribute('idle-clip') || '';
-    const live = view.hasVideo;
-    const useIdleClip =
-      !live && this.previewMode !== 'none' && Boolean(idleClip) && this.idleClipFailed !== idleClip;
-    const usePoster = !live && !useIdleClip && Boolean(poster) && this.previewMode !== 'none';
-    ui.live.hidden = !live;
-    if (useIdleClip && ui.idle.getAttribute('src') !== idleClip) {
-      if (poster) ui.idle.poster = poster; // shown while the clip loads
-      ui.idle.src = idleClip;
-    }
-    ui.idle.hidden = !useIdleClip;
-    if (ui.idle.hidden && !ui.idle.paused) ui.idle.pause();
-    if (useIdleClip && ui.idle.paused) ui.idle.play().catch(() => {});
-    if (usePoster && ui.poster.getAttribute('src') !== poster) ui.poster.src = poster;
-    ui.poster.hidden = !usePoster;
-    ui.tile.hidden = live || useIdleClip || usePoster;
-    ui.root.dataset.media = live || useIdleClip || usePoster ? 'media' : 'none';
-
-    const idle = view.state === State.IDLE || view.state === State.PREVIEW;
-    const asking = view.state === State.CONSENT;
-    ui.start.hidden = !idle;
-    ui.start.querySelector('span').textContent = startLabel;
-    ui.overlay.hidden = !idle;
-
-    ui.welcome.textContent = welcome;
-    ui.welcome.hidden = !welcome || !(idle || asking);
-
-    // The consent notice, the text box and the feedback form: a chunk of their own, loaded
-    // once the visitor has clicked.
-    if (this.panels) {
-      this.panels.render(view, t, this.config().consent);
-    } else if (!idle && view.state !== State.ERROR) {
-      loadPanels().then((module) => {
-        this.panels = this.panels || module.mountPanels(this.shadowRoot, this.controller);
-        this.render(this.controller.view());
-        const lost = this.shadowRoot.activeElement && !this.focusStillVisible();
-        if (this.controller.state === State.CONSENT || lost) this.focusFirst();
-      }, () => {});
-    }
-
-    // Status line.
-    ui.statusText.textContent = this.statusLabel(view, t);
-    ui.bars.hidden = view.state !== State.ACTIVE;
-
-    // Errors and endings.
-    const error = view.state === State.ERROR ? view.error : null;
-    ui.message.hidden = !error;
-    if (error) {
-      const [text, help] = this.errorText(error, t);
-      ui.messageText.textContent = text;
-      ui.messageHelp.textContent = help;
-      ui.messageHelp.hidden = !help;
-    }
-    ui.note.hidden = view.state !== State.ENDED;
-    if (view.state === State.ENDED) ui.note.textContent = this.endedText(view.endReason, t);
-
-    // Captions, keyed by segment so an utterance is updated in place.
-    this.renderCaptions(view, t);
-
-    // Controls.
-    const active = view.state === State.ACTIVE;
-    ui.sound.hidden = !(active && view.audioBlocked);
-    ui.sound.querySelector('span').textContent = t.enableSound;
-    ui.mute.hidden = !active || view.mode === Mode.TEXT;
-
-    ui.mute.setAttribute('aria-pressed', String(view.muted));
-    // One name for a toggle button ("Mute microphone"); aria-pressed says whether it is on.
-    ui.mute.setAttribute('aria-label', t.mute);
-    ui.mute.title = view.muted ? t.unmute : t.mute;
-    const micIcon = view.muted ? ICONS.micOff : ICONS.mic;
-    if (ui.mute.dataset.icon !== micIcon) {
-      ui.mute.innerHTML = micIcon;
-      ui.mute.dataset.icon = micIcon;
-    }
-    ui.end.hidden = !(active || view.state === State.CONNECTING);
-    ui.end.querySelector('span').textContent = t.end;
-    ui.again.hidden = !(view.state === State.ENDED || view.state === State.ERROR);
-    ui.again.querySelector('span').textContent =
-      view.state === State.ERROR ? t.retry : t.startAgain;
-
-    const stateChanged = !previousView || previousView.state !== view.state;
-    // The notice is what to read and answer next: focus goes to its button. Typing only,
-    // the text box is where the visitor goes next.
-    const typeNext = active && view.mode === Mode.TEXT && focusWasInside;
-    if (stateChanged && ((focusWasInside && !this.focusStillVisible()) || asking || typeNext)) {
-      this.focusFirst();
-    }
+  /** Adds the layout chunk's parts (the expand control) once it is here. */
+  mountLayout() {
+    if (this.layout || this.layoutLoading || this.layoutFailed) return;
+    this.layoutLoading = loadLayout()
+      .then(
+        (module) => {
+          this.layout = module.mountLayout(this.shadowRoot, tabStorage());
+        },
+        () => {
+          this.layoutFailed = true;
+        },
+      )
+      .then(() => this.render(this.controller.view()));
   }
 
   statusLabel(view, t) {
@@ -612,29 +528,12 @@ export class VoiceWidgetElement extends HTMLElement {
       case 'api_refused':
         if (error.detail) return [error.detail, ''];
         return [t.apiRefused, error.status ? '' : t.apiUnreachable];
-      case 'agent_unavailable':
-        return [t.agentUnavailable, ''];
-      case 'budget_exhausted':
-        // The persona's daily budget is spent: the server's detail is for the site's staff.
-        return [t.budgetExhausted, ''];
       case 'mic_denied':
         return [t.micDenied, t.micHowTo];
-      case 'mic_unavailable':
-        return [t.micUnavailable, ''];
-      case 'offline':
-        return [t.unreachable, ''];
-      case 'livekit_unreachable':
-      case 'livekit_refused':
-        // The server's setup or the LiveKit server: nothing the visitor can fix.
-        return [t.agentUnavailable, ''];
-      case 'disconnected':
-        return [t.disconnected, ''];
       case 'start_failed':
         return [error.detail || t.startFailed, ''];
-      case 'agent_failed':
-        return [t.agentFailed, ''];
       default:
-        return [t.apiRefused, ''];
+        return [t[ERROR_LABELS[error.code]] || t.apiRefused, ''];
     }
   }
 
@@ -643,44 +542,6 @@ export class VoiceWidgetElement extends HTMLElement {
     if (reason === 'idle_timeout') return t.endedIdle;
     if (reason === 'error' || reason === 'worker_shutdown') return t.endedError;
     return t.ended;
-  }
-
-  renderCaptions(view, t) {
-    const box = this.ui.captions;
-    const captions = view.state === State.ACTIVE || view.state === State.ENDED ? view.captions : [];
-    const keep = new Set(captions.map((c) => c.id));
-    for (const line of [...box.children]) {
-      if (!keep.has(line.dataset.id)) line.remove();
-    }
-    const agentName = this.getAttribute('agent-name') || '';
-    let previous = null;
-    for (const caption of captions.slice(-20)) {
-      let line = box.querySelector(`[data-id="${CSS_ESCAPE(caption.id)}"]`);
-      if (!line) {
-        line = document.createElement('p');
-        line.className = 'line';
-        line.dataset.id = caption.id;
-        const who = document.createElement('span');
-        who.className = 'who-said';
-        const text = document.createElement('span');
-        text.className = 'said';
-        line.append(who, text);
-        if (previous) previous.after(line);
-        else box.prepend(line);
-      }
-      line.dataset.role = caption.role;
-      line.dataset.final = String(caption.final);
-      line.firstChild.textContent = `${caption.role === 'user' ? t.you : agentName}: `;
-      if (line.shownText !== caption.text) {
-        line.shownText = caption.text;
-        // The agent's links and emphasis as DOM nodes (never HTML); the visitor's as said.
-        const plain = caption.role === 'user' || !roomModule;
-        const pieces = plain ? [{ text: caption.text }] : roomModule.richText(caption.text);
-        line.lastChild.replaceChildren(...pieces.map(pieceNode));
-      }
-      previous = line;
-    }
-    box.scrollTop = box.scrollHeight;
   }
 
   focusStillVisible() {
@@ -698,17 +559,173 @@ export class VoiceWidgetElement extends HTMLElement {
   }
 }
 
-/** A caption piece (see richText) as a DOM node. */
-function pieceNode(piece) {
-  if (!piece.href && !piece.bold && !piece.italic) return document.createTextNode(piece.text);
-  const node = document.createElement(piece.href ? 'a' : piece.bold ? 'strong' : 'em');
-  node.textContent = piece.text;
-  if (piece.href) {
-    node.href = piece.href;
-    node.target = '_blank';
-    node.rel = 'noopener noreferrer nofollow';
+/** The root's data attributes (what the CSS keys on) and the accent colour. */
+function renderFrame(el, view) {
+  const root = el.ui.root;
+  const theme = el.getAttribute('theme');
+  root.dataset.theme = ['light', 'dark'].includes(theme) ? theme : 'auto';
+  root.dataset.position = el.position;
+  root.dataset.preview = el.previewMode;
+  root.dataset.state = view.state;
+  root.dataset.agent = view.state === State.ACTIVE ? view.agentState || 'initializing' : '';
+  root.toggleAttribute('data-reconnecting', view.reconnecting);
+  const accent = el.getAttribute('accent');
+  if (accent && /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(accent)) {
+    root.style.setProperty('--vw-accent', accent);
+    root.style.setProperty('--vw-on-accent', textOn(accent));
+  } else {
+    root.style.removeProperty('--vw-accent');
+    root.style.removeProperty('--vw-on-accent');
   }
-  return node;
+}
+
+/** The agent's face (its poster or initial), name, and the panel's accessible name. */
+function renderIdentity(el, t) {
+  const ui = el.ui;
+  const agentName = el.agentName;
+  const initial = agentName.trim().charAt(0).toUpperCase() || '•';
+  const poster = el.getAttribute('poster') || '';
+  for (const face of ui.faces) {
+    if (poster && face.dataset.poster !== poster) {
+      face.textContent = '';
+      const img = document.createElement('img');
+      img.alt = '';
+      img.src = poster;
+      face.append(img);
+      face.dataset.poster = poster;
+    } else if (!poster && face.textContent !== initial) {
+      face.textContent = initial;
+      delete face.dataset.poster;
+    }
+  }
+  ui.avatar.textContent = initial;
+  ui.name.textContent = agentName;
+  ui.card.setAttribute('aria-label', agentName ? `${agentName} · ${t.poweredBy}` : t.poweredBy);
+}
+
+/** Floating: a launcher button until opened, then the panel with its close (and expand) buttons. */
+function renderLauncher(el, view, t) {
+  const ui = el.ui;
+  const agentName = el.agentName;
+  const startLabel = el.startLabel(t);
+  ui.launcher.setAttribute('aria-label', `${startLabel}${agentName ? ` · ${agentName}` : ''}`);
+  const showCard = !el.isFloating || el.open;
+  ui.card.hidden = !showCard;
+  ui.launcher.hidden = showCard;
+  ui.launcher.setAttribute('aria-expanded', String(showCard));
+  ui.launcher.querySelector('small').textContent = el.getAttribute('welcome') || agentName;
+  ui.launcher.querySelector('strong').textContent =
+    view.state === State.ACTIVE ? el.statusLabel(view, t) : startLabel;
+  ui.close.hidden = !el.isFloating;
+  ui.close.setAttribute('aria-label', t.close);
+  if (el.layout) el.layout.render(t, el.position, el.getAttribute('persona') || '');
+}
+
+/** The stage: live avatar video, idle clip, poster, or the neutral tile. */
+function renderStage(el, view) {
+  const ui = el.ui;
+  const poster = el.getAttribute('poster') || '';
+  const idleClip = el.getAttribute('idle-clip') || '';
+  const previewing = el.previewMode !== 'none';
+  const live = view.hasVideo;
+  const useIdleClip = !live && previewing && Boolean(idleClip) && el.idleClipFailed !== idleClip;
+  const usePoster = !live && !useIdleClip && Boolean(poster) && previewing;
+  ui.live.hidden = !live;
+  if (useIdleClip && ui.idle.getAttribute('src') !== idleClip) {
+    if (poster) ui.idle.poster = poster; // shown while the clip loads
+    ui.idle.src = idleClip;
+  }
+  ui.idle.hidden = !useIdleClip;
+  if (ui.idle.hidden && !ui.idle.paused) ui.idle.pause();
+  if (useIdleClip && ui.idle.paused) ui.idle.play().catch(() => {});
+  if (usePoster && ui.poster.getAttribute('src') !== poster) ui.poster.src = poster;
+  ui.poster.hidden = !usePoster;
+  ui.tile.hidden = live || useIdleClip || usePoster;
+  ui.root.dataset.media = live || useIdleClip || usePoster ? 'media' : 'none';
+}
+
+/**
+ * The start button, the welcome line, and the panels chunk: the consent notice, the captions,
+ * the text box and the feedback form.
+ */
+function renderPanels(el, view, t) {
+  const ui = el.ui;
+  const idle = isIdle(view);
+  const welcome = el.getAttribute('welcome') || '';
+  ui.start.hidden = !idle;
+  ui.start.querySelector('span').textContent = el.startLabel(t);
+  ui.overlay.hidden = !idle;
+  ui.welcome.textContent = welcome;
+  ui.welcome.hidden = !welcome || !(idle || view.state === State.CONSENT);
+
+  // A chunk of their own, loaded once the visitor has clicked.
+  if (el.panels) {
+    el.panels.render(view, t, el.config().consent, el.getAttribute('agent-name') || '');
+  } else if (!idle && view.state !== State.ERROR) {
+    loadPanels().then((module) => {
+      el.panels = el.panels || module.mountPanels(el.shadowRoot, el.controller);
+      el.render(el.controller.view());
+      const lost = el.shadowRoot.activeElement && !el.focusStillVisible();
+      if (el.controller.state === State.CONSENT || lost) el.focusFirst();
+    }, () => {});
+  }
+}
+
+/** The status line, and the error or ending message. */
+function renderMessages(el, view, t) {
+  const ui = el.ui;
+  ui.statusText.textContent = el.statusLabel(view, t);
+  ui.bars.hidden = view.state !== State.ACTIVE;
+  const error = view.state === State.ERROR ? view.error : null;
+  ui.message.hidden = !error;
+  if (error) {
+    const [text, help] = el.errorText(error, t);
+    ui.messageText.textContent = text;
+    ui.messageHelp.textContent = help;
+    ui.messageHelp.hidden = !help;
+  }
+  ui.note.hidden = view.state !== State.ENDED;
+  if (view.state === State.ENDED) ui.note.textContent = el.endedText(view.endReason, t);
+}
+
+/** Sound, mute, end and start-again buttons. */
+function renderControls(el, view, t) {
+  const ui = el.ui;
+  const active = view.state === State.ACTIVE;
+  ui.sound.hidden = !(active && view.audioBlocked);
+  ui.sound.querySelector('span').textContent = t.enableSound;
+  ui.mute.hidden = !active || view.mode === Mode.TEXT;
+  ui.mute.setAttribute('aria-pressed', String(view.muted));
+  // One name for a toggle button ("Mute microphone"); aria-pressed says whether it is on.
+  ui.mute.setAttribute('aria-label', t.mute);
+  ui.mute.title = view.muted ? t.unmute : t.mute;
+  const micIcon = view.muted ? ICONS.micOff : ICONS.mic;
+  if (ui.mute.dataset.icon !== micIcon) {
+    ui.mute.innerHTML = micIcon;
+    ui.mute.dataset.icon = micIcon;
+  }
+  ui.end.hidden = !(active || view.state === State.CONNECTING);
+  ui.end.querySelector('span').textContent = t.end;
+  ui.again.hidden = !(view.state === State.ENDED || view.state === State.ERROR);
+  ui.again.querySelector('span').textContent = view.state === State.ERROR ? t.retry : t.startAgain;
+}
+
+/**
+ * After a change of state, focus goes where the visitor goes next: off a button that went
+ * away; to the consent notice's button (what to read and answer next); typing only, to the
+ * text box.
+ */
+function restoreFocus(el, view, previousView, focusWasInside) {
+  const stateChanged = !previousView || previousView.state !== view.state;
+  const asking = view.state === State.CONSENT;
+  const typeNext = view.state === State.ACTIVE && view.mode === Mode.TEXT && focusWasInside;
+  if (stateChanged && ((focusWasInside && !el.focusStillVisible()) || asking || typeNext)) {
+    el.focusFirst();
+  }
+}
+
+function isIdle(view) {
+  return view.state === State.IDLE || view.state === State.PREVIEW;
 }
 
 /** The visitor's consent, remembered in localStorage (when the browser allows it). */
@@ -735,12 +752,6 @@ const localStore = {
     }
   },
 };
-
-function CSS_ESCAPE(value) {
-  return window.CSS && window.CSS.escape
-    ? window.CSS.escape(value)
-    : String(value).replace(/["\\]/g, '\\$&');
-}
 
 export function defineVoiceWidget(name = 'voice-widget') {
   if (!customElements.get(name)) customElements.define(name, VoiceWidgetElement);

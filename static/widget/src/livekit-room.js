@@ -17,9 +17,6 @@ import {
 
 import { LiveKitRoom } from './room-adapter.js';
 
-// Caption formatting travels with the room: captions exist only once a room does.
-export { richText } from './rich-text.js';
-
 // The host page's console is not ours to fill: livekit-client logs warnings and errors only.
 setLogLevel('warn');
 

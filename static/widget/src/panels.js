@@ -1,10 +1,11 @@
 /**
  * The parts of the panel a page without a conversation never needs: the consent notice
- * (before the first start), the text box (during a conversation) and the feedback form (after
- * it). A chunk of their own, loaded once the visitor clicks.
+ * (before the first start), the captions and the text box (during a conversation) and the
+ * feedback form (after it). A chunk of their own, loaded once the visitor clicks.
  */
 
 import CSS from './panels.css';
+import { richText } from './rich-text.js';
 
 const THUMB =
   '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M7 11v9H4v-9zM7 11l4-8a2 2 0 0 1 3 2l-1 4h6a2 2 0 0 1 2 2l-2 7a2 2 0 0 1-2 2H7"/></svg>';
@@ -36,9 +37,65 @@ function adopt(root) {
   }
 }
 
+/** A caption piece (see richText) as a DOM node. */
+function pieceNode(piece) {
+  if (!piece.href && !piece.bold && !piece.italic) return document.createTextNode(piece.text);
+  const node = document.createElement(piece.href ? 'a' : piece.bold ? 'strong' : 'em');
+  node.textContent = piece.text;
+  if (piece.href) {
+    node.href = piece.href;
+    node.target = '_blank';
+    node.rel = 'noopener noreferrer nofollow';
+  }
+  return node;
+}
+
+function cssEscape(value) {
+  return window.CSS && window.CSS.escape
+    ? window.CSS.escape(value)
+    : String(value).replace(/["\\]/g, '\\$&');
+}
+
+/** The captions, keyed by segment so an utterance is updated in place. */
+function renderCaptions(box, view, t, agentName) {
+  const shown = view.state === 'active' || view.state === 'ended' ? view.captions : [];
+  const keep = new Set(shown.map((c) => c.id));
+  for (const line of [...box.children]) {
+    if (!keep.has(line.dataset.id)) line.remove();
+  }
+  let previous = null;
+  for (const caption of shown.slice(-20)) {
+    let line = box.querySelector(`[data-id="${cssEscape(caption.id)}"]`);
+    if (!line) {
+      line = document.createElement('p');
+      line.className = 'line';
+      line.dataset.id = caption.id;
+      const who = document.createElement('span');
+      who.className = 'who-said';
+      const text = document.createElement('span');
+      text.className = 'said';
+      line.append(who, text);
+      if (previous) previous.after(line);
+      else box.prepend(line);
+    }
+    line.dataset.role = caption.role;
+    line.dataset.final = String(caption.final);
+    line.firstChild.textContent = `${caption.role === 'user' ? t.you : agentName}: `;
+    if (line.shownText !== caption.text) {
+      line.shownText = caption.text;
+      // The agent's links and emphasis as DOM nodes (never HTML); the visitor's as said.
+      const pieces = caption.role === 'user' ? [{ text: caption.text }] : richText(caption.text);
+      line.lastChild.replaceChildren(...pieces.map(pieceNode));
+    }
+    previous = line;
+  }
+  box.scrollTop = box.scrollHeight;
+}
+
 /**
  * Adds the panels to a widget's shadow root, wired to its controller; returns what the
- * element calls: `render(view, labels, notice)` and the `accept` button (for focus).
+ * element calls: `render(view, labels, notice, agentName)` and the `accept` button and text
+ * box (for focus).
  */
 export function mountPanels(root, controller) {
   adopt(root);
@@ -48,6 +105,7 @@ export function mountPanels(root, controller) {
   root.querySelector('.captions').before(consent);
   root.querySelector('.sound').before(chat);
   root.querySelector('.body > .controls').before(feedback);
+  const captions = root.querySelector('.captions');
   const $ = (parent, selector) => parent.querySelector(selector);
   const ui = {
     text: $(consent, '.consent-text'),
@@ -81,7 +139,8 @@ export function mountPanels(root, controller) {
     if (rated && rated.rating) controller.rate(rated.rating, ui.comment.value.trim());
   });
 
-  function render(view, t, notice) {
+  function render(view, t, notice, agentName) {
+    renderCaptions(captions, view, t, agentName);
     consent.hidden = view.state !== 'consent';
     ui.text.textContent = notice.text;
     const privacy = /^https?:\/\//i.test(notice.url) ? notice.url : '';
