@@ -268,7 +268,8 @@ class ConversationRunner:
         audio_input: room_io.AudioInputOptions | None = None,
         system_notes: list[str] | None = None,
     ) -> None:
-        """Start the session muted and announce readiness; greet now only if immediate."""
+        """Start the session muted and announce readiness; greet at once when the visitor
+        clicked before the session was requested or the persona starts immediately."""
         # Read while the session starts (nobody speaks before the start): one wait, not two.
         recording = asyncio.ensure_future(TranscriptRecorder.for_conversation(self.conversation_id))
         self.session.on("conversation_item_added", self._on_conversation_item)
@@ -298,6 +299,27 @@ class ConversationRunner:
         for note in system_notes or []:
             self.recorder.add(TurnRole.SYSTEM, note)
 
+        if self.start_immediately:
+            # The visitor clicked before the session was requested (or the persona starts at
+            # once): greet now, then tell the widget and record, so neither delays the
+            # greeting. A ``voice_widget.start`` that comes meanwhile answers ``ok``.
+            began = self._begin_talking()
+            if self.endpoint is not None:
+                self.endpoint.serve(
+                    {protocol.RPC_START: self._rpc_start, protocol.RPC_END: self._rpc_end}
+                )
+            if self.signals is not None:
+                await self.signals.announce_ready(started=began)
+            await amark_agent_joined(self.conversation_id)
+            logger.info(
+                "conversation %s: agent ready and greeting (persona %s)",
+                self.conversation_id,
+                self.persona.slug,
+            )
+            if began:
+                await self._record_start()
+            return
+
         await amark_agent_joined(self.conversation_id)
         if self.endpoint is not None:
             self.endpoint.serve(
@@ -311,37 +333,44 @@ class ConversationRunner:
             self.conversation_id,
             self.persona.slug,
         )
-
-        if self.start_immediately:
-            await self.start_talking()
-        else:
-            idle = float(self.persona.preview_idle_seconds)
-            if idle > 0:
-                self._timers.append(
-                    asyncio.create_task(self._idle_timer(idle), name="vw_preview_idle_timer")
-                )
+        idle = float(self.persona.preview_idle_seconds)
+        if idle > 0:
+            self._timers.append(
+                asyncio.create_task(self._idle_timer(idle), name="vw_preview_idle_timer")
+            )
 
     # -- talking -----------------------------------------------------------------------
 
     async def start_talking(self) -> None:
-        """The visitor clicked start (or the persona starts at once): listen and greet."""
+        """The visitor clicked start (``voice_widget.start``): listen and greet."""
         async with self._start_lock:
-            if self.started or self._end_task is not None:
-                return
-            self.started = True
-            for timer in self._timers:
-                timer.cancel()
-            self._timers.clear()
-            self._set_audio_input(True)
-            # The greeting first: the visitor hears it while the start is being recorded.
-            self._greet()
-            await amark_started(self.conversation_id)
-            logger.info("conversation %s: started", self.conversation_id)
-            limit = float(self.persona.max_duration_seconds)
-            if limit > 0:
-                self._timers.append(
-                    asyncio.create_task(self._max_duration_timer(limit), name="vw_max_duration")
-                )
+            began = self._begin_talking()
+        if began:
+            if self.signals is not None:
+                await self.signals.announce_started()
+            await self._record_start()
+
+    def _begin_talking(self) -> bool:
+        """Listen and greet, once (False when started or ending already)."""
+        if self.started or self._end_task is not None:
+            return False
+        self.started = True
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self._set_audio_input(True)
+        self._greet()
+        return True
+
+    async def _record_start(self) -> None:
+        """After the greeting has begun: the start on record, and the time limit."""
+        await amark_started(self.conversation_id)
+        logger.info("conversation %s: started", self.conversation_id)
+        limit = float(self.persona.max_duration_seconds)
+        if limit > 0:
+            self._timers.append(
+                asyncio.create_task(self._max_duration_timer(limit), name="vw_max_duration")
+            )
 
     def _greet(self) -> None:
         greeting = self.persona.greeting.strip()

@@ -21,6 +21,7 @@ RPC_END = "voice_widget.end"
 RPC_ENDED = "voice_widget.ended"
 
 ATTR_PROTOCOL = "voice_widget.protocol"
+ATTR_STARTED = "voice_widget.started"
 ATTR_END_REASON = "voice_widget.end_reason"
 
 #: How long the best-effort ``voice_widget.ended`` RPC may take.
@@ -71,9 +72,20 @@ class RoomSignals:
     def register(self, method: str, handler: RpcHandler) -> None:
         self.local_participant.register_rpc_method(method, handler)
 
-    async def announce_ready(self) -> None:
-        """``voice_widget.protocol`` on the agent: ready for ``voice_widget.start``."""
-        await self.set_attributes({ATTR_PROTOCOL: PROTOCOL_VERSION})
+    async def announce_ready(self, *, started: bool = False) -> None:
+        """``voice_widget.protocol`` on the agent: ready for ``voice_widget.start``; with
+        ``started``, also ``voice_widget.started``: listening and greeting already, so the
+        widget needs no ``voice_widget.start`` (one update, so it never sees one without
+        the other)."""
+        attributes = {ATTR_PROTOCOL: PROTOCOL_VERSION}
+        if started:
+            attributes[ATTR_STARTED] = "1"
+        await self.set_attributes(attributes)
+
+    async def announce_started(self) -> None:
+        """``voice_widget.started`` on the agent: the conversation has started (a widget
+        that rejoins after a reload needs no ``voice_widget.start``)."""
+        await self.set_attributes({ATTR_STARTED: "1"})
 
     async def announce_end(self, reason: str, visitor_identity: str | None) -> None:
         """Set ``voice_widget.end_reason`` and tell the visitor by RPC (best effort)."""

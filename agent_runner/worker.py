@@ -179,16 +179,26 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def conversation_id_from_metadata(metadata: str) -> str | None:
-    """The conversation id the token endpoint put in the dispatch metadata."""
+def _metadata(metadata: str) -> dict[str, Any]:
     if not (metadata or "").strip():
-        return None
+        return {}
     try:
         data = json.loads(metadata)
     except ValueError:
-        return None
-    value = data.get("conversation") if isinstance(data, dict) else None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def conversation_id_from_metadata(metadata: str) -> str | None:
+    """The conversation id the token endpoint put in the dispatch metadata."""
+    value = _metadata(metadata).get("conversation")
     return str(value) if value else None
+
+
+def clicked_from_metadata(metadata: str) -> bool:
+    """Whether the visitor had clicked to talk before the session was requested (then the
+    agent starts as soon as its session runs, without waiting for ``voice_widget.start``)."""
+    return _metadata(metadata).get("clicked") is True
 
 
 async def load_conversation(
@@ -350,7 +360,11 @@ async def run_job(ctx: JobContext, settings: JobSettings) -> Any:
         signals=signals,
         endpoint=endpoint,
         room=ctx.room,
-        start_immediately=settings.start_immediately,
+        # The visitor already clicked: greet as soon as the session runs (see the README's
+        # start handshake); otherwise the persona's start mode decides.
+        start_immediately=True
+        if clicked_from_metadata(ctx.job.metadata)
+        else settings.start_immediately,
         on_finished=lambda reason: ctx.shutdown(reason=f"conversation ended: {reason}"),
         can_say=plan.can_say,
         session_report=lambda: ctx.make_session_report(session),

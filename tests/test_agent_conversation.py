@@ -51,6 +51,45 @@ async def test_agent_joins_muted_and_greets_only_after_start():
     assert await transcript(conversation) == [(1, "agent", GREETING)]
 
 
+async def test_a_click_started_conversation_greets_first_then_announces_and_records_it():
+    # The session request said the visitor clicked: no voice_widget.start to wait for.
+    conversation = await new_conversation(greeting=GREETING)
+    runner, room = build_runner(conversation, DoubleLLM(), start_immediately=True)
+    updates = []
+    set_attributes = room.local_participant.set_attributes
+
+    async def record_update(attributes):
+        said = [m.text_content for m in runner.session.history.messages() if m.role == "assistant"]
+        updates.append((dict(attributes), runner.started, said))
+        await set_attributes(attributes)
+
+    room.local_participant.set_attributes = record_update
+    await runner.start()
+
+    # Ready and started in one update, sent once the greeting was under way.
+    assert updates == [({protocol.ATTR_PROTOCOL: "1", protocol.ATTR_STARTED: "1"}, True, [])]
+    started = await reload(conversation)
+    assert started.status == ConversationStatus.ACTIVE
+    assert started.agent_joined_at is not None and started.started_at is not None
+    assert started.agent_joined_at <= started.started_at
+    # A start call (an older widget, or a reload) answers ok and greets no second time.
+    assert await room.call_rpc(protocol.RPC_START, caller=conversation.identity) == {"ok": True}
+    await settle(runner.session)
+    said = [m.text_content for m in runner.session.history.messages() if m.role == "assistant"]
+    assert said == [GREETING]
+    await runner.request_end("client_end")
+
+
+async def test_a_started_conversation_says_so_for_a_widget_that_rejoins():
+    conversation = await new_conversation(greeting=GREETING)
+    runner, room = build_runner(conversation, DoubleLLM())
+    await runner.start()
+    assert protocol.ATTR_STARTED not in room.local_participant.attributes
+    await room.call_rpc(protocol.RPC_START, caller=conversation.identity)
+    assert room.local_participant.attributes[protocol.ATTR_STARTED] == "1"
+    await runner.request_end("client_end")
+
+
 async def test_generated_greeting_asks_the_model_with_the_greeting_as_hint():
     conversation = await new_conversation(
         greeting="Mention our spring sale.", greeting_mode="generate"

@@ -12,6 +12,7 @@ from livekit.agents.testing import fake_job_context
 from agent_runner import protocol, worker
 from agent_runner.worker import (
     JobSettings,
+    clicked_from_metadata,
     conversation_id_from_metadata,
     describe_setup_error,
     run_job,
@@ -53,6 +54,46 @@ def test_conversation_id_comes_from_the_dispatch_metadata():
     assert conversation_id_from_metadata("") is None
     assert conversation_id_from_metadata("not json") is None
     assert conversation_id_from_metadata('["conversation"]') is None
+
+
+def test_the_click_comes_from_the_dispatch_metadata():
+    assert clicked_from_metadata('{"conversation": "abc", "clicked": true}') is True
+    assert clicked_from_metadata('{"conversation": "abc"}') is False
+    assert clicked_from_metadata('{"conversation": "abc", "clicked": "yes"}') is False
+    assert clicked_from_metadata("not json") is False
+
+
+@pytest.mark.parametrize(
+    ("metadata", "immediately"),
+    [({"clicked": True}, True), ({}, False)],
+    ids=["clicked", "previewed"],
+)
+async def test_the_click_in_the_metadata_starts_the_conversation_at_once(
+    monkeypatch, metadata, immediately
+):
+    from agent_runner.conversation import ConversationRunner
+
+    conversation = await new_conversation()  # its persona waits for the click
+    started = []
+
+    async def start(self, **options):  # the room IO itself is the e2e tests' to run
+        started.append(self.start_immediately)
+
+    monkeypatch.setattr(ConversationRunner, "start", start)
+    settings = JobSettings(
+        plan_factory=lambda persona, *, vad: double_plan(DoubleLLM()),
+        missing_credentials=no_missing_credentials,
+        start_avatar=no_avatar,
+    )
+    job_metadata = json.dumps({"conversation": str(conversation.pk), **metadata})
+    with fake_job_context(room=DoubleRoom(), job_metadata=job_metadata) as ctx:
+        ctx.shutdown = lambda reason="": None
+        await run_job(ctx, settings)
+    assert started == [immediately]
+
+
+async def no_avatar(plan, session, room):
+    return None
 
 
 async def test_unknown_conversation_is_refused_and_the_job_ends():

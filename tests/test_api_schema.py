@@ -57,6 +57,7 @@ def test_schema_documents_the_session_request_and_response(client):
         "signed_context",
         "page_url",
         "consent",
+        "clicked",
     }
 
 

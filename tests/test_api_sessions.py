@@ -155,6 +155,25 @@ def test_minted_token_dispatches_the_agent_with_the_conversation_id(client, pers
     assert config.max_participants == 4 and config.empty_timeout == 60
 
 
+def test_a_click_started_session_tells_the_agent_in_the_dispatch_metadata(client, persona):
+    # The visitor clicked before the request (no live preview): the agent greets at once.
+    body = start(client, clicked=True).json()
+    config = verifier().verify(body["participant_token"]).room_config
+    assert json.loads(config.agents[0].metadata) == {
+        "conversation": body["conversation"],
+        "clicked": True,
+    }
+    previewed = start(client, clicked=False).json()
+    config = verifier().verify(previewed["participant_token"]).room_config
+    assert json.loads(config.agents[0].metadata) == {"conversation": previewed["conversation"]}
+
+
+def test_clicked_must_be_a_boolean(client, persona):
+    response = start(client, clicked={"yes": 1})
+    assert response.status_code == 400
+    assert "clicked" in response.json()["fields"]
+
+
 def test_minted_token_lives_token_ttl_and_expires_at_says_when(client, persona, settings):
     settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "TOKEN_TTL": 120}
     body = start(client).json()

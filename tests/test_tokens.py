@@ -141,6 +141,14 @@ def test_dispatch_metadata_is_json_with_the_conversation_key():
     assert json.loads(dispatch_metadata(conversation_id)) == {"conversation": str(conversation_id)}
 
 
+def test_dispatch_metadata_says_when_the_visitor_clicked_before_the_request():
+    conversation_id = uuid.uuid4()
+    assert json.loads(dispatch_metadata(conversation_id, clicked=True)) == {
+        "conversation": str(conversation_id),
+        "clicked": True,
+    }
+
+
 def test_dev_secret_signs_without_pyjwts_short_key_warning(settings, livekit_env_clear):
     # livekit-server --dev's secret is 6 bytes; every dev token used to print a warning.
     settings.DEBUG = True

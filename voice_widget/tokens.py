@@ -56,9 +56,14 @@ def new_identity(user: Any = None) -> str:
     return f"visitor-{suffix}"
 
 
-def dispatch_metadata(conversation_id: uuid.UUID | str) -> str:
-    """The job metadata the worker receives: the conversation id and nothing else."""
-    return json.dumps({"conversation": str(conversation_id)})
+def dispatch_metadata(conversation_id: uuid.UUID | str, *, clicked: bool = False) -> str:
+    """The job metadata the worker receives: the conversation id, and ``"clicked": true``
+    when the visitor had already clicked to talk (the agent then greets as soon as its
+    session runs, without waiting for ``voice_widget.start``)."""
+    metadata: dict[str, Any] = {"conversation": str(conversation_id)}
+    if clicked:
+        metadata["clicked"] = True
+    return json.dumps(metadata)
 
 
 def visitor_grants(room_name: str) -> VideoGrants:
@@ -73,7 +78,9 @@ def visitor_grants(room_name: str) -> VideoGrants:
     )
 
 
-def room_configuration(room_name: str, conversation_id: uuid.UUID | str) -> RoomConfiguration:
+def room_configuration(
+    room_name: str, conversation_id: uuid.UUID | str, *, clicked: bool = False
+) -> RoomConfiguration:
     """Room limits from settings plus the dispatch of our agent with the conversation id."""
     return RoomConfiguration(
         name=room_name,
@@ -83,7 +90,7 @@ def room_configuration(room_name: str, conversation_id: uuid.UUID | str) -> Room
         agents=[
             RoomAgentDispatch(
                 agent_name=vw_settings.AGENT_NAME,
-                metadata=dispatch_metadata(conversation_id),
+                metadata=dispatch_metadata(conversation_id, clicked=clicked),
             )
         ],
     )
@@ -112,11 +119,13 @@ def mint_participant_token(
     conversation_id: uuid.UUID | str,
     display_name: str = "",
     dispatch: bool = True,
+    clicked: bool = False,
 ) -> ParticipantToken:
     """Sign the visitor's token for ``room_name`` with the configured API key and secret.
 
     ``dispatch=False`` leaves out the room configuration (with its agent dispatch): a token
-    to rejoin a room that exists, where LiveKit would ignore it anyway.
+    to rejoin a room that exists, where LiveKit would ignore it anyway. ``clicked`` goes
+    into the dispatch's metadata: the visitor already clicked, so the agent starts at once.
     """
     ttl = timedelta(seconds=vw_settings.TOKEN_TTL)
     # AccessToken stamps exp with whole seconds from "now"; computing ours the same
@@ -130,7 +139,9 @@ def mint_participant_token(
         .with_grants(visitor_grants(room_name))
     )
     if dispatch:
-        token = token.with_room_config(room_configuration(room_name, conversation_id))
+        token = token.with_room_config(
+            room_configuration(room_name, conversation_id, clicked=clicked)
+        )
     with dev_secret_warning_silenced():
         jwt = token.to_jwt()
     return ParticipantToken(jwt=jwt, expires_at=now + ttl)

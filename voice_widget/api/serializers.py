@@ -174,6 +174,13 @@ class SessionRequestSerializer(serializers.Serializer):
         help_text="The visitor's acceptance of the persona's consent notice (required when "
         "the persona has one).",
     )
+    clicked = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="The visitor has already clicked to talk (no live preview was connected "
+        "before): the agent greets as soon as it has joined, without waiting for the "
+        "widget's voice_widget.start call.",
+    )
 
     def validate_page_url(self, value: str) -> str:
         if not value:

@@ -203,6 +203,7 @@ class SessionCreateView(VoiceWidgetAPIView):
             # The token goes to LiveKit (possibly LiveKit Cloud): no names of users in it.
             # The worker finds the user, if any, through the conversation.
             display_name=VISITOR_DISPLAY_NAME,
+            clicked=data["clicked"],
         )
         logger.info("conversation %s created (persona %s)", conversation.pk, persona.slug)
         body = {

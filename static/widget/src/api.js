@@ -97,11 +97,12 @@ export function createApi({
     /**
      * POST the session request; resolves with the API's 201 body. Its `end_url` and
      * `status_url` are paths on the API's site, so they are made absolute against the
-     * endpoint (the page may be elsewhere).
+     * endpoint (the page may be elsewhere). `clicked`: the visitor has clicked already (no
+     * live preview), so the agent greets as soon as it joins.
      */
-    async createSession(body) {
+    async createSession(body, { clicked = false } = {}) {
       if (!sessionsUrl) throw new ApiError(0, 'not_configured', '');
-      const data = await postJson(sessionsUrl, body);
+      const data = await postJson(sessionsUrl, clicked ? { ...body, clicked } : body);
       for (const key of ['end_url', 'status_url', 'feedback_url', 'resume_url']) {
         if (data[key]) data[key] = absoluteUrl(data[key], absoluteUrl(sessionsUrl));
       }

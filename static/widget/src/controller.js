@@ -65,11 +65,11 @@ export const RPC_END = 'voice_widget.end';
 export const RPC_ENDED = 'voice_widget.ended';
 export const ATTR_AGENT_STATE = 'lk.agent.state';
 export const ATTR_PROTOCOL = 'voice_widget.protocol';
+export const ATTR_STARTED = 'voice_widget.started';
 export const ATTR_END_REASON = 'voice_widget.end_reason';
 export const ATTR_AVATAR = 'voice_widget.avatar';
 
 const RPC_TIMEOUT_MS = 10000;
-const MIC_GRACE_MS = 1500;
 // How long the End button waits for the agent's answer to voice_widget.end before leaving.
 const END_RPC_WAIT_MS = 1500;
 
@@ -93,23 +93,22 @@ const defaultClock = {
   clearTimeout: (id) => clearTimeout(id),
 };
 
-const MIC_DENIED_ERRORS = new Set(['NotAllowedError', 'SecurityError', 'PermissionDeniedError']);
-const MIC_MISSING_ERRORS = new Set([
-  'NotFoundError',
-  'DevicesNotFoundError',
-  'NotReadableError',
-  'TrackStartError',
-  'OverconstrainedError',
-  'ConstraintNotSatisfiedError',
-  'AbortError',
-]);
+/**
+ * The room's connection, one sub-state beside `state`: none (`IDLE`), a live preview
+ * connecting (`{ready}`: a click adopts it and waits for `ready`), `CONNECTED` (the
+ * preview's or the conversation's), or a preview that `FAILED` (not tried again on every
+ * scroll: each try would open a conversation; the click shows why).
+ */
+const IDLE = {};
+const CONNECTED = {};
+const FAILED = {};
 
-/** getUserMedia's errors are the visitor's to fix; publishing errors are the connection's. */
-function micErrorCode(error) {
-  const name = error && error.name;
-  if (MIC_DENIED_ERRORS.has(name)) return ErrorCode.MIC_DENIED;
-  if (MIC_MISSING_ERRORS.has(name)) return ErrorCode.MIC_UNAVAILABLE;
-  return ErrorCode.LIVEKIT_UNREACHABLE;
+/** The microphone, asked for now; resolves with what went wrong (or null), never rejects. */
+function askMicrophone(room) {
+  return Promise.resolve(room.enableMicrophone()).then(
+    () => null,
+    (error) => error || new Error('microphone'),
+  );
 }
 
 class FlowError extends Error {
@@ -121,7 +120,7 @@ class FlowError extends Error {
   }
 }
 
-/** Thrown (and swallowed) when a flow was overtaken by end(), a newer start, or an error. */
+/** Thrown (and swallowed) when a flow was aborted by end(), a newer flow, or an error. */
 class Superseded extends Error {}
 
 export class WidgetController {
@@ -164,10 +163,8 @@ export class WidgetController {
     this.captions = new CaptionLog();
     this.session = null;
     this.room = null;
-    this.run = 0; // bumped by every new flow; late results of an older run are ignored
-    this.previewPromise = null;
-    this.previewConnected = false;
-    this.previewFailed = false;
+    this.flow = null; // the AbortController of the flow under way (see newFlow)
+    this.link = IDLE;
     this.agentWaiters = new Set();
     this.store = deps.store || memoryStore();
     this.now = deps.now || (() => Date.now());
@@ -271,42 +268,32 @@ export class WidgetController {
   preview() {
     // A preview opens a conversation, which a notice not yet accepted must come before.
     const config = this.deps.config();
-    if (config.previewMode !== 'live' || this.previewFailed || this.needsConsent()) {
+    if (config.previewMode !== 'live' || this.link === FAILED || this.needsConsent()) {
       return Promise.resolve();
     }
-    if (this.state !== State.IDLE || this.previewPromise) return this.previewPromise;
-    const run = ++this.run;
-    this.previewPromise = this.connectPreview(run)
+    if (this.state !== State.IDLE || this.link !== IDLE) return this.link.ready;
+    const signal = this.newFlow();
+    const ready = this.flowChunk()
+      .then((flows) => flows.previewFlow(this, signal, SHARED))
       .catch((error) => {
-        if (run === this.run) this.teardownRoom();
+        if (signal.aborted) return;
+        this.teardownRoom();
         // No worker runs: the session endpoint opened nothing, so the preview may try again
-        // later (a worker may have started). Any other failure leaves the poster in place and
-        // is not tried again on every scroll (each try would open a conversation); the click
-        // shows why.
-        if (!(error && error.code === ErrorCode.AGENT_UNAVAILABLE)) this.previewFailed = true;
-      })
-      .finally(() => {
-        this.previewPromise = null;
+        // later (a worker may have started). Any other failure is not tried again.
+        if (!(error && error.code === ErrorCode.AGENT_UNAVAILABLE)) this.link = FAILED;
       });
-    return this.previewPromise;
-  }
-
-  async connectPreview(run) {
-    const room = await this.deps.createRoom();
-    this.check(run);
-    this.attachRoom(room);
-    await this.openSession(run);
-    await room.connect(this.session.server_url, this.session.participant_token);
-    this.check(run);
-    this.previewConnected = true;
-    if (this.state === State.IDLE) this.setState(State.PREVIEW);
+    this.link = { ready };
+    return ready;
   }
 
   // ---- start ------------------------------------------------------------------------------
 
   /**
-   * The visitor's click. Everything before the first `await` runs inside the click, which is
-   * what browsers (iOS Safari above all) require to allow sound.
+   * The visitor's click. What browsers (iOS Safari above all) allow only inside the click
+   * happens here, before anything is awaited: sound unlocked, and with a connected preview
+   * the microphone asked for. With no conversation open yet, its request goes now too,
+   * saying the visitor clicked: the agent greets as soon as it joins. The rest follows in
+   * the flow chunk (handshake.js).
    */
   start() {
     if (this.state === State.CONNECTING || this.state === State.ACTIVE) {
@@ -318,23 +305,19 @@ export class WidgetController {
       return Promise.resolve();
     }
     const voice = this.mode() !== Mode.TEXT;
-    // A live preview still connecting is adopted, not replaced: same run, same room.
-    const adopting = Boolean(this.previewPromise);
-    const run = adopting ? this.run : ++this.run;
-    let roomNow = this.room;
-    let roomLater = null;
-    if (!roomNow && !adopting) {
-      const created = this.deps.createRoom();
-      if (created && typeof created.then === 'function') roomLater = created;
-      else roomNow = created;
-    }
-    let audioUnlock = null;
-    if (!voice) {
-      audioUnlock = Promise.resolve(); // typing only: no sound to unlock
-    } else if (roomNow) {
-      audioUnlock = Promise.resolve(roomNow.startAudio()).catch(() => {});
-    } else if (this.deps.unlockAudio) {
-      this.deps.unlockAudio();
+    const link = this.link;
+    // A live preview still connecting is adopted, not replaced: same flow, same room.
+    const signal = link.ready ? this.flow.signal : this.newFlow();
+    const room = this.room || (link.ready ? null : this.deps.createRoom());
+    const roomNow = room && typeof room.then !== 'function' ? room : null;
+    let audio = null;
+    if (roomNow && voice) audio = Promise.resolve(roomNow.startAudio()).catch(() => {});
+    else if (voice && this.deps.unlockAudio) this.deps.unlockAudio();
+    const mic = voice && link === CONNECTED ? askMicrophone(roomNow) : null;
+    let session = null;
+    if (!this.session && (link === IDLE || link === FAILED)) {
+      session = this.openSession(signal, true);
+      session.catch(() => {}); // awaited by the flow
     }
     this.error = null;
     this.endReason = '';
@@ -346,83 +329,30 @@ export class WidgetController {
     this.chatError = false;
     this.captions.clear();
     this.setState(State.CONNECTING);
-    return this.startFlow(run, { roomNow, roomLater, audioUnlock, adopting }).catch((error) =>
-      this.failed(run, error),
-    );
+    return this.flowChunk()
+      .then((flows) => flows.startFlow(this, signal, { room, audio, mic, session, voice }, SHARED))
+      .catch((error) => this.failed(signal, error));
   }
 
-  async startFlow(run, { roomNow, roomLater, audioUnlock, adopting }) {
-    const voice = this.mode() !== Mode.TEXT;
-    if (adopting) {
-      await this.previewPromise;
-      this.check(run);
-    }
-    let room = this.room || roomNow;
-    if (!room) {
-      room = await (roomLater || this.deps.createRoom());
-      this.check(run);
-    }
-    if (voice && (!audioUnlock || room !== roomNow)) {
-      audioUnlock = Promise.resolve(room.startAudio()).catch(() => {});
-    }
-    this.attachRoom(room);
-    if (!this.previewConnected) {
-      // With no worker running, the session endpoint says so (503 agent_unavailable) and opens
-      // nothing: "not available" shows at once, from this one request.
-      await this.openSession(run);
-      this.check(run);
-      // Microphone and connection together: the pre-connect buffer records the visitor's
-      // first words while the room and the agent get ready.
-      const mic = voice ? this.enableMicrophone(room) : Promise.resolve(null);
-      const connectError = await Promise.resolve(
-        room.connect(this.session.server_url, this.session.participant_token),
-      ).then(
-        () => null,
-        (error) => error || new Error('connect failed'),
-      );
-      this.check(run);
-      if (connectError) {
-        // A refused microphone is what the visitor can fix, so it is the error to show if it
-        // comes within a moment. The publication itself waits for a connection that never
-        // comes, so it is not awaited beyond that.
-        const micError = await Promise.race([mic, this.delay(MIC_GRACE_MS)]);
-        this.check(run);
-        if (micError && micError.code !== ErrorCode.LIVEKIT_UNREACHABLE) throw micError;
-        throw this.connectFailure(connectError);
-      }
-      const micError = await mic;
-      this.check(run);
-      if (micError) throw micError;
-      this.previewConnected = true;
-    } else if (voice) {
-      const micError = await this.enableMicrophone(room);
-      this.check(run);
-      if (micError) throw micError;
-    }
-    await audioUnlock;
-    this.check(run);
-    if (voice) {
-      room.playRemoteAudio();
-      this.audioBlocked = !room.canPlaybackAudio;
-    }
-    const agent = await this.waitForReadyAgent(run);
-    await this.callStart(run, agent);
-    this.agentState = this.agentState || agentStateOf(room.agentAttributes());
-    this.setState(State.ACTIVE);
-    if (this.audioBlocked) this.reportAudioBlocked();
-    this.applyAgentAttributes(room.agentAttributes());
+  /** The flows (handshake.js): a chunk fetched with the LiveKit one. */
+  flowChunk() {
+    return import('./handshake.js');
   }
 
-  async enableMicrophone(room) {
-    try {
-      await room.enableMicrophone();
-      return null;
-    } catch (error) {
-      return new FlowError(micErrorCode(error));
-    }
+  /** A flow starts (preview, start or resume): the one under way is aborted. */
+  newFlow() {
+    this.abortFlow();
+    this.flow = new AbortController();
+    return this.flow.signal;
   }
 
-  async openSession(run) {
+  abortFlow() {
+    if (this.flow) this.flow.abort();
+    this.flow = null;
+  }
+
+  /** The conversation's session (the open one, or a new one; `clicked`: after the click). */
+  async openSession(signal, clicked = false) {
     if (this.session) return this.session;
     const config = this.deps.config();
     const body = {
@@ -438,7 +368,7 @@ export class WidgetController {
     }
     let data;
     try {
-      data = await this.deps.api.createSession(body);
+      data = await this.deps.api.createSession(body, { clicked });
     } catch (error) {
       if (error && error.name === 'ApiError' && error.code === ErrorCode.AGENT_UNAVAILABLE) {
         this.warnNoAgent(error.data || {});
@@ -454,34 +384,17 @@ export class WidgetController {
       }
       throw error;
     }
-    this.check(run);
+    if (signal.aborted) {
+      // Ended meanwhile: nobody will join this conversation, so it is ended at once.
+      this.deps.api.endSession(data);
+      throw new Superseded();
+    }
     this.session = data;
-    this.previewConnected = false;
     return data;
-  }
-
-  /**
-   * The agent's identity once it has joined and set `voice_widget.protocol` (ready for
-   * `voice_widget.start`), polling the session's status meanwhile; see handshake.js, a chunk
-   * fetched with the LiveKit one (the handshake follows the room's connection).
-   */
-  async waitForReadyAgent(run) {
-    const handshake = await import('./handshake.js');
-    return handshake.waitForReadyAgent(this, run, SHARED);
-  }
-
-  /** Call `voice_widget.start` until the agent says `{"ok": true}` (see handshake.js). */
-  async callStart(run, agent) {
-    const handshake = await import('./handshake.js');
-    return handshake.callStart(this, run, agent, SHARED);
   }
 
   delay(ms) {
     return new Promise((resolve) => this.clock.setTimeout(() => resolve(null), ms));
-  }
-
-  check(run) {
-    if (run !== this.run) throw new Superseded();
   }
 
   // ---- room events ------------------------------------------------------------------------
@@ -506,7 +419,8 @@ export class WidgetController {
       else if (this.state === State.PREVIEW) this.resetToIdle();
     });
     room.on('transcription', (part) => {
-      if (room !== this.room || this.state !== State.ACTIVE) return;
+      // Also while connecting: an agent told of the click greets before the widget is active.
+      if (room !== this.room || ![State.ACTIVE, State.CONNECTING].includes(this.state)) return;
       const caption = this.captions.apply(part);
       if (caption) {
         this.deps.emit('voice-widget:transcript', caption);
@@ -596,7 +510,7 @@ export class WidgetController {
       else this.fail(new FlowError(ErrorCode.DISCONNECTED));
     } else if (this.state === State.PREVIEW) {
       this.resetToIdle();
-    } else if (this.state === State.CONNECTING && this.previewConnected) {
+    } else if (this.state === State.CONNECTING && this.link === CONNECTED) {
       // Lost after connecting (e.g. while waiting for the agent). A connection attempt that
       // fails is reported by the start flow itself, which knows about the microphone too.
       this.fail(new FlowError(ErrorCode.DISCONNECTED));
@@ -695,6 +609,7 @@ export class WidgetController {
    * Otherwise (or with `resumable` false: the element was removed) a beacon ends it now.
    */
   pageHidden({ resumable = false } = {}) {
+    this.abortFlow();
     const session = this.session;
     if (session) {
       this.session = null;
@@ -755,7 +670,7 @@ export class WidgetController {
   // ---- endings ----------------------------------------------------------------------------
 
   async finish(reason, leaveAfter = null) {
-    this.run++;
+    const ending = this.newFlow(); // aborted by whatever comes next
     const session = this.session;
     // Only a conversation that took place is rated.
     const rateable = this.state === State.ACTIVE && session && session.feedback_url;
@@ -769,11 +684,10 @@ export class WidgetController {
       reason,
       conversation: session ? session.conversation : null,
     });
-    const run = this.run;
     const answer = await this.deps.api.endSession(session);
     // An ending recorded first (the agent's max_duration, say) is the one to show.
     const recorded = answer && answer.end_reason;
-    if (recorded && recorded !== reason && run === this.run && this.state === State.ENDED) {
+    if (recorded && recorded !== reason && !ending.aborted && this.state === State.ENDED) {
       this.endReason = recorded;
       this.changed();
     }
@@ -804,30 +718,6 @@ export class WidgetController {
     return ok;
   }
 
-  /** A failed room.connect: only the visitor's own network is theirs to fix. */
-  connectFailure(error) {
-    if (!this.isOnline()) return new FlowError(ErrorCode.OFFLINE);
-    const url = this.session ? this.session.server_url : '';
-    const status = (error && error.status) || null;
-    if (error && error.refused) {
-      this.warnOnce(
-        `refused:${url}`,
-        `voice-widget: the LiveKit server at ${url} refused the conversation's token` +
-          `${status ? ` (HTTP ${status})` : ''}: the web process's LIVEKIT_API_KEY and ` +
-          'LIVEKIT_API_SECRET do not match the server\'s (see `python manage.py check` and ' +
-          'VOICE_WIDGET["LIVEKIT_URL"]).',
-      );
-      return new FlowError(ErrorCode.LIVEKIT_REFUSED, '', { status });
-    }
-    this.warnOnce(
-      `unreachable:${url}`,
-      `voice-widget: the LiveKit server at ${url} could not be reached` +
-        `${error && error.message ? ` (${error.message})` : ''}; is it running, and is ` +
-        'VOICE_WIDGET["LIVEKIT_URL"] an address browsers can reach?',
-    );
-    return new FlowError(ErrorCode.LIVEKIT_UNREACHABLE, '', { status });
-  }
-
   /** For developers: the session endpoint says no worker runs, so nobody would answer. */
   warnNoAgent(answer) {
     const agent = answer.agent_name || '';
@@ -849,15 +739,15 @@ export class WidgetController {
     }
   }
 
-  failed(run, error) {
-    if (error instanceof Superseded || run !== this.run) return;
+  failed(signal, error) {
+    if (error instanceof Superseded || signal.aborted) return;
     // Ended while the widget waited (e.g. the end reached the server first): the ending.
     if (error instanceof FlowError && error.endReason) this.finish(error.endReason);
     else this.fail(error);
   }
 
   fail(error) {
-    this.run++;
+    this.abortFlow();
     const flow =
       error instanceof FlowError
         ? error
@@ -896,7 +786,7 @@ export class WidgetController {
   }
 
   resetToIdle() {
-    this.run++;
+    this.abortFlow();
     const session = this.session;
     this.session = null;
     this.teardownRoom();
@@ -909,10 +799,9 @@ export class WidgetController {
 
   /** Forget the room at once (its late events are ignored); leave it now or `after` that. */
   teardownRoom(after = null) {
-    for (const waiter of [...this.agentWaiters]) waiter.reject(new Superseded());
     const room = this.room;
     this.room = null;
-    this.previewConnected = false;
+    if (this.link !== FAILED) this.link = IDLE;
     this.hasVideo = false;
     if (!room) return;
     const leave = () => Promise.resolve(room.disconnect()).catch(() => {});
@@ -934,7 +823,10 @@ const SHARED = {
   FlowError,
   Superseded,
   agentStateOf,
+  askMicrophone,
+  CONNECTED,
   ATTR_PROTOCOL,
+  ATTR_STARTED,
   RPC_START,
   PROTOCOL_VERSION,
   RPC_TIMEOUT_MS,

@@ -1,8 +1,8 @@
 /**
  * Rejoining a conversation after a reload (see `Controller.resume`), in a chunk of its own:
  * fetched only when the tab holds a conversation to rejoin. The controller module's own
- * `State`, `agentStateOf` and `Superseded` are passed in, not imported, so this chunk does not
- * pull the controller out of the first-load script.
+ * names are passed in (`shared`), not imported, so this chunk does not pull the controller out
+ * of the first-load script; the connection and the start are handshake.js's, as after a click.
  */
 
 /** The stored conversation of this persona if still within its window (taken: one use). */
@@ -32,15 +32,15 @@ export function resume(controller, shared) {
   if (controller.state !== State.IDLE) return Promise.resolve(false);
   const saved = takeResumable(controller);
   if (!saved) return Promise.resolve(false);
-  const run = ++controller.run;
+  const signal = controller.newFlow();
   controller.error = null;
   controller.endReason = '';
   controller.captions.clear();
   controller.setState(State.CONNECTING);
-  return resumeFlow(controller, run, saved, shared).then(
+  return resumeFlow(controller, signal, saved, shared).then(
     () => true,
     (error) => {
-      if (error instanceof Superseded || run !== controller.run) return false;
+      if (error instanceof Superseded || signal.aborted) return false;
       if (error && error.name === 'ApiError') {
         // Ended meanwhile, or too late: nothing to rejoin, a click starts afresh.
         controller.session = null;
@@ -48,7 +48,7 @@ export function resume(controller, shared) {
         controller.setState(State.IDLE);
         return false;
       }
-      controller.failed(run, error);
+      controller.failed(signal, error);
       return false;
     },
   );
@@ -58,13 +58,15 @@ export function resume(controller, shared) {
  * Rejoin: the resume endpoint's token and transcript, the room, the microphone, the agent's
  * start; then the active state.
  * @param {import('./controller.js').Controller} controller
- * @param {number} run
+ * @param {AbortSignal} signal the flow's (aborted by an end, a failure or a newer flow)
  * @param {object} saved what `storeResumable` kept in sessionStorage
- * @param {{State: object, agentStateOf: Function}} shared
+ * @param {object} shared the controller module's names (see its `SHARED`)
  */
-async function resumeFlow(controller, run, saved, { State, agentStateOf }) {
-  const data = await controller.deps.api.resumeSession(saved);
-  controller.check(run);
+async function resumeFlow(controller, signal, saved, shared) {
+  // The flows' chunk (handshake.js), fetched by import() so it stays one chunk.
+  const { activate, rejoin, startAgent, until } = await controller.flowChunk();
+  const step = (promise) => until(signal, promise, shared);
+  const data = await step(controller.deps.api.resumeSession(saved));
   controller.session = { ...saved, ...data };
   for (const [index, turn] of (data.transcript || []).entries()) {
     controller.captions.apply({
@@ -75,32 +77,17 @@ async function resumeFlow(controller, run, saved, { State, agentStateOf }) {
       final: true,
     });
   }
-  const room = await controller.deps.createRoom();
-  controller.check(run);
+  const room = await step(controller.deps.createRoom());
   controller.attachRoom(room);
-  const connectError = await Promise.resolve(
-    room.connect(controller.session.server_url, controller.session.participant_token),
-  ).then(
-    () => null,
-    (error) => error || new Error('connect failed'),
-  );
-  controller.check(run);
-  if (connectError) throw controller.connectFailure(connectError);
-  controller.previewConnected = true;
-  const micError = await controller.enableMicrophone(room);
-  controller.check(run);
-  if (micError) throw micError;
+  await rejoin(controller, signal, room, shared);
   // No click on a reload: the browser may hold the sound back ("tap to turn on sound").
-  await Promise.resolve(room.startAudio()).catch(() => {});
-  controller.check(run);
+  await step(Promise.resolve(room.startAudio()).catch(() => {}));
   room.playRemoteAudio();
   controller.audioBlocked = !room.canPlaybackAudio;
-  const agent = await controller.waitForReadyAgent(run);
-  // Idempotent for an agent that is talking already; starts one sent back to the room.
-  await controller.callStart(run, agent);
-  controller.agentState = controller.agentState || agentStateOf(room.agentAttributes());
-  controller.setState(State.ACTIVE);
-  controller.deps.emit('voice-widget:resumed', { conversation: controller.session.conversation });
-  if (controller.audioBlocked) controller.reportAudioBlocked();
-  controller.applyAgentAttributes(room.agentAttributes());
+  // An agent that has started says so (voice_widget.started); one sent back to the room is
+  // started with voice_widget.start.
+  await startAgent(controller, signal, shared);
+  activate(controller, signal, shared, () =>
+    controller.deps.emit('voice-widget:resumed', { conversation: controller.session.conversation }),
+  );
 }

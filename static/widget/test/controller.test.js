@@ -913,3 +913,203 @@ describe('end while connecting', () => {
     assert.equal(t.clock.pending(), 0);
   });
 });
+
+/** What our agent says when the session request told it of the click: ready and started. */
+const STARTED = Object.freeze({ ...READY, 'voice_widget.started': '1' });
+
+describe('click-started: the session request says the visitor clicked', () => {
+  test('the request after a click says so; the agent greets without voice_widget.start', async () => {
+    const t = setup();
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    assert.deepEqual(t.api.sessionOptions, [{ clicked: true }]);
+    assert.equal(t.controller.state, State.CONNECTING);
+    room.agentJoins('agent-1', { ...STARTED, 'lk.agent.state': 'speaking' });
+    await settle();
+    assert.equal(t.controller.state, State.ACTIVE);
+    assert.equal(t.controller.agentState, 'speaking');
+    assert.deepEqual(room.callNames(), ['startAudio', 'enableMicrophone', 'connect', 'playRemoteAudio']);
+    assert.equal(t.clock.pending(), 0);
+  });
+
+  test('the agent\'s audio plays before the microphone is published and before it is ready', async () => {
+    const t = setup();
+    const room = new RoomDouble();
+    room.microphoneResult = new Promise(() => {}); // still publishing
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    assert.ok(room.callNames().includes('playRemoteAudio'));
+    assert.equal(t.controller.state, State.CONNECTING);
+  });
+
+  test('the greeting\'s captions that come before the agent says it started are kept', async () => {
+    const t = setup();
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    const greeting = { role: 'agent', segmentId: 'SG_g', streamId: 'g1' };
+    room.emit('transcription', { ...greeting, delta: 'Hello, I am Ben.' });
+    room.agentJoins('agent-1', STARTED);
+    await settle();
+    room.emit('transcription', { ...greeting, delta: '', done: true, final: true });
+    assert.equal(t.controller.state, State.ACTIVE);
+    assert.deepEqual(t.controller.view().captions, [
+      { id: 'SG_g', role: 'agent', text: 'Hello, I am Ben.', final: true },
+    ]);
+  });
+
+  test('the session request goes out in the click, while the LiveKit part still loads', async () => {
+    const t = setup({ roomAsync: true });
+    t.controller.start();
+    assert.equal(t.api.requests.length, 1, 'not after the LiveKit chunk');
+    await settle();
+    t.rooms[0].agentJoins('agent-1', STARTED);
+    await settle();
+    assert.equal(t.controller.state, State.ACTIVE);
+  });
+
+  test('an agent that does not say it started (an older worker) is started by RPC', async () => {
+    const t = setup();
+    const room = new RoomDouble({ agentPresent: true });
+    t.setNextRoom(room);
+    await t.controller.start();
+    await settle();
+    assert.deepEqual(t.api.sessionOptions, [{ clicked: true }]);
+    assert.equal(room.calls.filter(([n]) => n === 'performRpc')[0][2], 'voice_widget.start');
+    assert.equal(t.controller.state, State.ACTIVE);
+  });
+
+  test('a live preview\'s session is requested before any click: the agent waits for the RPC', async () => {
+    const t = setup({ previewMode: 'live' });
+    const room = new RoomDouble({ agentPresent: true });
+    t.setNextRoom(room);
+    await t.controller.preview();
+    t.controller.start();
+    await settle();
+    assert.deepEqual(t.api.sessionOptions, [{ clicked: false }]);
+    assert.ok(room.callNames().includes('performRpc'));
+    assert.equal(t.controller.state, State.ACTIVE);
+  });
+
+  test('a click adopting a preview still connecting asks for the microphone once connected', async () => {
+    const t = setup({ previewMode: 'live' });
+    const room = new RoomDouble({ agentPresent: true });
+    let release;
+    room.connectResult = new Promise((resolve) => {
+      release = resolve;
+    });
+    t.setNextRoom(room);
+    const preview = t.controller.preview();
+    await settle();
+    t.controller.start();
+    await settle();
+    assert.ok(!room.callNames().includes('enableMicrophone'), 'not before the connection');
+    release();
+    await preview;
+    await settle();
+    assert.deepEqual(room.callNames(), [
+      'connect',
+      'startAudio',
+      'enableMicrophone',
+      'playRemoteAudio',
+      'performRpc',
+    ]);
+    assert.deepEqual(t.api.sessionOptions, [{ clicked: false }], 'the preview\'s one request');
+    assert.equal(t.controller.state, State.ACTIVE);
+  });
+});
+
+describe('cancelling a flow (AbortController)', () => {
+  test('an end during the session request: the late session is ended, no room joined', async () => {
+    const t = setup();
+    let answer;
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.api.createSession = (body, options) => {
+      t.api.requests.push(body);
+      return new Promise((resolve) => {
+        answer = () => resolve({ conversation: 'conv-late', end_url: '/end/', end_key: 'k' });
+      });
+    };
+    t.controller.start();
+    await settle();
+    await t.controller.end();
+    assert.equal(t.controller.state, State.ENDED);
+    answer();
+    await settle();
+    assert.deepEqual(t.api.ended, [{ conversation: 'conv-late' }], 'nobody will join it');
+    assert.ok(!room.callNames().includes('connect'));
+    assert.equal(t.controller.state, State.ENDED);
+  });
+
+  test('an end while the room connects: the flow stops where it waits', async () => {
+    const t = setup();
+    const room = new RoomDouble({ agentPresent: true });
+    let connected;
+    room.connectResult = new Promise((resolve) => {
+      connected = resolve;
+    });
+    t.setNextRoom(room);
+    const flow = t.controller.start();
+    await settle();
+    await t.controller.end();
+    await flow; // settled at once, although the connection never answered
+    connected();
+    await settle();
+    assert.equal(t.controller.state, State.ENDED);
+    assert.ok(!room.callNames().includes('playRemoteAudio'));
+    assert.ok(!room.callNames().includes('performRpc'));
+  });
+
+  test('an end during the start RPC\'s backoff: no further start calls', async () => {
+    const t = setup();
+    const room = new RoomDouble({ agentPresent: true });
+    const unsupported = Object.assign(new Error('Method not supported'), { code: 1400 });
+    room.rpcAnswers.set('voice_widget.start', () => Promise.reject(unsupported));
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    await t.controller.end();
+    t.clock.advance(2000);
+    await settle();
+    const starts = room.calls.filter(([n, , method]) => n === 'performRpc' && method === 'voice_widget.start');
+    assert.equal(starts.length, 1);
+    assert.equal(t.controller.state, State.ENDED);
+  });
+
+  test('the page going while connecting aborts the flow', async () => {
+    const t = setup();
+    const room = new RoomDouble();
+    t.setNextRoom(room);
+    t.controller.start();
+    await settle();
+    t.controller.pageHidden();
+    room.agentJoins('agent-1', STARTED);
+    await settle();
+    assert.notEqual(t.controller.state, State.ACTIVE);
+    assert.equal(t.clock.pending(), 0, 'the agent wait and the status poll are cleared');
+    assert.deepEqual(t.api.ended, [{ conversation: 'conv-1', beacon: true, reason: 'participant_left' }]);
+  });
+
+  test('a failed preview is not tried again until a conversation has used the room', async () => {
+    const t = setup({ previewMode: 'live' });
+    const room = new RoomDouble({ agentPresent: true });
+    room.connectResult = Promise.reject(new Error('unreachable'));
+    room.connectResult.catch(() => {});
+    t.setNextRoom(room);
+    await t.controller.preview();
+    await t.controller.preview();
+    assert.equal(t.rooms.length, 1, 'one try');
+    assert.equal(t.controller.state, State.IDLE);
+    // The click tries again with a new room (and the preview's session).
+    t.setNextRoom(new RoomDouble({ agentPresent: true }));
+    await t.controller.start();
+    await settle();
+    assert.equal(t.controller.state, State.ACTIVE);
+    assert.equal(t.api.requests.length, 1, 'the failed preview\'s conversation is the one used');
+  });
+});

@@ -123,8 +123,9 @@ export class ApiDouble {
     this.count = 0;
   }
 
-  async createSession(body) {
+  async createSession(body, options = {}) {
     this.requests.push(body);
+    (this.sessionOptions ||= []).push(options);
     if (this.sessionError) throw this.sessionError;
     this.count += 1;
     return (

@@ -179,4 +179,39 @@ describe('surviving a reload', () => {
     assert.equal(p.api.ended.length, 1);
     assert.equal(storage.getItem(KEY), null);
   });
+
+  test('an agent that says it started (voice_widget.started) is rejoined without a start call', async () => {
+    const first = await activeConversation(storage);
+    first.controller.pageHidden({ resumable: true });
+    const next = page(storage, { now: 1_000_000 + 5_000 });
+    next.api.resumeAnswer = resumeAnswer();
+    const room = new RoomDouble({ agentPresent: true });
+    room.attributes['voice_widget.started'] = '1';
+    next.setNextRoom(room);
+    assert.equal(await next.controller.resume(), true);
+    assert.equal(next.controller.state, State.ACTIVE);
+    assert.ok(!room.callNames().includes('performRpc'));
+    assert.deepEqual(room.callNames().slice(0, 4), [
+      'connect',
+      'enableMicrophone',
+      'startAudio',
+      'playRemoteAudio',
+    ]);
+  });
+
+  test('a reload while rejoining aborts the rejoin: no active state afterwards', async () => {
+    const first = await activeConversation(storage);
+    first.controller.pageHidden({ resumable: true });
+    const next = page(storage, { now: 1_000_000 + 5_000 });
+    next.api.resumeAnswer = resumeAnswer();
+    const room = new RoomDouble();
+    next.setNextRoom(room);
+    const resumed = next.controller.resume();
+    await settle();
+    next.controller.pageHidden();
+    room.agentJoins();
+    assert.equal(await resumed, false);
+    assert.equal(next.controller.state, State.CONNECTING);
+    assert.ok(!room.callNames().includes('performRpc'));
+  });
 });
