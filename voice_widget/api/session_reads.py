@@ -5,10 +5,11 @@ A visitor's session request is answered with two statements when nothing forces 
 checks use, and the conversation's INSERT. The rest is read only when it could change
 the answer:
 
-- the persona's snapshot (every column, ~3 KB of JSON) comes from a per-process cache keyed
-  by the persona's primary key and ``updated_at``, so an edit saved in admin applies to the
-  next conversation; a change made with ``QuerySet.update()`` (which leaves ``updated_at``
-  alone) is seen once the entry is ``SNAPSHOT_MAX_AGE`` seconds old;
+- the persona's snapshot (every column, ~3 KB of JSON) and its newest saved version (the
+  history row the conversation links to) come from a per-process cache keyed by the
+  persona's primary key and ``updated_at``, so an edit saved in admin applies to the next
+  conversation; a change made with ``QuerySet.update()`` (which leaves ``updated_at`` alone
+  and writes no version) is seen once the entry is ``SNAPSHOT_MAX_AGE`` seconds old;
 - "a worker is alive" is remembered per process until the newest heartbeat would go
   stale, and at most ``WORKER_ALIVE_CACHE_SECONDS``, so a stopped worker is noticed within
   that time; "no worker" is never remembered (a started worker is seen at once);
@@ -21,12 +22,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.signals import setting_changed
-from django.db.models import Max
+from django.db.models import Max, OuterRef, Subquery
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -57,7 +59,7 @@ SNAPSHOT_CACHE_SIZE = 128
 WORKER_ALIVE_CACHE_SECONDS = 3.0
 
 _lock = threading.Lock()
-_snapshots: OrderedDict[tuple[Any, datetime], tuple[float, dict[str, Any]]] = OrderedDict()
+_snapshots: OrderedDict[tuple[Any, datetime], tuple[float, SessionSnapshot]] = OrderedDict()
 _alive_until: dict[str, float] = {}
 
 
@@ -66,11 +68,22 @@ def session_persona(slug: str) -> Persona:
     return Persona.objects.active().only(*SESSION_PERSONA_FIELDS).get(slug=slug)
 
 
-def persona_snapshot(persona: Persona) -> dict[str, Any]:
-    """``Persona.snapshot()`` of ``persona``'s row, from the cache when its version is known.
+@dataclass(frozen=True)
+class SessionSnapshot:
+    """What a new conversation stores of its persona, read in one statement."""
 
-    On a miss the whole row is read (one statement) and its snapshot kept. The dict is
-    shared between requests: callers store it, never change it.
+    #: ``Persona.snapshot()``; shared between requests: callers store it, never change it.
+    data: dict[str, Any]
+    #: The newest ``HistoricalPersona`` row of the persona when it was read (None: none yet).
+    version_id: int | None
+
+
+def persona_snapshot(persona: Persona) -> SessionSnapshot:
+    """The snapshot and the version of ``persona``'s row, from the cache when its version is
+    known.
+
+    On a miss the whole row is read with the id of its newest version (one statement, so
+    the two agree) and kept.
     """
     key = (persona.pk, persona.updated_at)
     now = time.monotonic()
@@ -79,8 +92,13 @@ def persona_snapshot(persona: Persona) -> dict[str, Any]:
         if entry is not None and now - entry[0] < SNAPSHOT_MAX_AGE:
             _snapshots.move_to_end(key)
             return entry[1]
-    full = Persona.objects.get(pk=persona.pk)
-    snapshot = full.snapshot()
+    versions = Persona.history.model.objects.filter(id=OuterRef("pk"))
+    full = Persona.objects.annotate(
+        newest_version=Subquery(
+            versions.order_by("-history_date", "-history_id").values("history_id")[:1]
+        )
+    ).get(pk=persona.pk)
+    snapshot = SessionSnapshot(data=full.snapshot(), version_id=full.newest_version)
     with _lock:
         _snapshots[(full.pk, full.updated_at)] = (now, snapshot)
         while len(_snapshots) > SNAPSHOT_CACHE_SIZE:

@@ -18,7 +18,6 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import Subquery
 from django.http import HttpResponsePermanentRedirect
 from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
@@ -180,11 +179,12 @@ class SessionCreateView(VoiceWidgetAPIView):
         end_key = secrets.token_urlsafe(32)
         key = visitor_key(request)
         with self._place_taken(persona, user=user, visitor_key=key):
+            snapshot = persona_snapshot(persona)
             conversation = Conversation.objects.create(
                 persona=persona,
-                persona_snapshot=persona_snapshot(persona),
-                # The newest saved version, looked up inside the INSERT (no extra query).
-                persona_version_id=Subquery(persona.history.values("history_id")[:1]),
+                persona_snapshot=snapshot.data,
+                # The version the snapshot was taken from.
+                persona_version_id=snapshot.version_id,
                 is_test=is_test,
                 room_name=new_room_name(),
                 identity=new_identity(user),
