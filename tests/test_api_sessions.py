@@ -15,7 +15,7 @@ from django.db.models import F
 from django.middleware.csrf import _get_new_csrf_string
 from django.template import Context, Template
 from django.test import Client, RequestFactory
-from django.urls import reverse
+from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 from livekit.api import ParticipantInfo, Room, WebhookEvent
 
@@ -84,6 +84,31 @@ def test_session_returns_201_with_the_documented_fields_and_no_store(client, per
     assert body["status_url"] == reverse(
         "voice_widget:session-status", kwargs={"conversation_id": body["conversation"]}
     )
+
+
+def test_session_urls_follow_where_the_host_mounts_the_api(client, persona, settings):
+    def urls_of(path, **extra):
+        body = post_json(client, path, {"persona": "ben"}, **extra).json()
+        urls = {key: body[key] for key in body if key.endswith("_url") and key != "server_url"}
+        return urls, body["conversation"]
+
+    urls, conversation = urls_of(URL, REMOTE_ADDR="10.0.0.1")
+    assert urls["resume_url"] == f"/voice-widget/api/sessions/{conversation}/resume/"
+    settings.ROOT_URLCONF = "tests.api_host_urls"
+    urls, conversation = urls_of("/talk/api/sessions/", REMOTE_ADDR="10.0.0.2")
+    assert urls == {
+        "end_url": f"/talk/api/sessions/{conversation}/end/",
+        "status_url": f"/talk/api/sessions/{conversation}/status/",
+        "feedback_url": f"/talk/api/sessions/{conversation}/feedback/",
+        "resume_url": f"/talk/api/sessions/{conversation}/resume/",
+    }
+    # Served under a script prefix (a site at https://example.com/shop/).
+    set_script_prefix("/shop/")
+    try:
+        urls, conversation = urls_of("/talk/api/sessions/", REMOTE_ADDR="10.0.0.3")
+    finally:
+        set_script_prefix("/")
+    assert urls["end_url"] == f"/shop/talk/api/sessions/{conversation}/end/"
 
 
 def test_session_creates_one_conversation_with_snapshot_page_and_contexts(client, persona):
