@@ -812,3 +812,17 @@ def test_host_projects_rest_framework_defaults_do_not_apply(client, persona, set
         "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.BasicAuthentication"],
     }
     assert start(client).status_code == 201
+
+
+def test_each_session_request_binds_fields_of_its_own():
+    from voice_widget.api.serializers import SessionRequestSerializer
+
+    good = SessionRequestSerializer(data={"persona": "ben", "consent": None})
+    bad = SessionRequestSerializer(data={"persona": 42})
+    assert good.is_valid() and not bad.is_valid()
+    assert set(bad.errors) == {"persona"}
+    assert good.fields["persona"] is not bad.fields["persona"]
+    assert good.fields["persona"].parent is good and bad.fields["persona"].parent is bad
+    consent = good.fields["consent"]
+    assert consent is not bad.fields["consent"]
+    assert consent.fields["version"].parent is consent
