@@ -5,6 +5,7 @@ import json
 import re
 import time
 from datetime import timedelta
+from decimal import Decimal
 from html import unescape as html_unescape
 
 import pytest
@@ -826,3 +827,28 @@ def test_each_session_request_binds_fields_of_its_own():
     consent = good.fields["consent"]
     assert consent is not bad.fields["consent"]
     assert consent.fields["version"].parent is consent
+
+
+@pytest.mark.parametrize("budget", [None, Decimal("12.50")])
+def test_the_session_persona_is_the_one_the_orm_reads(budget):
+    from voice_widget.api.session_reads import SESSION_PERSONA_FIELDS, session_persona
+
+    make_persona(
+        slug="amy",
+        daily_budget=budget,
+        login_required=True,
+        max_concurrent_conversations=3,
+        allowed_origins="https://shop.test",
+    )
+    ours = session_persona("amy")
+    orm = Persona.objects.active().only(*SESSION_PERSONA_FIELDS).get(slug="amy")
+    for name in SESSION_PERSONA_FIELDS:
+        assert getattr(ours, name) == getattr(orm, name), name
+        assert type(getattr(ours, name)) is type(getattr(orm, name)), name
+    assert ours.get_deferred_fields() == orm.get_deferred_fields()
+    assert (ours._state.db, ours._state.adding) == (orm._state.db, orm._state.adding)
+    Persona.objects.filter(slug="amy").update(is_active=False)
+    with pytest.raises(Persona.DoesNotExist):
+        session_persona("amy")
+    with pytest.raises(Persona.DoesNotExist):
+        session_persona("nobody")
