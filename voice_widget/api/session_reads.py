@@ -24,8 +24,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.dummy import DummyCache
@@ -33,7 +33,6 @@ from django.core.signals import setting_changed
 from django.db import connections, router
 from django.db.models import Max, OuterRef, Subquery
 from django.db.models.signals import post_delete, post_save
-from django.db.models.sql.compiler import SQLCompiler
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -71,26 +70,25 @@ def session_persona(slug: str) -> Persona:
     """The active persona ``slug`` with only ``SESSION_PERSONA_FIELDS`` loaded.
 
     The same as ``Persona.objects.active().only(*SESSION_PERSONA_FIELDS).get(slug=slug)``,
-    compiled once per database connection (``_compile_session_persona_query``): for a
-    model of 75 fields, building that statement and the converters of its columns was
-    most of its cost. The row becomes a ``Persona`` the way the ORM makes one.
+    compiled once per database (``_session_persona_query``): for a model of 75 fields,
+    building that statement cost more than running it. The row becomes a ``Persona`` the
+    way the ORM makes one (the columns' converters, then ``Model.from_db``).
     """
     alias = router.db_for_read(Persona)
     connection = connections[alias]
-    query = _compiled_queries.get(connection)
-    if query is None:
-        query = _compile_session_persona_query(alias)
-        with _lock:
-            _compiled_queries[connection] = query
+    query = _session_persona_query(alias, connection.settings_dict["ENGINE"])
     params = list(query.params)
     params[query.slug_index] = slug
     with connection.cursor() as cursor:
         cursor.execute(query.sql, params)
-        rows = cursor.fetchall()
-    if not rows:
+        row = cursor.fetchone()  # the slug is unique
+    if row is None:
         raise Persona.DoesNotExist(f"No active persona with the slug {slug!r}.")
-    # The slug is unique: one row.
-    values = next(query.compiler.apply_converters(rows[:1], query.converters))
+    values = list(row)
+    for position, column in enumerate(query.columns):
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        for converter in converters:
+            values[position] = converter(values[position], column, connection)
     return Persona.from_db(alias, query.attnames, values)
 
 
@@ -99,18 +97,18 @@ class _CompiledQuery:
     sql: str
     params: tuple[Any, ...]
     slug_index: int
+    columns: list[Any]
     attnames: list[str]
-    compiler: SQLCompiler
-    converters: dict[int, Any]
 
 
 #: Stands in for the slug while the statement is compiled; never sent to the database.
 _SLUG_PLACEHOLDER = "\x00slug"
-#: Per connection (each thread has its own): the compiler converts with its connection.
-_compiled_queries: WeakKeyDictionary[Any, _CompiledQuery] = WeakKeyDictionary()
 
 
-def _compile_session_persona_query(alias: str) -> _CompiledQuery:
+@lru_cache(maxsize=8)
+def _session_persona_query(alias: str, engine: str) -> _CompiledQuery:
+    """The session's persona query on database ``alias`` (``engine`` keys the cache too,
+    for tests that swap databases). Holds no connection: each thread has its own."""
     queryset = (
         Persona.objects.using(alias)
         .active()
@@ -125,9 +123,8 @@ def _compile_session_persona_query(alias: str) -> _CompiledQuery:
         sql=sql,
         params=tuple(params),
         slug_index=list(params).index(_SLUG_PLACEHOLDER),
+        columns=columns,
         attnames=[column.target.attname for column in columns],
-        compiler=compiler,
-        converters=compiler.get_converters(columns),
     )
 
 
@@ -223,7 +220,7 @@ def clear_session_caches() -> None:
     """Forget every cached snapshot and "a worker is alive" in this process, and the
     compiled persona query."""
     with _lock:
-        _compiled_queries.clear()
+        _session_persona_query.cache_clear()
         _snapshots.clear()
         _alive_until.clear()
 
