@@ -63,6 +63,8 @@ SERVERS = {
         + ["example_site.asgi:application"]
     ),
 }
+#: Servers running Django under ASGI: a thread per request, so no kept connections.
+ASGI_SERVERS = {"daphne", "gunicorn+uvicorn"}
 _addresses = itertools.count(1)
 _address_lock = threading.Lock()
 
@@ -137,6 +139,8 @@ def measure(env: dict[str, str], server: str, persona_pk: int, args: argparse.Na
         {"persona": "bench", "persona_pk": persona_pk, "context": {"page": "benchmark"}}
     ).encode()
     port = free_port()
+    if server in ASGI_SERVERS:
+        env = {**env, "BENCH_CONN_MAX_AGE": "0"}  # see floor_settings
     process = start(SERVERS[server](port), env, port)
     totals = {view: [0, 0.0] for view in VIEWS}
     try:

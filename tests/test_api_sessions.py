@@ -5,6 +5,7 @@ import json
 import re
 import time
 from datetime import timedelta
+from decimal import Decimal
 from html import unescape as html_unescape
 
 import pytest
@@ -15,7 +16,7 @@ from django.db.models import F
 from django.middleware.csrf import _get_new_csrf_string
 from django.template import Context, Template
 from django.test import Client, RequestFactory
-from django.urls import reverse
+from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 from livekit.api import ParticipantInfo, Room, WebhookEvent
 
@@ -84,6 +85,31 @@ def test_session_returns_201_with_the_documented_fields_and_no_store(client, per
     assert body["status_url"] == reverse(
         "voice_widget:session-status", kwargs={"conversation_id": body["conversation"]}
     )
+
+
+def test_session_urls_follow_where_the_host_mounts_the_api(client, persona, settings):
+    def urls_of(path, **extra):
+        body = post_json(client, path, {"persona": "ben"}, **extra).json()
+        urls = {key: body[key] for key in body if key.endswith("_url") and key != "server_url"}
+        return urls, body["conversation"]
+
+    urls, conversation = urls_of(URL, REMOTE_ADDR="10.0.0.1")
+    assert urls["resume_url"] == f"/voice-widget/api/sessions/{conversation}/resume/"
+    settings.ROOT_URLCONF = "tests.api_host_urls"
+    urls, conversation = urls_of("/talk/api/sessions/", REMOTE_ADDR="10.0.0.2")
+    assert urls == {
+        "end_url": f"/talk/api/sessions/{conversation}/end/",
+        "status_url": f"/talk/api/sessions/{conversation}/status/",
+        "feedback_url": f"/talk/api/sessions/{conversation}/feedback/",
+        "resume_url": f"/talk/api/sessions/{conversation}/resume/",
+    }
+    # Served under a script prefix (a site at https://example.com/shop/).
+    set_script_prefix("/shop/")
+    try:
+        urls, conversation = urls_of("/talk/api/sessions/", REMOTE_ADDR="10.0.0.3")
+    finally:
+        set_script_prefix("/")
+    assert urls["end_url"] == f"/shop/talk/api/sessions/{conversation}/end/"
 
 
 def test_session_creates_one_conversation_with_snapshot_page_and_contexts(client, persona):
@@ -806,3 +832,42 @@ def test_host_projects_rest_framework_defaults_do_not_apply(client, persona, set
         "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.BasicAuthentication"],
     }
     assert start(client).status_code == 201
+
+
+def test_each_session_request_binds_fields_of_its_own():
+    from voice_widget.api.serializers import SessionRequestSerializer
+
+    good = SessionRequestSerializer(data={"persona": "ben", "consent": None})
+    bad = SessionRequestSerializer(data={"persona": 42})
+    assert good.is_valid() and not bad.is_valid()
+    assert set(bad.errors) == {"persona"}
+    assert good.fields["persona"] is not bad.fields["persona"]
+    assert good.fields["persona"].parent is good and bad.fields["persona"].parent is bad
+    consent = good.fields["consent"]
+    assert consent is not bad.fields["consent"]
+    assert consent.fields["version"].parent is consent
+
+
+@pytest.mark.parametrize("budget", [None, Decimal("12.50")])
+def test_the_session_persona_is_the_one_the_orm_reads(budget):
+    from voice_widget.api.session_reads import SESSION_PERSONA_FIELDS, session_persona
+
+    make_persona(
+        slug="amy",
+        daily_budget=budget,
+        login_required=True,
+        max_concurrent_conversations=3,
+        allowed_origins="https://shop.test",
+    )
+    ours = session_persona("amy")
+    orm = Persona.objects.active().only(*SESSION_PERSONA_FIELDS).get(slug="amy")
+    for name in SESSION_PERSONA_FIELDS:
+        assert getattr(ours, name) == getattr(orm, name), name
+        assert type(getattr(ours, name)) is type(getattr(orm, name)), name
+    assert ours.get_deferred_fields() == orm.get_deferred_fields()
+    assert (ours._state.db, ours._state.adding) == (orm._state.db, orm._state.adding)
+    Persona.objects.filter(slug="amy").update(is_active=False)
+    with pytest.raises(Persona.DoesNotExist):
+        session_persona("amy")
+    with pytest.raises(Persona.DoesNotExist):
+        session_persona("nobody")

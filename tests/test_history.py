@@ -235,6 +235,29 @@ def test_a_session_records_the_persona_version_it_runs_with(client):
     assert conversation.persona_version.greeting == "Second greeting"
 
 
+@pytest.mark.usefixtures("worker_alive")
+def test_each_session_records_the_version_its_snapshot_was_taken_from(client):
+    persona = make_persona(slug="ben", greeting="First greeting")
+
+    def start(address):
+        response = client.post(
+            "/voice-widget/api/sessions/",
+            json.dumps({"persona": "ben"}),
+            content_type="application/json",
+            REMOTE_ADDR=address,
+        )
+        assert response.status_code == 201
+        return Conversation.objects.get(pk=response.json()["conversation"])
+
+    first, again = start("10.0.0.1"), start("10.0.0.2")  # the second from the cache
+    assert first.persona_version == again.persona_version == persona.history.first()
+    persona.greeting = "Second greeting"
+    persona.save()
+    edited = start("10.0.0.3")
+    assert edited.persona_version == persona.history.first() != first.persona_version
+    assert edited.persona_version.greeting == edited.persona_snapshot["greeting"]
+
+
 def test_transcript_page_links_to_the_version_it_ran_with(admin_client):
     persona = make_persona()
     persona.instructions = "Prompt of version 2."

@@ -1,5 +1,6 @@
 """voice_widget.tokens: what a minted token lets its holder do, verified with TokenVerifier."""
 
+import base64
 import json
 import uuid
 import warnings
@@ -7,14 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from livekit.api import TokenVerifier
+from livekit.api import AccessToken, RoomAgentDispatch, RoomConfiguration, TokenVerifier
 
 from tests.api_support import raw_claims, verifier
+from voice_widget.conf import vw_settings
 from voice_widget.tokens import (
     dispatch_metadata,
     mint_participant_token,
     new_identity,
     new_room_name,
+    visitor_grants,
 )
 
 
@@ -165,3 +168,77 @@ def test_other_short_secrets_still_warn(settings, livekit_env_clear):
     settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "LIVEKIT_API_SECRET": "too-short"}
     with pytest.warns(jwt.warnings.InsecureKeyLengthWarning):
         mint()
+
+
+def livekit_api_token(*, dispatch: bool, display_name: str = "Visitor") -> str:
+    """The token livekit-api's own ``AccessToken`` makes from what ``mint`` passes."""
+    token = (
+        AccessToken(vw_settings.LIVEKIT_API_KEY, vw_settings.LIVEKIT_API_SECRET)
+        .with_identity("visitor-abc")
+        .with_name(display_name)
+        .with_ttl(timedelta(seconds=vw_settings.TOKEN_TTL))
+        .with_grants(visitor_grants("vw-room-under-test"))
+    )
+    if dispatch:
+        conversation_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
+        token = token.with_room_config(
+            RoomConfiguration(
+                name="vw-room-under-test",
+                empty_timeout=vw_settings.ROOM_EMPTY_TIMEOUT,
+                departure_timeout=vw_settings.ROOM_DEPARTURE_TIMEOUT,
+                max_participants=vw_settings.ROOM_MAX_PARTICIPANTS,
+                agents=[
+                    RoomAgentDispatch(
+                        agent_name=vw_settings.AGENT_NAME,
+                        metadata=dispatch_metadata(conversation_id),
+                    )
+                ],
+            )
+        )
+    return token.to_jwt()
+
+
+def header_and_ordered_claims(token: str) -> tuple[list, list]:
+    """The JWT's header and claims as (key, value) pairs in the order they were written,
+    with the times replaced by their difference (two tokens made a second apart differ)."""
+    header, payload, _signature = token.split(".")
+
+    def decoded(segment: str) -> list:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return json.loads(raw, object_pairs_hook=list)
+
+    claims = decoded(payload)
+    times = dict(pair for pair in claims if pair[0] in ("nbf", "exp"))
+    lifetime = times["exp"] - times["nbf"]
+    claims = [[key, lifetime if key in ("nbf", "exp") else value] for key, value in claims]
+    return decoded(header), claims
+
+
+@pytest.mark.parametrize("dispatch", [True, False])
+@pytest.mark.parametrize("display_name", ["Visitor", ""])
+def test_token_is_the_one_livekit_apis_access_token_makes(settings, dispatch, display_name):
+    settings.VOICE_WIDGET = {
+        **settings.VOICE_WIDGET,
+        "TOKEN_TTL": 321,
+        "ROOM_EMPTY_TIMEOUT": 45,
+        "ROOM_DEPARTURE_TIMEOUT": 0,  # livekit-api leaves zeros out
+        "AGENT_NAME": "shop-agent",
+    }
+    ours = mint(dispatch=dispatch, display_name=display_name).jwt
+    theirs = livekit_api_token(dispatch=dispatch, display_name=display_name)
+    assert header_and_ordered_claims(ours) == header_and_ordered_claims(theirs)
+
+
+def test_token_settings_changed_between_tokens_apply_to_the_next(settings):
+    assert verifier().verify(mint().jwt).room_config.agents[0].agent_name != "other-agent"
+    settings.VOICE_WIDGET = {**settings.VOICE_WIDGET, "AGENT_NAME": "other-agent"}
+    config = verifier().verify(mint(room_name="vw-second").jwt).room_config
+    assert config.agents[0].agent_name == "other-agent"
+    assert config.name == "vw-second"
+
+
+def test_minting_needs_an_identity_and_a_room():
+    with pytest.raises(ValueError, match="identity and room"):
+        mint(identity="")
+    with pytest.raises(ValueError, match="identity and room"):
+        mint(room_name="")

@@ -9,7 +9,9 @@ why every conversation gets a fresh, random room name (see ``new_room_name``).
 
 from __future__ import annotations
 
+import calendar
 import json
+import os
 import secrets
 import uuid
 import warnings
@@ -17,9 +19,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from livekit.api import AccessToken, RoomAgentDispatch, RoomConfiguration, VideoGrants
+import jwt
+from livekit.api import RoomAgentDispatch, RoomConfiguration, VideoGrants
+from livekit.api.access_token import Claims
 
 from .conf import DEV_LIVEKIT_API_SECRET, vw_settings
 
@@ -78,24 +83,6 @@ def visitor_grants(room_name: str) -> VideoGrants:
     )
 
 
-def room_configuration(
-    room_name: str, conversation_id: uuid.UUID | str, *, clicked: bool = False
-) -> RoomConfiguration:
-    """Room limits from settings plus the dispatch of our agent with the conversation id."""
-    return RoomConfiguration(
-        name=room_name,
-        empty_timeout=vw_settings.ROOM_EMPTY_TIMEOUT,
-        departure_timeout=vw_settings.ROOM_DEPARTURE_TIMEOUT,
-        max_participants=vw_settings.ROOM_MAX_PARTICIPANTS,
-        agents=[
-            RoomAgentDispatch(
-                agent_name=vw_settings.AGENT_NAME,
-                metadata=dispatch_metadata(conversation_id, clicked=clicked),
-            )
-        ],
-    )
-
-
 @contextmanager
 def dev_secret_warning_silenced() -> Iterator[None]:
     """Keep PyJWT quiet about livekit-server --dev's 6-byte secret while we sign with it.
@@ -126,22 +113,72 @@ def mint_participant_token(
     ``dispatch=False`` leaves out the room configuration (with its agent dispatch): a token
     to rejoin a room that exists, where LiveKit would ignore it anyway. ``clicked`` goes
     into the dispatch's metadata: the visitor already clicked, so the agent starts at once.
+
+    The claims are those livekit-api's ``AccessToken`` writes, key for key and in its order
+    (``tests/test_tokens.py`` compares the two byte for byte). Only the room, the identity,
+    the conversation and the times change between tokens, so the rest is built by
+    livekit-api once per set of settings (``_claims_template``) and copied here: converting
+    the room configuration's protobuf to a dict was half of the time of each token.
     """
-    ttl = timedelta(seconds=vw_settings.TOKEN_TTL)
-    # AccessToken stamps exp with whole seconds from "now"; computing ours the same
-    # way (and first) keeps expires_at from claiming more time than the token has.
-    now = datetime.now(UTC).replace(microsecond=0)
-    token = (
-        AccessToken(vw_settings.LIVEKIT_API_KEY, vw_settings.LIVEKIT_API_SECRET)
-        .with_identity(identity)
-        .with_name(display_name)
-        .with_ttl(ttl)
-        .with_grants(visitor_grants(room_name))
+    api_key = vw_settings.LIVEKIT_API_KEY or os.getenv("LIVEKIT_API_KEY")
+    api_secret = vw_settings.LIVEKIT_API_SECRET or os.getenv("LIVEKIT_API_SECRET")
+    if not api_key or not api_secret:
+        raise ValueError("api_key and api_secret must be set")
+    if not identity or not room_name:
+        raise ValueError("identity and room must be set when joining a room")
+    template = _claims_template(
+        display_name,
+        dispatch,
+        vw_settings.ROOM_EMPTY_TIMEOUT,
+        vw_settings.ROOM_DEPARTURE_TIMEOUT,
+        vw_settings.ROOM_MAX_PARTICIPANTS,
+        vw_settings.AGENT_NAME,
     )
+    claims = dict(template)
+    claims["video"] = {**template["video"], "room": room_name}
     if dispatch:
-        token = token.with_room_config(
-            room_configuration(room_name, conversation_id, clicked=clicked)
-        )
+        config = template["roomConfig"]
+        agent = {
+            **config["agents"][0],
+            "metadata": dispatch_metadata(conversation_id, clicked=clicked),
+        }
+        claims["roomConfig"] = {**config, "name": room_name, "agents": [agent]}
+    ttl = timedelta(seconds=vw_settings.TOKEN_TTL)
+    # As AccessToken.to_jwt stamps them: whole seconds from "now". expires_at is computed
+    # from the same instant, so it never claims more time than the token has.
+    now = datetime.now(UTC)
+    claims["sub"] = identity
+    claims["iss"] = api_key
+    claims["nbf"] = calendar.timegm(now.utctimetuple())
+    claims["exp"] = calendar.timegm((now + ttl).utctimetuple())
     with dev_secret_warning_silenced():
-        jwt = token.to_jwt()
-    return ParticipantToken(jwt=jwt, expires_at=now + ttl)
+        token = jwt.encode(claims, api_secret, algorithm="HS256")
+    return ParticipantToken(jwt=token, expires_at=now.replace(microsecond=0) + ttl)
+
+
+#: Stands in for the per-token values while the template is built; never in a token.
+_PLACEHOLDER = "placeholder"
+
+
+@lru_cache(maxsize=32)
+def _claims_template(
+    display_name: str,
+    dispatch: bool,
+    empty_timeout: int,
+    departure_timeout: int,
+    max_participants: int,
+    agent_name: str,
+) -> dict[str, Any]:
+    """The claims livekit-api's ``AccessToken`` writes for these settings, with placeholders
+    for the room and the conversation (the caller replaces them, and copies what it changes;
+    the template itself is shared and never changed)."""
+    claims = Claims(name=display_name, video=visitor_grants(_PLACEHOLDER))
+    if dispatch:
+        claims.room_config = RoomConfiguration(
+            name=_PLACEHOLDER,
+            empty_timeout=empty_timeout,
+            departure_timeout=departure_timeout,
+            max_participants=max_participants,
+            agents=[RoomAgentDispatch(agent_name=agent_name, metadata=_PLACEHOLDER)],
+        )
+    return claims.asdict()

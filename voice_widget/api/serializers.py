@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import timedelta
 from typing import Any
@@ -144,12 +145,22 @@ class StrictURLStringField(StrictCharField):
     """A URL as a string (checked by the serializer), described as ``format: uri``."""
 
 
-class ConsentSerializer(serializers.Serializer):
+class FixedFieldsSerializer(serializers.Serializer):
+    """A serializer whose fields are never changed after declaration: each instance binds
+    shallow copies of them instead of DRF's deep copies, which ran every field's
+    ``__init__`` again (half of validating a session request). Validation only reads a
+    field's validators and messages, so the copies can share them."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+
+class ConsentSerializer(FixedFieldsSerializer):
     version = StrictCharField(max_length=20, help_text="The consent-version the widget showed.")
     accepted_at = serializers.DateTimeField(help_text="When the visitor accepted the notice.")
 
 
-class SessionRequestSerializer(serializers.Serializer):
+class SessionRequestSerializer(FixedFieldsSerializer):
     persona = StrictSlugField(max_length=60, help_text="The persona's slug.")
     context = serializers.JSONField(
         required=False,

@@ -7,10 +7,11 @@ own, so the host project's DRF throttles and ours never share a counter.
 DRF's ``SimpleRateThrottle`` reads a list of timestamps from the cache and writes it back:
 simultaneous requests all read the same list, and under a burst nearly all of them pass
 (44 of 50 against a limit of 10, measured with Redis). These count with the cache's atomic
-``add`` and ``incr`` instead: a fixed window opened by the first request, whose counter
-every request increments, so exactly ``limit`` requests of a burst pass. That needs a cache
-whose increment is atomic and which every process shares (Redis, Memcached); the
-``voice_widget.W002`` deployment check warns about any other.
+``add`` and ``incr`` instead: a fixed window opened by the first request (whose ``add``
+creates the counter at 1), which every later request increments, so exactly ``limit``
+requests of a burst pass. That needs a cache whose increment is atomic and which every
+process shares (Redis, Memcached); the ``voice_widget.W002`` deployment check warns about
+any other.
 """
 
 from __future__ import annotations
@@ -63,17 +64,22 @@ class _AtomicWindowThrottle:
         return count <= self.num_requests
 
     def _increment(self, key: str) -> int | None:
+        if isinstance(self.cache, DummyCache):
+            return None  # its add() says yes and keeps nothing
         for _ in range(2):
-            self.cache.add(key, 0, self.duration)
-            try:
-                count = self.cache.incr(key)
-            except ValueError:
-                continue  # the window closed between add and incr: open the next one
+            if self.cache.add(key, 1, self.duration):
+                count = 1  # opened the window (with its end): one operation for a new visitor
+            else:
+                try:
+                    count = self.cache.incr(key)
+                except ValueError:
+                    continue  # the window closed between add and incr: open the next one
+                if count == 1:
+                    # Redis's INCR recreates, without an expiry, a key that expired just
+                    # after add found it: that counter would never reset.
+                    self.cache.touch(key, self.duration)
             if count == 1:
-                # Whoever opens the window (re)sets its end: Redis's INCR recreates, without
-                # an expiry, a key that expired just after Django checked that it exists,
-                # and that counter would never reset. And notes when it opened.
-                self.cache.touch(key, self.duration)
+                # Whoever opens the window notes when, for Retry-After.
                 self.cache.set(f"{self.key}:opened", self.now, self.duration)
             return count
         return None
