@@ -102,7 +102,7 @@ def test_postgres_gets_no_sqlite_options(tmp_path, monkeypatch):
 
 
 def test_postgres_pools_connections_and_checks_them_before_lending(tmp_path, monkeypatch):
-    # Not CONN_MAX_AGE: under daphne a kept connection is never reused (see test_db_pool.py).
+    # Not CONN_MAX_AGE: under daphne a kept connection is never reused (see test_burst.py).
     monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
     unset(
         monkeypatch,
