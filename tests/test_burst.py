@@ -85,35 +85,8 @@ def test_the_example_sites_sqlite_settings_hold_a_burst_of_50(tmp_path):
     assert "database is locked" not in log
 
 
-#: The server the PostgreSQL burst makes a database of its own on (and drops it after).
-POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 #: The example site's connection pool, per process, in the PostgreSQL burst.
 POOL_MAX_SIZE = 10
-
-
-@pytest.fixture
-def postgres_database():
-    """A new, empty PostgreSQL database on the test server: (its URL, a way to count the
-    connections to it). Dropped afterwards, with whatever connections are left."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(POSTGRES_SERVER, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError:
-        pytest.skip(f"no PostgreSQL server at {POSTGRES_SERVER}")
-    name = f"vw_burst_{secrets.token_hex(6)}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-
-    def connections_to_it() -> int:
-        # On the connection already open: a new one may not get in while the site holds many.
-        return admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [name]
-        ).fetchone()[0]
-
-    try:
-        yield POSTGRES_SERVER.rsplit("/", 1)[0] + f"/{name}", connections_to_it
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def test_the_example_sites_postgresql_pool_bounds_a_burst_of_100(tmp_path, postgres_database):
