@@ -8,9 +8,10 @@ result copy-on-write instead of paying a second or more and tens of MB for its o
 Under ``spawn`` (macOS, Windows) each job process imports it in ``prewarm``.
 
 Nothing here opens a connection or starts a thread (a forked child would inherit neither
-usefully): Django opens its database connections on first query, the plugins' clients on
-first use, and the VAD's ONNX session runs on the calling thread. The plugins register on
-the importing process's main thread, as LiveKit requires.
+usefully): Django opens its database connections (and PostgreSQL's connection pool, with
+its threads) on first query, the plugins' clients on first use, and the VAD's ONNX session
+runs on the calling thread. The plugins register on the importing process's main thread, as
+LiveKit requires.
 
 A failure (the settings module not importable from the forkserver's working directory, say)
 is logged and left to ``prewarm``, which sets up what is missing in the job process itself.
@@ -41,17 +42,16 @@ def shared_vad() -> Any:
 
 def warm_up() -> None:
     global warmed_up_in
-    from .worker import ensure_django
+    from .worker import close_database_connections, ensure_django
 
     ensure_django()
     # The job's modules: the entrypoint imports them when a conversation starts.
     from . import conversation, pipeline, protocol  # noqa: F401
 
     shared_vad()
-    # Nothing above should have queried; if something did, no child may inherit the socket.
-    from django.db import connections
-
-    connections.close_all()
+    # Nothing above should have queried; if something did, no child may inherit the socket,
+    # nor a connection pool whose threads it would not have.
+    close_database_connections()
     warmed_up_in = os.getpid()
 
 

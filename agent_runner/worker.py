@@ -51,6 +51,19 @@ def ensure_django() -> None:
         setup_django_keeping_log_handlers()
 
 
+def close_database_connections() -> None:
+    """Close this process's database connections and, where Django pools them (PostgreSQL
+    with ``OPTIONS["pool"]``), the pools too, with their connections and threads: a process
+    forked from this one must open its own (Django opens a pool on first query)."""
+    from django.db import connections
+
+    for connection in connections.all():
+        connection.close()  # with a pool: back into the pool, still open
+        close_pool = getattr(connection, "close_pool", None)  # PostgreSQL's backend only
+        if close_pool is not None:
+            close_pool()
+
+
 def prewarm(proc: JobProcess) -> None:
     """Per-process setup LiveKit runs before any job: Django and the VAD, shared from the
     forkserver's warm-up where it ran, and noise cancellation where a persona uses it."""
@@ -68,7 +81,9 @@ def prewarm(proc: JobProcess) -> None:
         pipeline.load_noise_cancellation()
     from django.db import connections
 
-    connections.close_all()  # jobs query from their own threads: this one would idle
+    # Jobs query from their own threads: this thread's connection would idle (with a pool,
+    # it goes back to this process's pool, which the jobs borrow from).
+    connections.close_all()
 
     try:
         proc.userdata[VAD_KEY] = warmup.shared_vad()

@@ -140,7 +140,7 @@ def measure(env: dict[str, str], server: str, persona_pk: int, args: argparse.Na
     ).encode()
     port = free_port()
     if server in ASGI_SERVERS:
-        env = {**env, "BENCH_CONN_MAX_AGE": "0"}  # see floor_settings
+        env = {**env, "BENCH_DB_POOL": "on"}  # see floor_settings
     process = start(SERVERS[server](port), env, port)
     totals = {view: [0, 0.0] for view in VIEWS}
     try:

@@ -1,3 +1,5 @@
+import secrets
+
 import pytest
 
 
@@ -53,3 +55,32 @@ def worker_alive(db):
     from voice_widget.conf import vw_settings
 
     return make_heartbeat(agent_name=vw_settings.AGENT_NAME)
+
+
+#: The server PostgreSQL tests make a database of its own on (and drops it after).
+POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_database():
+    """A new, empty PostgreSQL database on the test server: (its URL, a way to count the
+    connections to it). Dropped afterwards, with whatever connections are left."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(POSTGRES_SERVER, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError:
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_SERVER}")
+    name = f"vw_test_{secrets.token_hex(6)}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+
+    def connections_to_it() -> int:
+        # On the connection already open: a new one may not get in while the site holds many.
+        return admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [name]
+        ).fetchone()[0]
+
+    try:
+        yield POSTGRES_SERVER.rsplit("/", 1)[0] + f"/{name}", connections_to_it
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

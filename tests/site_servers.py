@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parent.parent
 SESSIONS_PATH = "/voice-widget/api/sessions/"
 HEALTH_PATH = "/voice-widget/api/health/"
 PERSONA = "burst"
-_DROPPED_PREFIXES = ("LIVEKIT_", "DJANGO_", "VOICE_WIDGET_", "BURST_")
-_DROPPED = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"}
+_DROPPED_PREFIXES = ("LIVEKIT_", "DJANGO_", "VOICE_WIDGET_", "BURST_", "DATABASE_")
+_DROPPED = {"CONN_MAX_AGE", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"}
 
 
 def free_port() -> int:

@@ -1,11 +1,14 @@
 """Bursts of simultaneous session requests against the example site in real server processes
 (daphne, as deployed): the throttle holds across two processes that share Redis (issue 12,
 point 3), and the example site's SQLite settings hold a burst without "database is locked"
-(point 8). Each test migrates a database file of its own and stops its servers."""
+(point 8), and its PostgreSQL connection pool bounds the connections a burst opens. Each test
+migrates a database of its own and stops its servers."""
 
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 
 import pytest
 
@@ -80,3 +83,38 @@ def test_the_example_sites_sqlite_settings_hold_a_burst_of_50(tmp_path):
     assert tally(answers) == {"201": 50}, log
     assert count_conversations(env) == 50
     assert "database is locked" not in log
+
+
+#: The example site's connection pool, per process, in the PostgreSQL burst.
+POOL_MAX_SIZE = 10
+
+
+def test_the_example_sites_postgresql_pool_bounds_a_burst_of_100(tmp_path, postgres_database):
+    # With CONN_MAX_AGE = 60, under daphne each request's thread kept a connection of its own
+    # (it was never reused): a burst of 100 opened ~100 and met "too many clients already".
+    database_url, connections_to_it = postgres_database
+    env = site_environment(database_url=database_url, throttle=False, max_unjoined=None)
+    env["DATABASE_POOL_MAX_SIZE"] = str(POOL_MAX_SIZE)
+    prepare_database(env, max_concurrent=1000)
+    seen: list[int] = []
+    with SiteServers(env, count=1, log_dir=tmp_path) as servers:
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                seen.append(connections_to_it())
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            answers = burst(servers.ports, 100)
+            time.sleep(0.5)  # what a finished request left behind
+            seen.append(connections_to_it())
+        finally:
+            done.set()
+            watcher.join()
+        log = servers.log_text()
+    assert max(seen) <= POOL_MAX_SIZE, (seen, log)
+    assert tally(answers) == {"201": 100}, log
+    assert count_conversations(env) == 100

@@ -101,15 +101,71 @@ def test_postgres_gets_no_sqlite_options(tmp_path, monkeypatch):
     assert "init_command" not in options
 
 
-def test_postgres_keeps_connections_and_checks_them_before_reuse(tmp_path, monkeypatch):
+def test_postgres_pools_connections_and_checks_them_before_lending(tmp_path, monkeypatch):
+    # Not CONN_MAX_AGE: under daphne a kept connection is never reused (see test_burst.py).
     monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
-    unset(monkeypatch, "CONN_MAX_AGE")
+    unset(
+        monkeypatch,
+        "CONN_MAX_AGE",
+        "DATABASE_POOL_MIN_SIZE",
+        "DATABASE_POOL_MAX_SIZE",
+        "DATABASE_POOL_TIMEOUT",
+    )
     database = load_settings_beside(tmp_path)["DATABASES"]["default"]
+    assert database["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 10, "timeout": 10.0}
+    assert database["CONN_MAX_AGE"] == 0  # Django refuses a pool with persistent connections
+    assert database["CONN_HEALTH_CHECKS"] is True  # Django passes it on as the pool's check
+
+
+def test_the_pool_sizes_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
+    monkeypatch.setenv("DATABASE_POOL_MIN_SIZE", "3")
+    monkeypatch.setenv("DATABASE_POOL_MAX_SIZE", "20")
+    monkeypatch.setenv("DATABASE_POOL_TIMEOUT", "2.5")
+    pool = load_settings_beside(tmp_path)["DATABASES"]["default"]["OPTIONS"]["pool"]
+    assert pool == {"min_size": 3, "max_size": 20, "timeout": 2.5}
+    # A minimum above the maximum would make psycopg_pool refuse to start: capped.
+    monkeypatch.setenv("DATABASE_POOL_MAX_SIZE", "2")
+    (tmp_path / "again").mkdir()
+    pool = load_settings_beside(tmp_path / "again")["DATABASES"]["default"]["OPTIONS"]["pool"]
+    assert pool["min_size"] == 2 and pool["max_size"] == 2
+
+
+def test_a_pool_size_of_0_turns_the_pool_off_for_wsgi(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
+    monkeypatch.setenv("DATABASE_POOL_MAX_SIZE", "0")
+    monkeypatch.setenv("CONN_MAX_AGE", "60")
+    database = load_settings_beside(tmp_path)["DATABASES"]["default"]
+    assert "pool" not in database.get("OPTIONS", {})
     assert database["CONN_MAX_AGE"] == 60
     assert database["CONN_HEALTH_CHECKS"] is True
-    monkeypatch.setenv("CONN_MAX_AGE", "0")
+
+
+def test_the_settings_pool_is_one_django_opens(tmp_path, monkeypatch):
+    # Django builds psycopg_pool's pool from OPTIONS["pool"] (unopened until the first query).
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
+    unset(monkeypatch, "DATABASE_POOL_MIN_SIZE", "DATABASE_POOL_MAX_SIZE", "DATABASE_POOL_TIMEOUT")
+    database = load_settings_beside(tmp_path)["DATABASES"]["default"]
+    wrapper = DatabaseWrapper({**database, "TIME_ZONE": None, "AUTOCOMMIT": True}, alias="pooled")
+    try:
+        pool = wrapper.pool
+        assert (pool.min_size, pool.max_size, pool.timeout) == (1, 10, 10.0)
+    finally:
+        wrapper.close_pool()
+
+
+def test_mysql_keeps_no_connection_by_default(tmp_path, monkeypatch):
+    # No pool in Django for MySQL, and under daphne a kept connection is never reused.
+    monkeypatch.setenv("DATABASE_URL", "mysql://shop@127.0.0.1:3306/shop")
+    unset(monkeypatch, "CONN_MAX_AGE")
+    database = load_settings_beside(tmp_path)["DATABASES"]["default"]
+    assert database["CONN_MAX_AGE"] == 0
+    assert database["CONN_HEALTH_CHECKS"] is True
+    monkeypatch.setenv("CONN_MAX_AGE", "60")  # under WSGI
     (tmp_path / "again").mkdir()
-    assert load_settings_beside(tmp_path / "again")["DATABASES"]["default"]["CONN_MAX_AGE"] == 0
+    assert load_settings_beside(tmp_path / "again")["DATABASES"]["default"]["CONN_MAX_AGE"] == 60
 
 
 def test_the_example_logging_prints_each_record_once_under_daphne(tmp_path):

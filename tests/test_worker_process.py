@@ -92,3 +92,82 @@ def test_waiting_on_a_worker_that_exits_reports_its_log(tmp_path):
     with worker, pytest.raises(WorkerExited, match="unrecognized arguments: --bogus"):
         worker.wait_for_line(REGISTERED, timeout=60)
     assert worker.returncode not in (None, 0)
+
+
+def postgres_sockets(pid: int, port: int = 5432) -> int:
+    """Established TCP connections to ``port`` whose socket process ``pid`` holds open."""
+    remote = f":{port:04X}"
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                if fields[2].endswith(remote) and fields[3] == "01":  # 01: ESTABLISHED
+                    inodes.add(fields[9])
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            held += 1
+    return held
+
+
+def parent_pid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+async def test_on_the_example_sites_postgresql_pool_each_job_process_has_its_own(
+    postgres_database, tmp_path
+):
+    # The example site pools PostgreSQL connections; the forkserver the job processes are
+    # forked from must hold none (nor a pool's threads), so no two processes share a socket.
+    database_url, connections_to_it = postgres_database
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="example_site.settings", DATABASE_URL=database_url, DEBUG="True"
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True, timeout=180
+    )
+    async with LiveKitServerDouble() as livekit:
+        worker_env = {
+            "DATABASE_URL": database_url,
+            "DEBUG": "True",
+            "LIVEKIT_URL": livekit.url,
+            "LIVEKIT_API_KEY": API_KEY,
+            "LIVEKIT_API_SECRET": API_SECRET,
+            "VOICE_WIDGET_AGENT_NAME": "pool-agent",
+        }
+        async with WorkerProcess(
+            worker_env,
+            log_path=tmp_path / "worker.log",
+            settings_module="example_site.settings",
+            num_idle_processes=2,
+        ) as worker:
+            await worker.await_line(REGISTERED, timeout=60)
+            for _ in range(600):  # both idle job processes ran prewarm
+                if worker.log_text().count('"process initialized"') >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            others = [pid for pid in worker.group_pids() if pid != worker.pid]
+            # The forkserver is the worker's child; the job processes, forked from it, are its
+            # children (and carry the same command line).
+            [forkserver] = [
+                pid
+                for pid in others
+                if parent_pid(pid) == worker.pid
+                and b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
+            jobs = [pid for pid in others if parent_pid(pid) == forkserver]
+            assert len(jobs) == 2, others
+            assert postgres_sockets(forkserver) == 0
+            # Each job process read the personas in prewarm, from a pool of its own.
+            assert all(postgres_sockets(pid) >= 1 for pid in jobs)
+            held = sum(postgres_sockets(pid) for pid in [worker.pid, *others])
+            assert held == connections_to_it()  # none shared between processes
+            assert await worker.aterminate(timeout=10) == 0
+    assert "Traceback" not in worker.log_text()
