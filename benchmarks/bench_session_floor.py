@@ -12,10 +12,15 @@ workers; gunicorn with uvicorn workers; one worker process each), in one run: re
 - a trivial JSON view;
 
 through the same middleware, measured in alternating rounds so load on the machine
-falls on all three alike. Prints the ratios session/floor and session/trivial.
+falls on all three alike. Prints the ratios session/floor and session/trivial, and the
+server's own CPU time per request of each view (all its processes, read from Linux's
+scheduler statistics). Before the servers, in a child process: each view's CPU time per
+request through Django's test client, and on PostgreSQL the database server's CPU time
+per request (its backend process), which the served figures pay too.
 
     .venv/bin/python benchmarks/bench_session_floor.py [--requests 100] [--rounds 6]
         [--concurrency 4] [--postgres postgres://postgres@127.0.0.1:5432/postgres]
+        [--server "gunicorn sync" ...] [--no-sqlite] [--skip-in-process]
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -142,22 +148,38 @@ def measure(env: dict[str, str], server: str, persona_pk: int, args: argparse.Na
     if server in ASGI_SERVERS:
         env = {**env, "BENCH_DB_POOL": "on"}  # see floor_settings
     process = start(SERVERS[server](port), env, port)
-    totals = {view: [0, 0.0] for view in VIEWS}
+    totals = {view: [0, 0.0, 0.0] for view in VIEWS}
     try:
         for path in VIEWS.values():  # warm-up: imports, caches, connections
             rate(port, path, body, 20, 1)
+        processes = process_tree(process.pid)  # the workers exist now
         for _ in range(args.rounds):
             for view, path in VIEWS.items():
+                cpu_started = sum(map(process_cpu_seconds, processes))
                 done, elapsed = rate(port, path, body, args.requests, args.concurrency)
                 totals[view][0] += done
                 totals[view][1] += elapsed
+                totals[view][2] += sum(map(process_cpu_seconds, processes)) - cpu_started
     except RuntimeError as exc:
         stop_server(process)
         log = process.stderr.read().decode(errors="replace")[-3000:]
         raise RuntimeError(f"{server}: {exc}\nserver log:\n{log}") from exc
     finally:
         stop_server(process)
-    return {view: done / elapsed for view, (done, elapsed) in totals.items()}
+    return {
+        view: {"rate": done / elapsed, "cpu_ms": cpu / done * 1000}
+        for view, (done, elapsed, cpu) in totals.items()
+    }
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a gunicorn arbiter and its worker)."""
+    found = [pid]
+    for parent in found:
+        children = Path(f"/proc/{parent}/task/{parent}/children")
+        if children.exists():
+            found.extend(int(child) for child in children.read_text().split())
+    return found
 
 
 def cpu_per_request(persona_pk: int, rounds: int, requests: int) -> None:
@@ -184,13 +206,16 @@ def cpu_per_request(persona_pk: int, rounds: int, requests: int) -> None:
                 raise RuntimeError(f"{path}: {response.status_code} {response.content[:200]!r}")
 
     cpu = dict.fromkeys(VIEWS, 0.0)
+    server_cpu = dict.fromkeys(VIEWS, 0.0)
     for path in VIEWS.values():
         send(path, 20)
+    backend = database_server_process(connection)
     for _ in range(rounds):
         for view, path in VIEWS.items():
-            started = time.process_time()
+            started, server_started = time.process_time(), cpu_seconds(backend)
             send(path, requests)
             cpu[view] += time.process_time() - started
+            server_cpu[view] += cpu_seconds(backend) - server_started
     with CaptureQueriesContext(connection) as queries:
         send(VIEWS["session"], 10)
     per = {view: seconds / (rounds * requests) * 1000 for view, seconds in cpu.items()}
@@ -202,6 +227,42 @@ def cpu_per_request(persona_pk: int, rounds: int, requests: int) -> None:
         f"statements per anonymous session: {len(queries.captured_queries) / 10:.1f}",
         flush=True,
     )
+    if backend is not None:
+        # What the served figures pay and the CPU above leaves out: the database server's
+        # own work for the statements (on the same cores as the web server).
+        per = {view: seconds / (rounds * requests) * 1000 for view, seconds in server_cpu.items()}
+        print(
+            f"{connection.vendor:10} database server CPU per request: session "
+            f"{per['session']:.2f} ms, floor {per['floor']:.2f} ms, "
+            f"trivial {per['trivial']:.2f} ms",
+            flush=True,
+        )
+
+
+def database_server_process(connection: Any) -> int | None:
+    """The process id of the PostgreSQL backend serving ``connection`` when it runs on this
+    machine (its CPU time is readable), else ``None`` (SQLite runs in this process)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    return pid if Path(f"/proc/{pid}/schedstat").exists() else None
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time of the single-threaded process ``pid`` so far (Linux's scheduler statistics,
+    in nanoseconds); 0 without one."""
+    if pid is None:
+        return 0.0
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time of process ``pid`` so far, all its threads, ended ones too (user + system,
+    in clock ticks: 10 ms, so read over many requests)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def in_process(env: dict[str, str], persona_pk: int, args: argparse.Namespace) -> None:
@@ -234,14 +295,21 @@ def drop_postgres_database(url: str, name: str) -> None:
 
 def run_database(label: str, env: dict[str, str], args: argparse.Namespace) -> None:
     persona_pk = setup_database(env)
-    in_process(env, persona_pk, args)
-    for server in SERVERS:
-        rates = measure(env, server, persona_pk, args)
+    if not args.skip_in_process:
+        in_process(env, persona_pk, args)
+    for server in args.servers or SERVERS:
+        results = measure(env, server, persona_pk, args)
+        rates = {view: result["rate"] for view, result in results.items()}
+        cpu = {view: result["cpu_ms"] for view, result in results.items()}
         print(
             f"{label:10} {server:17} session {rates['session']:6,.0f}/s  "
             f"floor {rates['floor']:6,.0f}/s  trivial {rates['trivial']:6,.0f}/s  "
             f"session/floor {rates['session'] / rates['floor']:4.0%}  "
-            f"session/trivial {rates['session'] / rates['trivial']:4.0%}",
+            f"session/trivial {rates['session'] / rates['trivial']:4.0%}  "
+            # The server's own CPU per request (all its processes): served, the session's
+            # extra work beside the floor's, against the in-process difference above.
+            f"server CPU/request session {cpu['session']:.2f} ms floor {cpu['floor']:.2f} ms "
+            f"trivial {cpu['trivial']:.2f} ms",
             flush=True,
         )
 
@@ -252,6 +320,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--postgres", help="a PostgreSQL server URL (its database is unused)")
+    parser.add_argument(
+        "--server",
+        dest="servers",
+        action="append",
+        choices=list(SERVERS),
+        help="only this server (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--no-sqlite", action="store_true", help="skip SQLite (with --postgres: PostgreSQL only)"
+    )
+    parser.add_argument(
+        "--skip-in-process", action="store_true", help="skip the in-process CPU figures"
+    )
     parser.add_argument("--cpu-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cpu_child is not None:
@@ -273,7 +354,8 @@ def main() -> None:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         env.pop("BENCH_DATABASE_URL", None)
-        run_database("SQLite", env, args)
+        if not args.no_sqlite:
+            run_database("SQLite", env, args)
     if args.postgres:
         url, name = postgres_database(args.postgres)
         try:
