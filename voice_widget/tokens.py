@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import calendar
 import json
-import os
 import secrets
 import uuid
 import warnings
@@ -120,8 +119,9 @@ def mint_participant_token(
     livekit-api once per set of settings (``_claims_template``) and copied here: converting
     the room configuration's protobuf to a dict was half of the time of each token.
     """
-    api_key = vw_settings.LIVEKIT_API_KEY or os.getenv("LIVEKIT_API_KEY")
-    api_secret = vw_settings.LIVEKIT_API_SECRET or os.getenv("LIVEKIT_API_SECRET")
+    # Already falling back to LiveKit's environment variables, as AccessToken would.
+    api_key = vw_settings.LIVEKIT_API_KEY
+    api_secret = vw_settings.LIVEKIT_API_SECRET
     if not api_key or not api_secret:
         raise ValueError("api_key and api_secret must be set")
     if not identity or not room_name:
