@@ -61,23 +61,26 @@ const TEMPLATE = `
   <div class="audio"></div>
 </div>`;
 
-let sharedSheet = null;
+const sheets = new Map();
 
 /**
- * A constructed stylesheet, shared by every widget on the page: CSP's style-src does not
- * apply to it, so a strict policy without 'unsafe-inline' works. Older browsers get <style>.
+ * Adds a stylesheet to a widget's shadow root (the widget's own, or a lazy chunk's), one
+ * constructed sheet per stylesheet shared by every widget on the page: CSP's style-src does
+ * not apply to it, so a strict policy without 'unsafe-inline' works. Older browsers get <style>.
  */
-function adoptStyles(root) {
+function adoptStyles(root, css) {
   try {
-    if (!sharedSheet) {
-      sharedSheet = new CSSStyleSheet();
-      sharedSheet.replaceSync(CSS);
+    let sheet = sheets.get(css);
+    if (!sheet) {
+      sheet = new CSSStyleSheet();
+      sheet.replaceSync(css);
+      sheets.set(css, sheet);
     }
-    root.adoptedStyleSheets = [sharedSheet];
+    root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet];
   } catch {
     const style = document.createElement('style');
-    style.textContent = CSS;
-    root.prepend(style);
+    style.textContent = css;
+    root.append(style);
   }
 }
 
@@ -184,7 +187,7 @@ export class VoiceWidgetElement extends HTMLElement {
     const holder = document.createElement('div');
     holder.innerHTML = TEMPLATE;
     root.append(...holder.childNodes);
-    adoptStyles(root);
+    adoptStyles(root, CSS);
     const $ = (selector) => root.querySelector(selector);
     this.ui = {
       root: $('.vw'),
@@ -495,6 +498,7 @@ export class VoiceWidgetElement extends HTMLElement {
     this.layoutLoading = loadLayout()
       .then(
         (module) => {
+          adoptStyles(this.shadowRoot, module.CSS);
           this.layout = module.mountLayout(this.shadowRoot, tabStorage());
         },
         () => {
@@ -663,7 +667,10 @@ function renderPanels(el, view, t) {
     el.panels.render(view, t, el.config().consent, el.getAttribute('agent-name') || '');
   } else if (!idle && view.state !== State.ERROR) {
     loadPanels().then((module) => {
-      el.panels = el.panels || module.mountPanels(el.shadowRoot, el.controller);
+      if (!el.panels) {
+        adoptStyles(el.shadowRoot, module.CSS);
+        el.panels = module.mountPanels(el.shadowRoot, el.controller);
+      }
       el.render(el.controller.view());
       const lost = el.shadowRoot.activeElement && !el.focusStillVisible();
       if (el.controller.state === State.CONSENT || lost) el.focusFirst();

@@ -5,7 +5,7 @@
  */
 
 import { ExpandedChoice, canExpand, panelSize, wrapFocus } from './layout-state.js';
-import CSS from './layout.css';
+export { default as CSS } from './layout.css';
 
 const EXPAND =
   '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M14 4h6v6M10 20H4v-6M20 4l-7 7M4 20l7-7"/></svg>';
@@ -14,24 +14,11 @@ const COLLAPSE =
 
 const FOCUSABLE = 'button, input, textarea, a[href]';
 
-function adopt(root) {
-  try {
-    const sheet = new CSSStyleSheet();
-    sheet.replaceSync(CSS);
-    root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet];
-  } catch {
-    const style = document.createElement('style');
-    style.textContent = CSS;
-    root.append(style);
-  }
-}
-
 /**
  * Adds the expand button to a widget's shadow root; returns what the element calls on each
  * render: `render(labels, position, persona)`.
  */
 export function mountLayout(root, storage) {
-  adopt(root);
   const vw = root.querySelector('.vw');
   const card = root.querySelector('.card');
   const close = root.querySelector('.close');

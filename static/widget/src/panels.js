@@ -4,7 +4,7 @@
  * feedback form (after it). A chunk of their own, loaded once the visitor clicks.
  */
 
-import CSS from './panels.css';
+export { default as CSS } from './panels.css';
 import { richText } from './rich-text.js';
 
 const THUMB =
@@ -23,18 +23,6 @@ function fragment(html) {
   const holder = document.createElement('div');
   holder.innerHTML = html; // our own constant markup; every text is set with textContent
   return holder.firstElementChild;
-}
-
-function adopt(root) {
-  try {
-    const sheet = new CSSStyleSheet();
-    sheet.replaceSync(CSS);
-    root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet];
-  } catch {
-    const style = document.createElement('style');
-    style.textContent = CSS;
-    root.append(style);
-  }
 }
 
 /** A caption piece (see richText) as a DOM node. */
@@ -98,7 +86,6 @@ function renderCaptions(box, view, t, agentName) {
  * box (for focus).
  */
 export function mountPanels(root, controller) {
-  adopt(root);
   const consent = fragment(CONSENT);
   const feedback = fragment(FEEDBACK);
   const chat = fragment(CHAT);
